@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Prepares a Debian machine (as root) for the demo and the tests: the system
+# packages the data path and the tests use, a virtualenv in .venv, and this
+# project installed into it. Safe to run again: it skips what is already there.
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=${OVS_VENV:-$top/.venv}
+
+apt_packages=(zookeeper nbdkit libnbd-bin qemu-utils fio nftables iproute2 procps)
+commands_of_packages=(/usr/share/java/zookeeper.jar nbdkit nbdinfo qemu-io fio nft ip pgrep)
+
+missing=()
+for i in "${!apt_packages[@]}"; do
+    probe=${commands_of_packages[$i]}
+    if [[ $probe == /* ]]; then
+        [[ -e $probe ]] || missing+=("${apt_packages[$i]}")
+    else
+        command -v "$probe" >/dev/null 2>&1 || missing+=("${apt_packages[$i]}")
+    fi
+done
+if ! command -v java >/dev/null 2>&1; then
+    missing+=(default-jre-headless)
+fi
+if ((${#missing[@]})); then
+    echo "bootstrap: installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [[ ! -x $venv/bin/python ]]; then
+    echo "bootstrap: creating virtualenv $venv"
+    python3 -m venv "$venv"
+fi
+stamp=$venv/.ovs-installed
+if [[ ! -f $stamp || $top/setup.cfg -nt $stamp || $top/constraints.txt -nt $stamp \
+      || $top/test-requirements.txt -nt $stamp ]]; then
+    echo "bootstrap: installing Python packages into $venv"
+    "$venv/bin/pip" install -q --upgrade pip
+    "$venv/bin/pip" install -q -c "$top/constraints.txt" \
+        -r "$top/test-requirements.txt" -e "$top"
+    touch "$stamp"
+fi
