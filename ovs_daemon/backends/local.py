@@ -1,0 +1,301 @@
+"""The ``local`` backend: namespaces as directories on one host's file system.
+
+Several router processes may share one root. Each namespace directory holds:
+
+* ``.lock``: taken with ``flock`` around every check-and-write, so checking
+  the owner key and making a write visible are one atomic step;
+* ``.key``: the current owner key;
+* ``log/<slot>``: committed log slots, created with ``link`` so a slot is
+  written at most once;
+* every other object under its own name, '/' parts as directories.
+
+Nothing partial is ever visible: data is written to a temporary file under
+``.tmp``, fsynced, then renamed (or linked) into place and the directory
+fsynced.
+"""
+
+import contextlib
+import errno
+import fcntl
+import os
+import shutil
+import time
+import uuid
+
+from oslo_log import log as logging
+
+from ovs_daemon.backends import base
+
+LOG = logging.getLogger(__name__)
+
+_LOG_DIR = 'log'
+_SLOT_FORMAT = '%016d'
+_CLAIM_RECORD = b'C'
+_COMMIT_RECORD = b'R'
+_STALE_TEMP_SECONDS = 600
+
+
+class LocalBackend(base.Backend):
+
+    def __init__(self, root):
+        self.root = os.path.abspath(root)
+        os.makedirs(self.root, exist_ok=True)
+
+    def __repr__(self):
+        return 'LocalBackend(%r)' % self.root
+
+    # Paths
+
+    def _ns_dir(self, namespace):
+        return os.path.join(self.root, base.check_name('namespace', namespace))
+
+    def _existing_ns_dir(self, namespace):
+        path = self._ns_dir(namespace)
+        if not os.path.isdir(path):
+            raise base.NotFound('namespace %s does not exist' % namespace)
+        return path
+
+    def _object_path(self, namespace, name):
+        base.check_object_name(name)
+        if name.split('/', 1)[0] == _LOG_DIR:
+            raise base.InvalidName('object names under %r are reserved for '
+                                   'the log' % _LOG_DIR)
+        return os.path.join(self._existing_ns_dir(namespace), name)
+
+    def _slot_path(self, ns_dir, slot):
+        if not isinstance(slot, int) or slot < 1:
+            raise base.InvalidName('log slot must be a positive integer, got '
+                                   '%r' % (slot,))
+        return os.path.join(ns_dir, _LOG_DIR, _SLOT_FORMAT % slot)
+
+    # Atomic file operations
+
+    @contextlib.contextmanager
+    def _locked(self, ns_dir):
+        fd = os.open(os.path.join(ns_dir, '.lock'), os.O_RDWR | os.O_CREAT,
+                     0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _write_temp(self, ns_dir, data):
+        path = os.path.join(ns_dir, '.tmp', uuid.uuid4().hex)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            os.unlink(path)
+            raise
+        os.close(fd)
+        return path
+
+    @staticmethod
+    def _remove_stale_temp_files(ns_dir):
+        # A writer killed mid-write leaves its temporary file behind; one
+        # older than any write could take is garbage.
+        tmp_dir = os.path.join(ns_dir, '.tmp')
+        horizon = time.time() - _STALE_TEMP_SECONDS
+        for name in os.listdir(tmp_dir):
+            path = os.path.join(tmp_dir, name)
+            with contextlib.suppress(OSError):
+                if os.stat(path).st_mtime < horizon:
+                    os.unlink(path)
+
+    @staticmethod
+    def _fsync_dir(path):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _read_key(self, ns_dir):
+        try:
+            with open(os.path.join(ns_dir, '.key'), 'rb') as f:
+                return base.OwnerKey.decode(f.read())
+        except FileNotFoundError:
+            return None
+
+    def _check_key(self, ns_dir, namespace, key):
+        if not isinstance(key, base.OwnerKey):
+            raise base.InvalidName('a write needs an OwnerKey, got %r'
+                                   % (key,))
+        current = self._read_key(ns_dir)
+        if current != key:
+            raise base.Fenced('namespace %s: key of epoch %d is not current '
+                              '(current epoch %s)'
+                              % (namespace, key.epoch,
+                                 current.epoch if current else 'none'))
+
+    def _last_slot(self, ns_dir):
+        slots = os.listdir(os.path.join(ns_dir, _LOG_DIR))
+        return max((int(s) for s in slots), default=0)
+
+    # Namespaces
+
+    def create_namespace(self, namespace):
+        path = self._ns_dir(namespace)
+        for sub in ('.tmp', _LOG_DIR):
+            os.makedirs(os.path.join(path, sub), exist_ok=True)
+        self._fsync_dir(self.root)
+
+    def namespace_exists(self, namespace):
+        return os.path.isdir(self._ns_dir(namespace))
+
+    def list_namespaces(self):
+        return sorted(n for n in os.listdir(self.root)
+                      if not n.startswith('.'))
+
+    def delete_namespace(self, namespace):
+        path = self._ns_dir(namespace)
+        trash = os.path.join(self.root, '.trash-' + uuid.uuid4().hex)
+        try:
+            os.rename(path, trash)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(trash, ignore_errors=True)
+
+    # Ownership
+
+    def current_epoch(self, namespace):
+        key = self._read_key(self._existing_ns_dir(namespace))
+        return key.epoch if key else 0
+
+    def claim(self, namespace, new_key):
+        if not isinstance(new_key, base.OwnerKey):
+            raise base.InvalidName('claim needs an OwnerKey, got %r'
+                                   % (new_key,))
+        ns_dir = self._existing_ns_dir(namespace)
+        self._remove_stale_temp_files(ns_dir)
+        key_tmp = self._write_temp(ns_dir, new_key.encode())
+        claim_tmp = self._write_temp(ns_dir, _CLAIM_RECORD)
+        try:
+            with self._locked(ns_dir):
+                current = self._read_key(ns_dir)
+                if current is not None and new_key.epoch <= current.epoch:
+                    raise base.Fenced(
+                        'namespace %s: claim of epoch %d refused, epoch %d '
+                        'is current' % (namespace, new_key.epoch,
+                                        current.epoch))
+                os.rename(key_tmp, os.path.join(ns_dir, '.key'))
+                slot = self._last_slot(ns_dir) + 1
+                os.link(claim_tmp, self._slot_path(ns_dir, slot))
+                self._fsync_dir(os.path.join(ns_dir, _LOG_DIR))
+                self._fsync_dir(ns_dir)
+        finally:
+            for leftover in (key_tmp, claim_tmp):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(leftover)
+        LOG.info('namespace %s claimed with epoch %d at log slot %d',
+                 namespace, new_key.epoch, slot)
+        return slot
+
+    # Objects
+
+    def put(self, namespace, name, data, key):
+        path = self._object_path(namespace, name)
+        ns_dir = self._existing_ns_dir(namespace)
+        tmp = self._write_temp(ns_dir, data)
+        try:
+            with self._locked(ns_dir):
+                self._check_key(ns_dir, namespace, key)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                os.rename(tmp, path)
+                self._fsync_dir(os.path.dirname(path))
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def get(self, namespace, name, offset=0, length=None):
+        path = self._object_path(namespace, name)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise base.NotFound('%s/%s does not exist' % (namespace, name))
+        try:
+            if length is None:
+                length = os.fstat(fd).st_size - offset
+            data = os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+        if len(data) != length:
+            raise base.BackendError('%s/%s: short read of %d bytes at %d'
+                                    % (namespace, name, length, offset))
+        return data
+
+    def list(self, namespace, prefix=''):
+        ns_dir = self._existing_ns_dir(namespace)
+        names = []
+        for dirpath, dirnames, filenames in os.walk(ns_dir):
+            rel = os.path.relpath(dirpath, ns_dir)
+            if rel == '.':
+                dirnames[:] = [d for d in dirnames
+                               if not d.startswith('.') and d != _LOG_DIR]
+                rel = ''
+            else:
+                rel += '/'
+            names.extend(rel + f for f in filenames if not f.startswith('.'))
+        return sorted(n for n in names if n.startswith(prefix))
+
+    def delete(self, namespace, name, key):
+        path = self._object_path(namespace, name)
+        ns_dir = self._existing_ns_dir(namespace)
+        with self._locked(ns_dir):
+            self._check_key(ns_dir, namespace, key)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    # The log
+
+    def append_log(self, namespace, slot, data, key):
+        ns_dir = self._existing_ns_dir(namespace)
+        target = self._slot_path(ns_dir, slot)
+        tmp = self._write_temp(ns_dir, _COMMIT_RECORD + bytes(data))
+        try:
+            with self._locked(ns_dir):
+                self._check_key(ns_dir, namespace, key)
+                try:
+                    os.link(tmp, target)
+                except FileExistsError:
+                    raise base.Fenced('namespace %s: log slot %d is taken'
+                                      % (namespace, slot))
+                self._fsync_dir(os.path.dirname(target))
+        finally:
+            os.unlink(tmp)
+
+    def read_log(self, namespace, after=0):
+        ns_dir = self._existing_ns_dir(namespace)
+        log_dir = os.path.join(ns_dir, _LOG_DIR)
+        for slot in sorted(int(s) for s in os.listdir(log_dir)):
+            if slot <= after:
+                continue
+            try:
+                with open(self._slot_path(ns_dir, slot), 'rb') as f:
+                    raw = f.read()
+            except FileNotFoundError:
+                continue  # trimmed by the owner while we were reading
+            if raw[:1] == _CLAIM_RECORD:
+                yield slot, None
+            elif raw[:1] == _COMMIT_RECORD:
+                yield slot, raw[1:]
+            else:
+                raise base.BackendError('%s: log slot %d is corrupt'
+                                        % (namespace, slot))
+
+    def trim_log(self, namespace, upto, key):
+        ns_dir = self._existing_ns_dir(namespace)
+        with self._locked(ns_dir):
+            self._check_key(ns_dir, namespace, key)
+            last = self._last_slot(ns_dir)
+            for name in os.listdir(os.path.join(ns_dir, _LOG_DIR)):
+                slot = int(name)
+                if slot <= upto and slot != last:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(ns_dir, _LOG_DIR, name))
+

@@ -1,0 +1,1 @@
+"""The volume engine: thin, log-structured volumes over a fenced backend."""

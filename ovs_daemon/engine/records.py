@@ -1,0 +1,86 @@
+"""What a volume keeps in its namespace, and how each object is encoded.
+
+Objects of a volume's namespace:
+
+``meta``
+    written once at creation: the size it was created with and the parent
+    snapshot of a clone.
+``data/<container>-<epoch>``
+    a container: blocks of 4 KiB, written once, by the owner of ``epoch``.
+``snap/<name>``
+    a snapshot: its block map, size and the containers it refers to.
+``checkpoint/<slot>``
+    the whole volume state as of log slot ``slot``.
+log slots
+    one record per commit (flush): the containers it adds and the map
+    operations in the order they happened.
+"""
+
+import msgpack
+
+from ovs_daemon.engine import blockmap
+
+META = 'meta'
+DELETED_MARK = 'deleted'
+CHECKPOINT_PREFIX = 'checkpoint/'
+SNAPSHOT_PREFIX = 'snap/'
+CONTAINER_PREFIX = 'data/'
+
+# Log record operations: (code, *arguments).
+OP_WRITE = 0        # block, count, first location
+OP_FILL = 1         # block, count, UNMAPPED or ZERO
+OP_RESIZE = 2       # new size in bytes
+OP_SNAPSHOT = 3     # name, creation time
+OP_DELETE_SNAPSHOT = 4  # name
+OP_REVERT = 5       # snapshot name
+
+
+def container_name(container, epoch):
+    return '%s%012d-%d' % (CONTAINER_PREFIX, container, epoch)
+
+
+def parse_container_name(name):
+    container, epoch = name[len(CONTAINER_PREFIX):].split('-')
+    return int(container), int(epoch)
+
+
+def snapshot_name(name):
+    return SNAPSHOT_PREFIX + name
+
+
+def checkpoint_name(slot):
+    return '%s%016d' % (CHECKPOINT_PREFIX, slot)
+
+
+def checkpoint_slot(name):
+    return int(name[len(CHECKPOINT_PREFIX):])
+
+
+def pack(obj):
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def unpack(raw):
+    return msgpack.unpackb(raw, raw=False, strict_map_key=False)
+
+
+def encode_commit(containers, ops):
+    """``containers``: {number: [epoch, blocks]} added by this commit."""
+    return pack({'c': containers, 'o': ops})
+
+
+def decode_commit(raw):
+    record = unpack(raw)
+    return record['c'], record['o']
+
+
+def encode_map_state(size, bmap, containers, **extra):
+    state = {'size': size, 'map': bmap.serialize(), 'containers': containers}
+    state.update(extra)
+    return pack(state)
+
+
+def decode_map_state(raw):
+    state = unpack(raw)
+    state['map'] = blockmap.BlockMap.deserialize(state['map'])
+    return state

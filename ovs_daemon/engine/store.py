@@ -1,0 +1,148 @@
+"""The volumes of one backend: create, clone, open, delete, and collect.
+
+A volume is the namespace of the same name. Deleting a volume that clones
+still read through marks it deleted; the collector removes it once its last
+dependent is gone. The collector also removes what no map refers to any
+more: containers overwritten or written by a fenced owner, deleted
+snapshots, superseded checkpoints.
+"""
+
+from oslo_log import log as logging
+
+from ovs_daemon.backends import base as backends
+from ovs_daemon.engine import errors
+from ovs_daemon.engine import records
+from ovs_daemon.engine import volume as volume_mod
+
+LOG = logging.getLogger(__name__)
+
+
+class VolumeStore:
+
+    def __init__(self, backend, tuning=None):
+        self.backend = backend
+        self.tuning = tuning
+
+    def create(self, name, size, key):
+        return volume_mod.Volume.create(self.backend, name, size, key,
+                                        tuning=self.tuning)
+
+    def clone(self, name, parent, snapshot, key, size=None):
+        """A copy-on-write clone of ``parent`` at ``snapshot``; ``size``
+        may be larger than the snapshot."""
+        if not self.exists(parent):
+            raise errors.VolumeNotFound('volume %s does not exist' % parent)
+        if size is None:
+            size = self.snapshot_size(parent, snapshot)
+        return volume_mod.Volume.create(
+            self.backend, name, size, key,
+            parent={'namespace': parent, 'snapshot': snapshot},
+            tuning=self.tuning)
+
+    def open(self, name, key):
+        if not self.exists(name):
+            raise errors.VolumeNotFound('volume %s does not exist' % name)
+        return volume_mod.Volume.open(self.backend, name, key,
+                                      tuning=self.tuning)
+
+    def exists(self, name):
+        return self.backend.namespace_exists(name) and \
+            not self._is_deleted(name)
+
+    def _is_deleted(self, name):
+        return bool(self.backend.list(name, records.DELETED_MARK))
+
+    def names(self):
+        return [n for n in self.backend.list_namespaces()
+                if not self._is_deleted(n)]
+
+    def meta(self, name):
+        try:
+            return records.unpack(self.backend.get(name, records.META))
+        except backends.NotFound:
+            raise errors.VolumeNotFound('volume %s has no metadata' % name)
+
+    def snapshot_size(self, name, snapshot):
+        try:
+            raw = self.backend.get(name, records.snapshot_name(snapshot))
+        except backends.NotFound:
+            raise errors.SnapshotNotFound('snapshot %s of volume %s does not '
+                                          'exist' % (snapshot, name))
+        return records.unpack(raw)['size']
+
+    def dependents(self, name):
+        """``{clone: snapshot}`` for the clones that read through ``name``."""
+        found = {}
+        for other in self.backend.list_namespaces():
+            try:
+                parent = self.meta(other).get('parent')
+            except errors.VolumeNotFound:
+                continue
+            if parent and parent['namespace'] == name:
+                found[other] = parent['snapshot']
+        return found
+
+    def delete(self, name, volume):
+        """Delete the volume; ``volume`` is its open copy (the caller owns
+        it), which is halted. Space is freed now, or once no clone needs
+        it."""
+        volume.halt('deleted')
+        if self.dependents(name):
+            self.backend.put(name, records.DELETED_MARK, b'', volume.key)
+            LOG.info('volume %s deleted; kept for its clones', name)
+            return
+        self._remove(name)
+
+    def _remove(self, name):
+        parent = self.meta(name).get('parent') \
+            if self.backend.namespace_exists(name) else None
+        self.backend.delete_namespace(name)
+        LOG.info('volume %s removed from the backend', name)
+        if parent and self.backend.namespace_exists(parent['namespace']) \
+                and self._is_deleted(parent['namespace']) \
+                and not self.dependents(parent['namespace']):
+            self._remove(parent['namespace'])
+
+    def collect(self, volume):
+        """Remove the objects of an open volume that nothing refers to.
+
+        Returns the number of objects removed. Runs beside IO: it reads the
+        state under the volume's locks and deletes with the volume's key,
+        so a collector of a fenced copy removes nothing.
+        """
+        kept_snapshots = set(volume.snapshots) | \
+            set(self.dependents(volume.namespace).values())
+        volume.checkpoint()
+        referenced = volume.referenced_containers()
+        committed = volume.committed_containers()
+        for snap in kept_snapshots:
+            raw = self.backend.get(volume.namespace,
+                                   records.snapshot_name(snap))
+            referenced |= records.decode_map_state(raw)['map'].containers()
+        removed = 0
+        for name in self.backend.list(volume.namespace,
+                                      records.CONTAINER_PREFIX):
+            number, epoch = records.parse_container_name(name)
+            current = committed.get(number)
+            if number in referenced and current and current[0] == epoch:
+                continue
+            if epoch == volume.key.epoch and number not in committed:
+                continue  # being written by this owner right now
+            self.backend.delete(volume.namespace, name, volume.key)
+            removed += 1
+        for name in self.backend.list(volume.namespace,
+                                      records.SNAPSHOT_PREFIX):
+            if name[len(records.SNAPSHOT_PREFIX):] not in kept_snapshots:
+                self.backend.delete(volume.namespace, name, volume.key)
+                removed += 1
+        volume.forget_containers(set(committed) - referenced)
+        return removed
+
+    def collect_deleted(self):
+        """Remove deleted volumes that no clone needs any more."""
+        removed = []
+        for name in self.backend.list_namespaces():
+            if self._is_deleted(name) and not self.dependents(name):
+                self._remove(name)
+                removed.append(name)
+        return removed

@@ -1,0 +1,586 @@
+"""One volume: a thin, log-structured block device over a fenced backend.
+
+Writes go to the open container, an in-memory buffer of 4 KiB blocks, and
+the block map points at them at once. ``flush`` uploads the sealed
+containers, then commits one log record with the map operations since the
+previous flush; only then is anything durable. A checkpoint (the whole map)
+is written every so many records, so opening a volume reads the last
+checkpoint and the log after it: its cost follows the log, not the size.
+
+Snapshots, clones, revert and extend are log records too. A snapshot writes
+its map as an object of its own, so clones read their parent's snapshot
+without the parent's log, and a revert needs no replay.
+
+The engine is synchronous and thread-safe: ``_lock`` guards the in-memory
+state and is never held across backend uploads; ``_flush_lock`` puts commits
+in order. A :class:`Fenced` error from the backend halts this copy for good.
+"""
+
+import dataclasses
+import threading
+import time
+
+from oslo_log import log as logging
+
+from ovs_daemon.backends import base as backends
+from ovs_daemon.engine import blockmap
+from ovs_daemon.engine import errors
+from ovs_daemon.engine import records
+from ovs_daemon.engine.blockmap import UNMAPPED, ZERO
+
+LOG = logging.getLogger(__name__)
+
+BLOCK_SIZE = 4096
+MAX_SIZE = 1 << 50  # 1 PiB: locations and pages stay well inside 64 bits
+
+
+@dataclasses.dataclass
+class Tuning:
+    container_bytes: int = 8 << 20
+    checkpoint_every_records: int = 256
+    checkpoint_every_bytes: int = 64 << 20
+
+
+@dataclasses.dataclass
+class _Ancestor:
+    """A read-only snapshot a clone reads through to."""
+    namespace: str
+    map: blockmap.BlockMap
+    containers: dict
+    blocks: int
+
+
+def _blocks(nbytes):
+    return -(-nbytes // BLOCK_SIZE)
+
+
+class Volume:
+    """Use :meth:`create` or :meth:`open`, not the constructor."""
+
+    def __init__(self, backend, namespace, key, tuning=None):
+        self.backend = backend
+        self.namespace = namespace
+        self.key = key
+        self.tuning = tuning or Tuning()
+        self.size = 0
+        self.map = blockmap.BlockMap()
+        self.snapshots = {}
+        self.parent = None
+        self._ancestors = []
+        self._containers = {}         # committed: number -> [epoch, blocks]
+        self._buffers = {}            # uncommitted: number -> bytearray
+        self._open_container = None
+        self._next_container = 1
+        self._ops = []
+        self._next_slot = 1
+        self._checkpoint_slot = 0
+        self._records_since_checkpoint = 0
+        self._bytes_since_checkpoint = 0
+        self._halted = None
+        self._lock = threading.RLock()
+        self._flush_lock = threading.Lock()
+
+    def __repr__(self):
+        return 'Volume(%s, epoch %d)' % (self.namespace, self.key.epoch)
+
+    # Creating and opening
+
+    @classmethod
+    def create(cls, backend, namespace, size, key, parent=None, tuning=None):
+        """Create a volume, or a clone when ``parent`` is
+        ``{'namespace': ..., 'snapshot': ...}``."""
+        _check_size(size)
+        if backend.namespace_exists(namespace):
+            raise errors.VolumeExists('volume %s exists' % namespace)
+        volume = cls(backend, namespace, key, tuning)
+        ancestors = volume._load_ancestors(parent) if parent else []
+        if ancestors and size < ancestors[0].blocks * BLOCK_SIZE:
+            raise errors.InvalidRequest(
+                'a clone cannot be smaller than its snapshot (%d bytes)'
+                % (ancestors[0].blocks * BLOCK_SIZE))
+        backend.create_namespace(namespace)
+        slot = backend.claim(namespace, key)
+        backend.put(namespace, records.META, records.pack(
+            {'size': size, 'parent': parent, 'created': time.time()}), key)
+        volume.size, volume.parent, volume._ancestors = size, parent, ancestors
+        volume._next_slot = slot + 1
+        return volume
+
+    @classmethod
+    def open(cls, backend, namespace, key, tuning=None):
+        """Take the volume over with ``key`` (a higher epoch than any
+        before) and rebuild its last committed state."""
+        if not backend.namespace_exists(namespace):
+            raise errors.VolumeNotFound('volume %s does not exist' % namespace)
+        claim_slot = backend.claim(namespace, key)
+        volume = cls(backend, namespace, key, tuning)
+        volume._restore(claim_slot)
+        return volume
+
+    def _load_ancestors(self, parent):
+        chain = []
+        while parent:
+            ns, snap = parent['namespace'], parent['snapshot']
+            try:
+                state = records.decode_map_state(self.backend.get(
+                    ns, records.snapshot_name(snap)))
+                meta = records.unpack(self.backend.get(ns, records.META))
+            except backends.NotFound:
+                raise errors.SnapshotNotFound('snapshot %s of volume %s does '
+                                              'not exist' % (snap, ns))
+            chain.append(_Ancestor(ns, state['map'], state['containers'],
+                                   _blocks(state['size'])))
+            parent = meta['parent']
+        return chain
+
+    def _restore(self, claim_slot):
+        meta = records.unpack(self.backend.get(self.namespace, records.META))
+        self.size, self.parent = meta['size'], meta['parent']
+        self._ancestors = self._load_ancestors(self.parent)
+        checkpoints = self.backend.list(self.namespace,
+                                        records.CHECKPOINT_PREFIX)
+        if checkpoints:
+            state = records.decode_map_state(
+                self.backend.get(self.namespace, checkpoints[-1]))
+            self.size, self.map = state['size'], state['map']
+            self._containers = state['containers']
+            self.snapshots = state['snapshots']
+            self._checkpoint_slot = records.checkpoint_slot(checkpoints[-1])
+        replayed = 0
+        for slot, raw in self.backend.read_log(self.namespace,
+                                               after=self._checkpoint_slot):
+            if slot >= claim_slot:
+                break
+            if raw is not None:
+                self._replay(raw)
+                replayed += 1
+        self._records_since_checkpoint = replayed
+        self._next_slot = claim_slot + 1
+        self._next_container = max(self._containers, default=0) + 1
+        LOG.info('volume %s opened at epoch %d: checkpoint slot %d, %d log '
+                 'records replayed', self.namespace, self.key.epoch,
+                 self._checkpoint_slot, replayed)
+
+    def _replay(self, raw):
+        containers, ops = records.decode_commit(raw)
+        self._containers.update(containers)
+        for op in ops:
+            self._apply(op)
+
+    def _apply(self, op):
+        code = op[0]
+        if code == records.OP_WRITE:
+            self.map.set_run(op[1], op[2], op[3])
+        elif code == records.OP_FILL:
+            self.map.fill(op[1], op[2], op[3])
+        elif code == records.OP_RESIZE:
+            self.size = op[1]
+        elif code == records.OP_SNAPSHOT:
+            self.snapshots[op[1]] = {'created': op[2], 'size': op[3]}
+        elif code == records.OP_DELETE_SNAPSHOT:
+            self.snapshots.pop(op[1], None)
+        elif code == records.OP_REVERT:
+            state = self._read_snapshot(op[1])
+            self.map, self.size = state['map'], state['size']
+        else:
+            raise errors.VolumeError('%s: unknown log operation %r'
+                                     % (self.namespace, code))
+
+    # Checks
+
+    def _check_live(self):
+        if self._halted:
+            raise errors.Halted('volume %s is halted: %s'
+                                % (self.namespace, self._halted))
+
+    def _check_range(self, offset, length):
+        if not isinstance(offset, int) or not isinstance(length, int) \
+                or offset < 0 or length < 0:
+            raise errors.InvalidRequest('offset and length must be '
+                                        'non-negative integers')
+        if offset + length > self.size:
+            raise errors.OutOfRange(
+                'request of %d bytes at offset %d is beyond the end of volume '
+                '%s (%d bytes)' % (length, offset, self.namespace, self.size))
+
+    @property
+    def halted(self):
+        return self._halted
+
+    def halt(self, reason):
+        """Stop serving for good; unflushed writes are dropped."""
+        with self._lock:
+            if not self._halted:
+                LOG.warning('volume %s halted at epoch %d: %s',
+                            self.namespace, self.key.epoch, reason)
+                self._halted = reason
+                self._buffers.clear()
+                self._ops = []
+
+    # Reads
+
+    def read(self, offset, length):
+        with self._lock:
+            self._check_live()
+            self._check_range(offset, length)
+            first = offset // BLOCK_SIZE
+            plan = self._plan_read(first, _blocks(offset + length) - first)
+        data = b''.join(self._fetch(piece) for piece in plan)
+        skip = offset - first * BLOCK_SIZE
+        return data[skip:skip + length]
+
+    def _locate(self, block):
+        loc = self.map.get(block)
+        if loc != UNMAPPED:
+            return self.namespace, self._containers, loc
+        for ancestor in self._ancestors:
+            if block >= ancestor.blocks:
+                break
+            loc = ancestor.map.get(block)
+            if loc != UNMAPPED:
+                return ancestor.namespace, ancestor.containers, loc
+        return None, None, ZERO
+
+    def _plan_read(self, first, count):
+        """Runs of blocks to fetch: ``(bytes,)`` from memory,
+        ``(zero_blocks,)`` or ``(namespace, object, index, blocks)``."""
+        plan = []
+        for block in range(first, first + count):
+            namespace, containers, loc = self._locate(block)
+            if loc == ZERO:
+                if plan and isinstance(plan[-1], int):
+                    plan[-1] += 1
+                else:
+                    plan.append(1)
+                continue
+            number = blockmap.container_of(loc)
+            index = blockmap.index_of(loc)
+            buffer = self._buffers.get(number) \
+                if namespace == self.namespace else None
+            if buffer is not None:
+                plan.append(bytes(buffer[index * BLOCK_SIZE:
+                                         (index + 1) * BLOCK_SIZE]))
+                continue
+            name = records.container_name(number, containers[number][0])
+            last = plan[-1] if plan else None
+            if isinstance(last, list) and last[0] == namespace \
+                    and last[1] == name and last[2] + last[3] == index:
+                last[3] += 1
+            else:
+                plan.append([namespace, name, index, 1])
+        return plan
+
+    def _fetch(self, piece):
+        if isinstance(piece, int):
+            return bytes(piece * BLOCK_SIZE)
+        if isinstance(piece, bytes):
+            return piece
+        namespace, name, index, count = piece
+        return self.backend.get(namespace, name, index * BLOCK_SIZE,
+                                count * BLOCK_SIZE)
+
+    # Writes
+
+    def write(self, offset, data):
+        length = len(data)
+        with self._lock:
+            self._check_live()
+            self._check_range(offset, length)
+            if not length:
+                return
+            first = offset // BLOCK_SIZE
+            head = offset - first * BLOCK_SIZE
+            if head == 0 and length % BLOCK_SIZE == 0:
+                self._write_blocks(first, memoryview(data))
+                return
+            count = _blocks(offset + length) - first
+            aligned = bytearray(self._read_edges(first, count))
+            aligned[head:head + length] = data
+            self._write_blocks(first, memoryview(aligned))
+
+    def _read_edges(self, first, count):
+        """The blocks ``first`` and ``first + count - 1`` as they are now,
+        with zeroes between: what an unaligned write patches."""
+        head = b''.join(map(self._fetch, self._plan_read(first, 1)))
+        if count == 1:
+            return head
+        tail = b''.join(map(self._fetch, self._plan_read(first + count - 1,
+                                                         1)))
+        return head + bytes((count - 2) * BLOCK_SIZE) + tail
+
+    def _write_blocks(self, block, data):
+        count = len(data) // BLOCK_SIZE
+        done = 0
+        while done < count:
+            number, buffer = self._open_buffer()
+            loc = self.map.get(block + done)
+            if blockmap.container_of(loc) == number and loc > ZERO:
+                index = blockmap.index_of(loc)
+                buffer[index * BLOCK_SIZE:(index + 1) * BLOCK_SIZE] = \
+                    data[done * BLOCK_SIZE:(done + 1) * BLOCK_SIZE]
+                done += 1
+                continue
+            room = self.tuning.container_bytes // BLOCK_SIZE - \
+                len(buffer) // BLOCK_SIZE
+            run = min(count - done, room)
+            index = len(buffer) // BLOCK_SIZE
+            buffer += data[done * BLOCK_SIZE:(done + run) * BLOCK_SIZE]
+            first_loc = blockmap.location(number, index)
+            self.map.set_run(block + done, run, first_loc)
+            self._record_write(block + done, run, first_loc)
+            done += run
+
+    def _open_buffer(self):
+        """The open container, sealing a full one and opening the next."""
+        number = self._open_container
+        if number is not None and \
+                len(self._buffers[number]) < self.tuning.container_bytes:
+            return number, self._buffers[number]
+        number = self._next_container
+        self._next_container += 1
+        self._open_container = number
+        self._buffers[number] = bytearray()
+        return number, self._buffers[number]
+
+    def _record_write(self, block, count, first_loc):
+        last = self._ops[-1] if self._ops else None
+        if last and last[0] == records.OP_WRITE \
+                and last[1] + last[2] == block and last[3] + last[2] == \
+                first_loc:
+            last[2] += count
+        else:
+            self._ops.append([records.OP_WRITE, block, count, first_loc])
+
+    def trim(self, offset, length):
+        """Discard a range; it reads as zeroes afterwards."""
+        self.write_zeroes(offset, length)
+
+    def write_zeroes(self, offset, length):
+        with self._lock:
+            self._check_live()
+            self._check_range(offset, length)
+            first = _blocks(offset)
+            end = (offset + length) // BLOCK_SIZE
+            if end <= first:
+                self.write(offset, bytes(length))
+                return
+            if offset < first * BLOCK_SIZE:
+                self.write(offset, bytes(first * BLOCK_SIZE - offset))
+            if offset + length > end * BLOCK_SIZE:
+                self.write(end * BLOCK_SIZE,
+                           bytes(offset + length - end * BLOCK_SIZE))
+            value = ZERO if self._ancestors else UNMAPPED
+            self.map.fill(first, end - first, value)
+            self._ops.append([records.OP_FILL, first, end - first, value])
+
+    @property
+    def unflushed_bytes(self):
+        with self._lock:
+            return sum(len(b) for b in self._buffers.values())
+
+    # Commits
+
+    def flush(self):
+        """Return once every write so far is committed to the backend."""
+        with self._flush_lock:
+            self._commit()
+
+    def _commit(self, extra_ops=(), before_record=None):
+        """Upload the sealed containers and commit one record. Called with
+        ``_flush_lock`` held. ``before_record(map_copy)`` runs after the
+        seal, before the record, with the map as of the seal."""
+        with self._lock:
+            self._check_live()
+            if not self._ops and not extra_ops:
+                return
+            self._open_container = None
+            containers = dict(self._buffers)
+            ops, self._ops = self._ops, []
+            frozen = self.map.copy() if before_record else None
+        try:
+            added = {}
+            for number, data in containers.items():
+                self.backend.put(self.namespace, records.container_name(
+                    number, self.key.epoch), bytes(data), self.key)
+                added[number] = [self.key.epoch, len(data) // BLOCK_SIZE]
+            if before_record:
+                before_record(frozen, added)
+            record = records.encode_commit(added, ops + list(extra_ops))
+            self._append_record(record)
+        except backends.Fenced as exc:
+            self.halt('fenced: %s' % exc)
+            raise
+        except Exception:
+            with self._lock:
+                self._ops[:0] = ops
+            raise
+        with self._lock:
+            self._containers.update(added)
+            for number in containers:
+                self._buffers.pop(number, None)
+            for op in extra_ops:
+                self._apply(op)
+        self._records_since_checkpoint += 1
+        self._bytes_since_checkpoint += len(record)
+        if self._records_since_checkpoint >= \
+                self.tuning.checkpoint_every_records or \
+                self._bytes_since_checkpoint >= \
+                self.tuning.checkpoint_every_bytes:
+            self._checkpoint()
+
+    def _append_record(self, record):
+        slot = self._next_slot
+        try:
+            self.backend.append_log(self.namespace, slot, record, self.key)
+        except backends.Fenced:
+            raise
+        except backends.BackendError:
+            # The outcome is unknown: only what the slot holds now tells.
+            if self._slot_holds(slot, record):
+                LOG.warning('%s: commit of slot %d reported an error but is '
+                            'in place', self.namespace, slot)
+            else:
+                raise
+        self._next_slot = slot + 1
+
+    def _slot_holds(self, slot, record):
+        for found, raw in self.backend.read_log(self.namespace,
+                                                after=slot - 1):
+            return found == slot and raw == record
+        return False
+
+    def _checkpoint(self):
+        """Write the whole state as of the last record, then drop the log
+        before it. Called with ``_flush_lock`` held."""
+        with self._lock:
+            slot = self._next_slot - 1
+            state = records.encode_map_state(
+                self.size, self.map.copy(), dict(self._containers),
+                snapshots=dict(self.snapshots))
+        try:
+            self.backend.put(self.namespace, records.checkpoint_name(slot),
+                             state, self.key)
+            self.backend.trim_log(self.namespace, slot, self.key)
+            for old in self.backend.list(self.namespace,
+                                         records.CHECKPOINT_PREFIX):
+                if records.checkpoint_slot(old) < slot:
+                    self.backend.delete(self.namespace, old, self.key)
+        except backends.Fenced as exc:
+            self.halt('fenced: %s' % exc)
+            raise
+        self._checkpoint_slot = slot
+        self._records_since_checkpoint = 0
+        self._bytes_since_checkpoint = 0
+
+    def checkpoint(self):
+        with self._flush_lock:
+            self._commit()
+            self._checkpoint()
+
+    # Metadata operations: each commits everything written before it.
+
+    def extend(self, new_size):
+        _check_size(new_size)
+        with self._flush_lock:
+            if new_size < self.size:
+                raise errors.InvalidRequest(
+                    'volume %s is %d bytes: it can grow, not shrink to %d'
+                    % (self.namespace, self.size, new_size))
+            self._commit([[records.OP_RESIZE, new_size]])
+
+    def create_snapshot(self, name):
+        backends.check_name('snapshot', name)
+        with self._flush_lock:
+            if name in self.snapshots:
+                raise errors.SnapshotExists('snapshot %s of volume %s exists'
+                                            % (name, self.namespace))
+            created = time.time()
+            size = self.size
+
+            def write_snapshot(frozen, added):
+                containers = dict(self._containers)
+                containers.update(added)
+                used = frozen.containers()
+                self.backend.put(
+                    self.namespace, records.snapshot_name(name),
+                    records.encode_map_state(
+                        size, frozen, {n: containers[n] for n in used}),
+                    self.key)
+
+            self._commit([[records.OP_SNAPSHOT, name, created, size]],
+                         before_record=write_snapshot)
+
+    def delete_snapshot(self, name):
+        with self._flush_lock:
+            self._require_snapshot(name)
+            self._commit([[records.OP_DELETE_SNAPSHOT, name]])
+
+    def revert(self, name):
+        """Make the volume what it was at snapshot ``name``; writes since
+        are discarded."""
+        with self._flush_lock:
+            self._require_snapshot(name)
+            self._commit()
+            # Held across the commit so that no write lands between the
+            # record and the map it replaces.
+            with self._lock:
+                self._ops = []
+                self._buffers.clear()
+                self._open_container = None
+                self._commit([[records.OP_REVERT, name]])
+
+    def _require_snapshot(self, name):
+        if name not in self.snapshots:
+            raise errors.SnapshotNotFound('snapshot %s of volume %s does not '
+                                          'exist' % (name, self.namespace))
+
+    def _read_snapshot(self, name):
+        try:
+            return records.decode_map_state(self.backend.get(
+                self.namespace, records.snapshot_name(name)))
+        except backends.NotFound:
+            raise errors.SnapshotNotFound('snapshot %s of volume %s has no '
+                                          'map object' % (name,
+                                                          self.namespace))
+
+    # Facts
+
+    def referenced_containers(self):
+        """Containers that the live map refers to."""
+        with self._lock:
+            return self.map.containers()
+
+    def committed_containers(self):
+        with self._lock:
+            return dict(self._containers)
+
+    def forget_containers(self, numbers):
+        """The collector removed these containers."""
+        with self._lock:
+            for number in numbers:
+                self._containers.pop(number, None)
+
+    def stats(self):
+        with self._lock:
+            stored = sum(blocks for _, blocks in self._containers.values())
+            return {'size': self.size,
+                    'epoch': self.key.epoch,
+                    'snapshots': len(self.snapshots),
+                    'stored_bytes': stored * BLOCK_SIZE,
+                    'unflushed_bytes': sum(len(b)
+                                           for b in self._buffers.values()),
+                    'map_bytes': self.map.memory_bytes(),
+                    'halted': self._halted}
+
+    def close(self):
+        """Commit what is buffered and stop serving (a handover)."""
+        self.flush()
+        self.halt('closed')
+
+
+def _check_size(size):
+    if not isinstance(size, int) or size <= 0 or size % BLOCK_SIZE \
+            or size > MAX_SIZE:
+        raise errors.InvalidRequest(
+            'volume size must be a positive multiple of %d bytes up to %d, '
+            'got %r' % (BLOCK_SIZE, MAX_SIZE, size))

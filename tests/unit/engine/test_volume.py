@@ -1,0 +1,192 @@
+"""Scenarios of the volume engine on the local backend."""
+
+import os
+
+import pytest
+
+from ovs_daemon.backends import base
+from ovs_daemon.backends import local
+from ovs_daemon.engine import errors
+from ovs_daemon.engine import records
+from ovs_daemon.engine import store as store_mod
+from ovs_daemon.engine import volume as volume_mod
+
+MiB = 1 << 20
+TiB = 1 << 40
+
+
+@pytest.fixture
+def store(tmp_path):
+    return store_mod.VolumeStore(local.LocalBackend(tmp_path / 'backend'))
+
+
+def key(epoch):
+    return base.OwnerKey.generate(epoch)
+
+
+def test_second_owner_fences_the_first(store):
+    first = store.create('v', 8 * MiB, key(1))
+    first.write(0, b'a' * 4096)
+    first.flush()
+    first.write(4096, b'b' * 4096)
+
+    second = store.open('v', key(2))
+    first.write(8192, b'c' * 4096)
+    with pytest.raises(base.Fenced):
+        first.flush()
+    assert first.halted
+    with pytest.raises(errors.Halted):
+        first.write(0, b'x')
+
+    assert second.read(0, 3 * 4096) == b'a' * 4096 + bytes(8192)
+    assert store.open('v', key(3)).read(0, 3 * 4096) == \
+        b'a' * 4096 + bytes(8192)
+
+
+def test_fenced_writer_cannot_sneak_a_commit_in(store):
+    first = store.create('v', MiB, key(1))
+    store.open('v', key(2))
+    first.write(0, b'z' * 4096)
+    with pytest.raises(base.Fenced):
+        first.flush()
+    assert list(store.backend.read_log('v'))[-1] == (2, None)
+
+
+def test_unaligned_io(store):
+    vol = store.create('v', MiB, key(1))
+    vol.write(4090, b'0123456789ABCDEF')
+    vol.write(1, b'x')
+    assert vol.read(4088, 20) == b'\0\x000123456789ABCDEF\0\0'
+    assert vol.read(0, 3) == b'\0x\0'
+    vol.flush()
+    vol = store.open('v', key(2))
+    assert vol.read(4090, 16) == b'0123456789ABCDEF'
+    vol.write_zeroes(4093, 5)
+    assert vol.read(4090, 16) == b'012\0\0\0\0\x0089ABCDEF'
+
+
+@pytest.mark.parametrize('offset,length', [(-1, 1), (MiB, 1), (MiB - 1, 2),
+                                           (0, MiB + 1)])
+def test_out_of_range_is_refused_and_changes_nothing(store, offset, length):
+    vol = store.create('v', MiB, key(1))
+    vol.write(MiB - 4096, b'k' * 4096)
+    with pytest.raises((errors.OutOfRange, errors.InvalidRequest)):
+        vol.write(offset, b'q' * length)
+    with pytest.raises((errors.OutOfRange, errors.InvalidRequest)):
+        vol.write_zeroes(offset, length)
+    assert vol.read(MiB - 4096, 4096) == b'k' * 4096
+
+
+@pytest.mark.parametrize('size', [0, -4096, 4095, 2 ** 60, '1'])
+def test_bad_sizes_are_refused(store, size):
+    with pytest.raises(errors.InvalidRequest):
+        store.create('v', size, key(1))
+    assert store.names() == []
+
+
+def test_a_huge_empty_volume_costs_almost_nothing(store):
+    vol = store.create('big', TiB, key(1))
+    vol.write(TiB - 4096, b'e' * 4096)
+    vol.create_snapshot('s1')
+    clone = store.clone('c', 'big', 's1', key(1))
+    assert clone.read(TiB - 4096, 4096) == b'e' * 4096
+    assert vol.stats()['map_bytes'] <= 8192
+    assert len(store.backend.get('big', records.snapshot_name('s1'))) < 16384
+
+
+def test_whole_disk_trim_of_a_clone_stays_small(store):
+    vol = store.create('p', TiB, key(1))
+    vol.write(0, b'p' * 4096)
+    vol.create_snapshot('s')
+    clone = store.clone('c', 'p', 's', key(1))
+    clone.trim(0, TiB)
+    assert clone.read(0, 4096) == bytes(4096)
+    assert clone.stats()['map_bytes'] < 16384
+
+
+def test_metadata_is_8_bytes_per_densely_written_block(store):
+    vol = store.create('v', 64 * MiB, key(1))
+    for offset in range(0, 64 * MiB, MiB):
+        vol.write(offset, os.urandom(MiB))
+    blocks = 64 * MiB // 4096
+    assert vol.stats()['map_bytes'] / blocks == 8
+
+
+def test_restart_replays_only_the_log_after_the_checkpoint(store, caplog):
+    tuning = volume_mod.Tuning(checkpoint_every_records=10)
+    store.tuning = tuning
+    vol = store.create('v', 16 * MiB, key(1))
+    for i in range(25):
+        vol.write(i * 4096, b'%04d' % i * 1024)
+        vol.flush()
+    reopened = store.open('v', key(2))
+    assert reopened._records_since_checkpoint == 5
+    assert reopened.read(24 * 4096, 4) == b'0024'
+    assert len(list(store.backend.read_log('v'))) <= 7
+
+
+def test_clone_reads_through_and_writes_copy_on_write(store):
+    parent = store.create('p', 4 * MiB, key(1))
+    parent.write(0, b'P' * 8192)
+    parent.create_snapshot('s')
+    parent.write(0, b'Q' * 4096)
+    clone = store.clone('c', 'p', 's', key(1), size=8 * MiB)
+    clone.write(4096, b'C' * 4096)
+    assert clone.read(0, 8192) == b'P' * 4096 + b'C' * 4096
+    assert parent.read(0, 8192) == b'Q' * 4096 + b'P' * 4096
+    assert clone.read(6 * MiB, 10) == bytes(10)
+    clone.create_snapshot('cs')
+    grandchild = store.clone('g', 'c', 'cs', key(1))
+    assert grandchild.read(0, 8192) == b'P' * 4096 + b'C' * 4096
+
+
+def test_deleted_parent_is_kept_until_its_last_clone_goes(store):
+    parent = store.create('p', MiB, key(1))
+    parent.write(0, b'P' * 4096)
+    parent.create_snapshot('s')
+    clone = store.clone('c', 'p', 's', key(1))
+    parent.delete_snapshot('s')
+    store.collect(parent)
+    store.delete('p', parent)
+    assert store.names() == ['c']
+    assert store.collect_deleted() == []
+    assert store.open('c', key(2)).read(0, 4096) == b'P' * 4096
+    store.delete('c', clone)
+    assert store.backend.list_namespaces() == []
+
+
+def test_collector_removes_overwritten_and_fenced_containers(store):
+    vol = store.create('v', MiB, key(1))
+    for _ in range(3):
+        vol.write(0, os.urandom(4096))
+        vol.flush()
+    stale = vol
+    vol = store.open('v', key(2))
+    stale.write(8192, b's' * 4096)
+    with pytest.raises(base.Fenced):
+        stale.flush()
+    expected = vol.read(0, 12288)
+    assert len(store.backend.list('v', records.CONTAINER_PREFIX)) == 3
+    assert store.collect(vol) >= 2
+    assert len(store.backend.list('v', records.CONTAINER_PREFIX)) == 1
+    assert store.open('v', key(3)).read(0, 12288) == expected
+
+
+def test_snapshot_revert_and_extend(store):
+    vol = store.create('v', MiB, key(1))
+    vol.write(0, b'1' * 4096)
+    vol.create_snapshot('one')
+    vol.extend(2 * MiB)
+    vol.write(MiB, b'2' * 4096)
+    vol.write(0, b'3' * 4096)
+    with pytest.raises(errors.InvalidRequest):
+        vol.extend(MiB)
+    with pytest.raises(errors.SnapshotExists):
+        vol.create_snapshot('one')
+    vol.revert('one')
+    assert vol.size == MiB
+    assert vol.read(0, 4096) == b'1' * 4096
+    vol = store.open('v', key(2))
+    assert (vol.size, vol.read(0, 4096)) == (MiB, b'1' * 4096)
+    with pytest.raises(errors.SnapshotNotFound):
+        vol.revert('nope')

@@ -1,0 +1,196 @@
+"""The engine against a reference model: bytearrays that do the obvious.
+
+Every step is applied to both; after every step each volume reads back
+exactly as its model. A crash drops the engine's memory and reopens the
+volume from the backend with a higher epoch: it must then equal the model
+as of its last flush (or metadata operation, which commits too).
+"""
+
+import shutil
+import tempfile
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, \
+    initialize, invariant, precondition, rule
+
+from ovs_daemon.backends import base
+from ovs_daemon.backends import local
+from ovs_daemon.engine import errors
+from ovs_daemon.engine import store as store_mod
+from ovs_daemon.engine import volume as volume_mod
+
+BLOCK = volume_mod.BLOCK_SIZE
+TUNING = volume_mod.Tuning(container_bytes=4 * BLOCK,
+                           checkpoint_every_records=3,
+                           checkpoint_every_bytes=1 << 20)
+
+
+class Model:
+    def __init__(self, data):
+        self.data = bytearray(data)
+        self.durable = bytes(data)
+        self.snapshots = {}
+        self.epoch = 1
+
+
+class VolumeMachine(RuleBasedStateMachine):
+    volumes = Bundle('volumes')
+
+    def __init__(self):
+        super().__init__()
+        self.root = tempfile.mkdtemp(prefix='ovs-model-')
+        self.store = store_mod.VolumeStore(local.LocalBackend(self.root),
+                                           TUNING)
+        self.engines = {}
+        self.models = {}
+        self.counter = 0
+
+    def teardown(self):
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _new_name(self, prefix):
+        self.counter += 1
+        return '%s%d' % (prefix, self.counter)
+
+    @initialize(target=volumes, blocks=st.integers(1, 12))
+    def create(self, blocks):
+        name = self._new_name('vol')
+        self.engines[name] = self.store.create(
+            name, blocks * BLOCK, base.OwnerKey.generate(1))
+        self.models[name] = Model(bytes(blocks * BLOCK))
+        return name
+
+    @rule(target=volumes, blocks=st.integers(1, 12))
+    def create_another(self, blocks):
+        return self.create(blocks)
+
+    @rule(volume=volumes, data=st.data())
+    def write(self, volume, data):
+        model = self.models[volume]
+        size = len(model.data)
+        offset = data.draw(st.integers(0, size - 1), 'offset')
+        length = data.draw(st.integers(1, min(size - offset, 3 * BLOCK)),
+                           'length')
+        fill = data.draw(st.binary(min_size=1, max_size=7), 'fill')
+        payload = (fill * (length // len(fill) + 1))[:length]
+        self.engines[volume].write(offset, payload)
+        model.data[offset:offset + length] = payload
+
+    @rule(volume=volumes, data=st.data())
+    def out_of_range_changes_nothing(self, volume, data):
+        size = len(self.models[volume].data)
+        offset = data.draw(st.integers(0, size), 'offset')
+        length = data.draw(st.integers(size - offset + 1, size + 2 * BLOCK))
+        engine = self.engines[volume]
+        for call in (lambda: engine.write(offset, b'x' * length),
+                     lambda: engine.write_zeroes(offset, length),
+                     lambda: engine.read(offset, length)):
+            try:
+                call()
+            except errors.OutOfRange:
+                pass
+            else:
+                raise AssertionError('out-of-range request was accepted')
+
+    @rule(volume=volumes, data=st.data(), trim=st.booleans())
+    def zero(self, volume, data, trim):
+        model = self.models[volume]
+        size = len(model.data)
+        offset = data.draw(st.integers(0, size - 1), 'offset')
+        length = data.draw(st.integers(1, size - offset), 'length')
+        engine = self.engines[volume]
+        (engine.trim if trim else engine.write_zeroes)(offset, length)
+        model.data[offset:offset + length] = bytes(length)
+
+    @rule(volume=volumes)
+    def flush(self, volume):
+        self.engines[volume].flush()
+        self.models[volume].durable = bytes(self.models[volume].data)
+
+    def _committed(self, volume):
+        self.models[volume].durable = bytes(self.models[volume].data)
+
+    @rule(volume=volumes)
+    def snapshot(self, volume):
+        name = self._new_name('snap')
+        self.engines[volume].create_snapshot(name)
+        self.models[volume].snapshots[name] = bytes(self.models[volume].data)
+        self._committed(volume)
+
+    @rule(volume=volumes, data=st.data())
+    def delete_snapshot(self, volume, data):
+        model = self.models[volume]
+        if not model.snapshots:
+            return
+        name = data.draw(st.sampled_from(sorted(model.snapshots)))
+        self.engines[volume].delete_snapshot(name)
+        del model.snapshots[name]
+        self._committed(volume)
+
+    @rule(volume=volumes, data=st.data())
+    def revert(self, volume, data):
+        model = self.models[volume]
+        if not model.snapshots:
+            return
+        name = data.draw(st.sampled_from(sorted(model.snapshots)))
+        self.engines[volume].revert(name)
+        model.data = bytearray(model.snapshots[name])
+        self._committed(volume)
+
+    @rule(target=volumes, volume=volumes, data=st.data())
+    def clone(self, volume, data):
+        model = self.models[volume]
+        if not model.snapshots:
+            name = self._new_name('snap')
+            self.engines[volume].create_snapshot(name)
+            model.snapshots[name] = bytes(model.data)
+            self._committed(volume)
+        snap = data.draw(st.sampled_from(sorted(model.snapshots)))
+        grow = data.draw(st.integers(0, 3)) * BLOCK
+        clone = self._new_name('clone')
+        content = model.snapshots[snap] + bytes(grow)
+        self.engines[clone] = self.store.clone(
+            clone, volume, snap, base.OwnerKey.generate(1),
+            size=len(content))
+        self.models[clone] = Model(content)
+        return clone
+
+    @rule(volume=volumes, blocks=st.integers(1, 4))
+    def extend(self, volume, blocks):
+        model = self.models[volume]
+        self.engines[volume].extend(len(model.data) + blocks * BLOCK)
+        model.data += bytes(blocks * BLOCK)
+        self._committed(volume)
+
+    @rule(volume=volumes)
+    def crash_and_restart(self, volume):
+        model = self.models[volume]
+        model.epoch += 1
+        self.engines[volume] = self.store.open(
+            volume, base.OwnerKey.generate(model.epoch))
+        model.data = bytearray(model.durable)
+
+    @rule(volume=volumes)
+    def collect(self, volume):
+        self.store.collect(self.engines[volume])
+        self._committed(volume)
+
+    @invariant()
+    def every_volume_reads_as_its_model(self):
+        for name, model in self.models.items():
+            got = self.engines[name].read(0, len(model.data))
+            assert got == model.data, name
+            assert self.engines[name].size == len(model.data)
+
+    @precondition(lambda self: self.models)
+    @invariant()
+    def snapshots_are_listed(self):
+        for name, model in self.models.items():
+            assert set(self.engines[name].snapshots) == set(model.snapshots)
+
+
+VolumeMachine.TestCase.settings = settings(max_examples=200,
+                                           stateful_step_count=40,
+                                           deadline=None)
+test_volume_model = VolumeMachine.TestCase
