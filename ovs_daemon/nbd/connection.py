@@ -1,0 +1,230 @@
+"""Byte plumbing shared by server sessions and the client.
+
+NBD traffic is a handshake of small exact-size messages, then a stream of
+fixed-size headers each optionally followed by a payload. FramedConnection
+receives into one reusable buffer (asyncio.BufferedProtocol: no bytes
+object per recv), copies a payload once into its own bytearray, and
+receives the rest of a large payload straight into that bytearray. Sends
+made in one loop iteration are coalesced into one syscall, which matters
+at queue depth 16 and above.
+"""
+
+import asyncio
+import socket
+
+from ovs_daemon.nbd import errors
+
+RECV_BUFFER_SIZE = 256 * 1024
+# Compact the receive buffer once less than this is free at its end, so
+# each recv can still take a useful amount.
+MIN_RECV_ROOM = 64 * 1024
+# Parts at least this large are written on their own rather than joined,
+# to avoid copying them.
+JOIN_LIMIT = 64 * 1024
+
+
+def set_nodelay(transport):
+    """Disable Nagle: small replies must not wait for an ACK."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class FramedConnection(asyncio.BufferedProtocol):
+    """Receive side in two phases, plus a coalescing send.
+
+    Handshake phase: a coroutine calls read_exactly(). Framing phase (after
+    start_framing()): every `header_size` bytes go to header_received(),
+    which may call expect_payload() to have the next bytes delivered as one
+    bytearray to a callback.
+    """
+
+    header_size = 0
+
+    def __init__(self):
+        self.transport = None
+        self._loop = asyncio.get_running_loop()
+        self._buf = bytearray(RECV_BUFFER_SIZE)
+        self._view = memoryview(self._buf)
+        self._start = 0
+        self._end = 0
+        self._framing = False
+        self._receiving_paused = False
+        self._receiving_stopped = False
+        self._waiter = None
+        self._lost = False
+        self._payload = None
+        self._payload_view = None
+        self._payload_pos = 0
+        self._payload_callback = None
+        self._receiving_direct = False
+        self._out = []
+        self._send_scheduled = False
+
+    # -- asyncio.BufferedProtocol -------------------------------------
+
+    def connection_made(self, transport):
+        self.transport = transport
+        set_nodelay(transport)
+
+    def get_buffer(self, sizehint):
+        if self._payload is not None and self._start == self._end:
+            self._receiving_direct = True
+            return self._payload_view[self._payload_pos:]
+        self._receiving_direct = False
+        if self._start == self._end:
+            self._start = self._end = 0
+        elif len(self._buf) - self._end < MIN_RECV_ROOM:
+            self._compact()
+        return self._view[self._end:]
+
+    def buffer_updated(self, nbytes):
+        if self._receiving_direct:
+            self._payload_pos += nbytes
+            if self._payload_pos == len(self._payload):
+                self._complete_payload()
+            if self._framing:
+                self._parse()
+            return
+        self._end += nbytes
+        if self._framing:
+            self._parse()
+        else:
+            self._wake_reader()
+
+    def eof_received(self):
+        return False  # close our side too; NBD has no half-open use
+
+    def connection_lost(self, exc):
+        self._lost = True
+        self._wake_reader()
+
+    # -- handshake phase ----------------------------------------------
+
+    async def read_exactly(self, n):
+        if n > len(self._buf):
+            raise errors.ProtocolError("message of %d bytes is too long" % n)
+        while self._end - self._start < n:
+            if self._lost:
+                raise errors.ConnectionLost("connection closed by peer")
+            if len(self._buf) - self._start < n:
+                self._compact()
+            self._waiter = self._loop.create_future()
+            await self._waiter
+        data = bytes(self._view[self._start:self._start + n])
+        self._start += n
+        return data
+
+    def _wake_reader(self):
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    # -- framing phase ------------------------------------------------
+
+    def start_framing(self):
+        self._framing = True
+        self._parse()
+
+    def expect_payload(self, length, callback):
+        """Deliver the next `length` bytes as a bytearray to callback."""
+        if length == 0:
+            callback(bytearray())
+            return
+        self._payload = bytearray(length)
+        self._payload_view = memoryview(self._payload)
+        self._payload_pos = 0
+        self._payload_callback = callback
+
+    def header_received(self, buf, pos):
+        """Handle the header at buf[pos:pos + header_size]."""
+        raise NotImplementedError
+
+    def stop_receiving(self):
+        """Ignore everything the peer sends from now on."""
+        self._receiving_stopped = True
+        if not self._lost:
+            self.transport.pause_reading()
+
+    def pause_receiving(self):
+        """Stop parsing and reading until resume_receiving(): backpressure."""
+        if not self._receiving_paused:
+            self._receiving_paused = True
+            self.transport.pause_reading()
+
+    def resume_receiving(self):
+        if (self._receiving_paused and not self._lost
+                and not self._receiving_stopped):
+            self._receiving_paused = False
+            self.transport.resume_reading()
+            self._parse()
+
+    def _parse(self):
+        size = self.header_size
+        while not (self._receiving_paused or self._receiving_stopped
+                   or self._lost):
+            if self._payload is not None:
+                if not self._fill_payload():
+                    return
+                continue
+            if self._end - self._start < size:
+                return
+            pos = self._start
+            self._start += size
+            self.header_received(self._buf, pos)
+
+    def _fill_payload(self):
+        """Move buffered bytes into the payload; True once it is complete."""
+        take = min(self._end - self._start,
+                   len(self._payload) - self._payload_pos)
+        if take:
+            self._payload_view[self._payload_pos:self._payload_pos + take] = (
+                self._view[self._start:self._start + take])
+            self._payload_pos += take
+            self._start += take
+        if self._payload_pos < len(self._payload):
+            return False
+        self._complete_payload()
+        return True
+
+    def _complete_payload(self):
+        payload, callback = self._payload, self._payload_callback
+        self._payload = self._payload_view = self._payload_callback = None
+        self._receiving_direct = False
+        callback(payload)
+
+    def _compact(self):
+        pending = self._end - self._start
+        self._buf[:pending] = self._buf[self._start:self._end]
+        self._start, self._end = 0, pending
+
+    # -- sending ------------------------------------------------------
+
+    def send(self, *parts):
+        """Queue parts for sending at the end of this loop iteration."""
+        self._out.extend(parts)
+        if not self._send_scheduled:
+            self._send_scheduled = True
+            self._loop.call_soon(self._flush_sends)
+
+    def close_after_sends(self):
+        """Close once everything queued so far has been handed to the socket."""
+        self._flush_sends()
+        self.transport.close()
+
+    def _flush_sends(self):
+        self._send_scheduled = False
+        out, self._out = self._out, []
+        if self._lost or self.transport.is_closing():
+            return
+        small = []
+        for part in out:
+            if len(part) < JOIN_LIMIT:
+                small.append(part)
+                continue
+            if small:
+                self.transport.write(b"".join(small))
+                small = []
+            self.transport.write(part)
+        if small:
+            self.transport.write(small[0] if len(small) == 1
+                                 else b"".join(small))

@@ -1,0 +1,91 @@
+"""What an NBD server serves: the Export interface and an in-memory export.
+
+The server checks every request against `size` and `read_only` before it
+calls the export, so an implementation only ever sees in-range requests and
+never a write on a read-only export. An export signals a failure to the
+client by raising errors.RequestError(errno); any other exception becomes
+EIO. The resolver given to the server may hand out one Export object per
+session (close() is called on it when that session ends) or share one.
+"""
+
+import abc
+
+from ovs_daemon.nbd import errors
+from ovs_daemon.nbd import protocol
+
+
+class Export(abc.ABC):
+    """A block device served over NBD."""
+
+    name = ""
+    read_only = False
+    # With multi-conn, a FLUSH on one connection must cover writes completed
+    # on every connection to the same export; exports that keep a per-session
+    # cache must set this to False.
+    can_multi_conn = True
+    description = None
+
+    @property
+    @abc.abstractmethod
+    def size(self):
+        """Current size in bytes; may grow while sessions are open."""
+
+    @abc.abstractmethod
+    async def read(self, offset, length):
+        """Return `length` bytes (a bytes-like object) at `offset`."""
+
+    @abc.abstractmethod
+    async def write(self, offset, data, fua):
+        """Store `data` (a bytes-like object); durable on return if fua."""
+
+    @abc.abstractmethod
+    async def flush(self):
+        """Make every write completed before this call durable."""
+
+    @abc.abstractmethod
+    async def trim(self, offset, length, fua):
+        """Discard a range; later reads of it may return anything."""
+
+    @abc.abstractmethod
+    async def write_zeroes(self, offset, length, fua, may_trim):
+        """Zero a range; `may_trim` allows leaving a hole that reads as zeroes."""
+
+    async def close(self):
+        """Called once when the session using this export ends."""
+
+
+class MemoryExport(Export):
+    """An export backed by a bytearray: for tests and demos, not durable."""
+
+    def __init__(self, name, size, read_only=False, description=None):
+        self.name = name
+        self.read_only = read_only
+        self.description = description
+        self._data = bytearray(size)
+
+    @property
+    def size(self):
+        return len(self._data)
+
+    def extend(self, new_size):
+        if new_size < self.size:
+            raise errors.RequestError(protocol.EINVAL, "cannot shrink")
+        self._data.extend(bytes(new_size - self.size))
+
+    async def read(self, offset, length):
+        return self._data[offset:offset + length]
+
+    async def write(self, offset, data, fua):
+        self._data[offset:offset + len(data)] = data
+
+    async def flush(self):
+        pass  # memory is as durable as this export gets
+
+    async def trim(self, offset, length, fua):
+        self._zero(offset, length)
+
+    async def write_zeroes(self, offset, length, fua, may_trim):
+        self._zero(offset, length)
+
+    def _zero(self, offset, length):
+        self._data[offset:offset + length] = bytes(length)

@@ -1,0 +1,275 @@
+"""One client connection to the NBD server: handshake, then transmission.
+
+Ordering guarantee (per connection):
+- Requests reach the export in arrival order, with one relaxation: READs
+  do not wait for each other. A request is passed to the export only after
+  every WRITE, TRIM, WRITE_ZEROES and FLUSH received before it has
+  completed, and those four never overlap each other. So writes are applied
+  in the order sent (a replay of overlapping writes ends with the last
+  one), a READ sees every write received before it, and a FLUSH covers
+  every write received before it - more than NBD requires (only writes
+  *completed* before the FLUSH arrived), at no cost for exports whose
+  writes complete quickly.
+- Replies are sent as requests complete, so they may be out of order.
+
+Bad input: a request with a bad magic, a WRITE announcing more than
+MAX_PAYLOAD bytes (its framing can no longer be trusted) or a stream cut
+mid-request ends this session only. Anything else that is invalid
+(unknown command or flag, out-of-range offset, READ over MAX_PAYLOAD, a
+write on a read-only export) gets an EINVAL/EPERM reply without reaching
+the export; a WRITE's payload is consumed first. TRIM and WRITE_ZEROES
+carry no payload, so they may exceed MAX_PAYLOAD (qemu sends them up to
+2 GiB).
+"""
+
+import asyncio
+import functools
+
+from oslo_log import log as logging
+
+from ovs_daemon.nbd import connection
+from ovs_daemon.nbd import errors
+from ovs_daemon.nbd import negotiation
+from ovs_daemon.nbd import protocol
+
+LOG = logging.getLogger(__name__)
+
+# Backpressure: stop reading requests while this many are being served.
+MAX_REQUESTS_IN_FLIGHT = 256
+MAX_BYTES_IN_FLIGHT = 64 * 1024 * 1024
+
+_ALLOWED_FLAGS = {
+    protocol.CMD_READ: protocol.CMD_FLAG_FUA,
+    protocol.CMD_WRITE: protocol.CMD_FLAG_FUA,
+    protocol.CMD_FLUSH: protocol.CMD_FLAG_FUA,
+    protocol.CMD_TRIM: protocol.CMD_FLAG_FUA,
+    protocol.CMD_WRITE_ZEROES: (protocol.CMD_FLAG_FUA
+                                | protocol.CMD_FLAG_NO_HOLE),
+}
+
+
+class ServerSession(connection.FramedConnection):
+    """asyncio protocol for one accepted connection."""
+
+    header_size = protocol.REQUEST.size
+
+    def __init__(self, resolver, on_closed):
+        super().__init__()
+        self.export = None
+        self.peer = None
+        self._resolver = resolver
+        self._on_closed = on_closed
+        self._handshake = None
+        self._tasks = set()
+        self._barrier = None
+        self._requests_in_flight = 0
+        self._bytes_in_flight = 0
+        self._writing_paused = False
+        self._closing = False
+        self._teardown = None
+
+    @property
+    def export_name(self):
+        return None if self.export is None else self.export.name
+
+    def __repr__(self):
+        return "<ServerSession export=%r peer=%r>" % (self.export_name,
+                                                      self.peer)
+
+    async def close(self):
+        """End the session; returns once the export has been released.
+
+        Requests not yet passed to the export are dropped unanswered; those
+        already running are waited for, so nothing reaches the export after
+        this returns.
+        """
+        if not self.transport.is_closing():
+            self.transport.abort()
+        await asyncio.shield(self._start_teardown())
+
+    # -- connection events --------------------------------------------
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        self.peer = transport.get_extra_info("peername") or "unix"
+        self._handshake = self._loop.create_task(self._negotiate())
+
+    def connection_lost(self, exc):
+        super().connection_lost(exc)
+        self._start_teardown()
+
+    def pause_writing(self):
+        self._writing_paused = True
+        self._apply_backpressure()
+
+    def resume_writing(self):
+        self._writing_paused = False
+        self._apply_backpressure()
+
+    async def _negotiate(self):
+        try:
+            chosen = await negotiation.negotiate(self, self._resolver)
+        except errors.ConnectionLost:
+            return
+        except errors.ProtocolError as exc:
+            LOG.warning("Dropping NBD client %s in handshake: %s",
+                        self.peer, exc)
+            self.close_after_sends()
+            return
+        if chosen is None or self._closing:
+            if chosen is not None:
+                await chosen.export.close()
+            self.close_after_sends()
+            return
+        self.export = chosen.export
+        LOG.debug("NBD client %s attached to export %r", self.peer,
+                  self.export.name)
+        self.start_framing()
+
+    def _start_teardown(self):
+        if self._teardown is None:
+            self._closing = True
+            self._teardown = self._loop.create_task(self._release())
+        return self._teardown
+
+    async def _release(self):
+        if not self._handshake.done():
+            self._handshake.cancel()
+        await asyncio.gather(self._handshake, *self._tasks,
+                             return_exceptions=True)
+        try:
+            if self.export is not None:
+                await self.export.close()
+        finally:
+            self._on_closed(self)
+
+    # -- transmission -------------------------------------------------
+
+    def header_received(self, buf, pos):
+        magic, flags, command, handle, offset, length = (
+            protocol.decode_request(buf, pos))
+        if magic != protocol.REQUEST_MAGIC:
+            LOG.warning("Bad request magic 0x%x from %s, disconnecting",
+                        magic, self.peer)
+            self._drop()
+            return
+        if command == protocol.CMD_WRITE:
+            if length > protocol.MAX_PAYLOAD:
+                LOG.warning("WRITE of %d bytes from %s exceeds the limit, "
+                            "disconnecting", length, self.peer)
+                self.send(protocol.encode_simple_reply(handle,
+                                                       protocol.EINVAL))
+                self._drop()
+                return
+            self.expect_payload(length, functools.partial(
+                self._submit, command, flags, handle, offset, length))
+        elif command == protocol.CMD_DISC:
+            self.stop_receiving()
+            self._loop.create_task(self._disconnect_when_idle())
+        else:
+            self._submit(command, flags, handle, offset, length, None)
+
+    def _drop(self):
+        self.stop_receiving()
+        self.close_after_sends()
+
+    async def _disconnect_when_idle(self):
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.close_after_sends()
+
+    def _submit(self, command, flags, handle, offset, length, payload):
+        error = self._validate(command, flags, offset, length)
+        if error:
+            self.send(protocol.encode_simple_reply(handle, error))
+            return
+        cost = length if command in (protocol.CMD_READ,
+                                     protocol.CMD_WRITE) else 0
+        self._requests_in_flight += 1
+        self._bytes_in_flight += cost
+        self._apply_backpressure()
+        barrier = self._barrier
+        if command == protocol.CMD_READ:
+            coro = self._serve_read(barrier, handle, offset, length)
+        else:
+            coro = self._serve_ordered(barrier, command, flags, handle,
+                                       offset, length, payload)
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(functools.partial(self._request_done, cost))
+        if command != protocol.CMD_READ:
+            self._barrier = task
+
+    def _validate(self, command, flags, offset, length):
+        """Return the errno to refuse a request with, or 0."""
+        allowed = _ALLOWED_FLAGS.get(command)
+        if allowed is None or flags & ~allowed:
+            return protocol.EINVAL
+        if command == protocol.CMD_FLUSH:
+            return 0
+        if command != protocol.CMD_READ and self.export.read_only:
+            return protocol.EPERM
+        if command == protocol.CMD_READ and length > protocol.MAX_PAYLOAD:
+            return protocol.EINVAL
+        if offset + length > self.export.size:
+            return protocol.EINVAL
+        return 0
+
+    def _request_done(self, cost, task):
+        self._tasks.discard(task)
+        self._requests_in_flight -= 1
+        self._bytes_in_flight -= cost
+        self._apply_backpressure()
+
+    def _apply_backpressure(self):
+        if (self._writing_paused
+                or self._requests_in_flight >= MAX_REQUESTS_IN_FLIGHT
+                or self._bytes_in_flight >= MAX_BYTES_IN_FLIGHT):
+            self.pause_receiving()
+        else:
+            self.resume_receiving()
+
+    async def _serve_read(self, barrier, handle, offset, length):
+        if barrier is not None and not barrier.done():
+            await barrier
+        if self._closing:
+            return
+        try:
+            data = await self.export.read(offset, length)
+            if len(data) != length:
+                raise errors.RequestError(
+                    protocol.EIO, "export returned %d bytes for a read of %d"
+                    % (len(data), length))
+        except Exception as exc:
+            self.send(protocol.encode_simple_reply(handle, self._errno(exc)))
+        else:
+            self.send(protocol.encode_simple_reply(handle), data)
+
+    async def _serve_ordered(self, barrier, command, flags, handle, offset,
+                             length, payload):
+        if barrier is not None and not barrier.done():
+            await barrier
+        if self._closing:
+            return
+        fua = bool(flags & protocol.CMD_FLAG_FUA)
+        try:
+            if command == protocol.CMD_WRITE:
+                await self.export.write(offset, payload, fua)
+            elif command == protocol.CMD_FLUSH:
+                await self.export.flush()
+            elif command == protocol.CMD_TRIM:
+                await self.export.trim(offset, length, fua)
+            else:
+                await self.export.write_zeroes(
+                    offset, length, fua,
+                    not flags & protocol.CMD_FLAG_NO_HOLE)
+        except Exception as exc:
+            self.send(protocol.encode_simple_reply(handle, self._errno(exc)))
+        else:
+            self.send(protocol.encode_simple_reply(handle))
+
+    def _errno(self, exc):
+        if isinstance(exc, errors.RequestError):
+            return exc.errno
+        LOG.error("Export %r failed a request: %r", self.export_name, exc,
+                  exc_info=exc)
+        return protocol.EIO
