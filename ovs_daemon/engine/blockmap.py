@@ -6,13 +6,16 @@ any location are special: UNMAPPED (never written here; a clone reads on in
 its parent) and ZERO (reads as zeroes, also in a clone).
 
 The map is paged: 1024 entries (4 MiB of volume) per page, a page allocated
-on the first write into it. So memory grows with the data written, not with
-the volume size, at 8 bytes per block where writes are dense. A page that is
-all UNMAPPED is dropped and one that is all ZERO is shared, so trimming a
-whole disk costs a dictionary entry per 4 MiB, not per block.
+on the first write into it, so memory grows with the data written, not with
+the volume size. A page holding few entries is sparse (sorted offsets and
+values, 10 bytes an entry) and turns dense (an array of 1024 values) once it
+is half full, so an entry never costs more than 16 bytes. A page that is all
+UNMAPPED is dropped and one that is all ZERO is shared, so trimming a whole
+disk costs a dictionary entry per 4 MiB, not per block.
 """
 
 import array
+import bisect
 import struct
 
 UNMAPPED = 0
@@ -26,7 +29,49 @@ _ZERO_PAGE = array.array('Q', [ZERO]) * PAGE_ENTRIES
 _HEADER = struct.Struct('<4sII')
 _PAGE_HEADER = struct.Struct('<QB')
 _MAGIC = b'OVSM'
-_FULL, _ZEROES = 0, 1
+_FULL, _ZEROES, _SPARSE = 0, 1, 2
+_SPARSE_LIMIT = PAGE_ENTRIES // 2
+
+
+class _SparsePage:
+    """The entries of a page that are not UNMAPPED, sorted by offset."""
+
+    __slots__ = ('offsets', 'values')
+
+    def __init__(self):
+        self.offsets = array.array('H')
+        self.values = array.array('Q')
+
+    def __len__(self):
+        return len(self.offsets)
+
+    def __getitem__(self, i):
+        pos = bisect.bisect_left(self.offsets, i)
+        if pos < len(self.offsets) and self.offsets[pos] == i:
+            return self.values[pos]
+        return UNMAPPED
+
+    def __setitem__(self, i, value):
+        pos = bisect.bisect_left(self.offsets, i)
+        present = pos < len(self.offsets) and self.offsets[pos] == i
+        if value == UNMAPPED:
+            if present:
+                del self.offsets[pos]
+                del self.values[pos]
+        elif present:
+            self.values[pos] = value
+        else:
+            self.offsets.insert(pos, i)
+            self.values.insert(pos, value)
+
+    def items(self):
+        return zip(self.offsets, self.values)
+
+    def dense(self):
+        page = array.array('Q', bytes(8 * PAGE_ENTRIES))
+        for i, value in self.items():
+            page[i] = value
+        return page
 
 
 def location(container, index):
@@ -57,27 +102,40 @@ class BlockMap:
         page = self._pages.get(block >> PAGE_SHIFT)
         return UNMAPPED if page is None else page[block & _PAGE_MASK]
 
-    def _writable_page(self, page_no):
+    def _writable_page(self, page_no, adding):
+        """The page to change ``adding`` entries of, made dense when that
+        would fill it past half."""
         page = self._pages.get(page_no)
         if page is None:
-            page = array.array('Q', bytes(8 * PAGE_ENTRIES))
-            self._pages[page_no] = page
+            page = _SparsePage() if adding <= _SPARSE_LIMIT else \
+                array.array('Q', bytes(8 * PAGE_ENTRIES))
         elif page is _ZERO_PAGE:
             page = array.array('Q', _ZERO_PAGE)
-            self._pages[page_no] = page
+        elif isinstance(page, _SparsePage):
+            if len(page) + adding <= _SPARSE_LIMIT:
+                return page
+            page = page.dense()
+        else:
+            return page
+        self._pages[page_no] = page
         return page
 
     def set(self, block, value):
-        self._writable_page(block >> PAGE_SHIFT)[block & _PAGE_MASK] = value
+        page = self._writable_page(block >> PAGE_SHIFT, 1)
+        page[block & _PAGE_MASK] = value
 
     def set_run(self, block, count, first_location):
         """Map ``count`` blocks from ``block`` to consecutive locations."""
         while count:
             page_no, start = block >> PAGE_SHIFT, block & _PAGE_MASK
             n = min(count, PAGE_ENTRIES - start)
-            page = self._writable_page(page_no)
-            page[start:start + n] = array.array(
-                'Q', range(first_location, first_location + n))
+            page = self._writable_page(page_no, n)
+            if isinstance(page, _SparsePage):
+                for i in range(n):
+                    page[start + i] = first_location + i
+            else:
+                page[start:start + n] = array.array(
+                    'Q', range(first_location, first_location + n))
             block, count, first_location = (block + n, count - n,
                                             first_location + n)
 
@@ -88,9 +146,16 @@ class BlockMap:
             n = min(count, PAGE_ENTRIES - start)
             if n == PAGE_ENTRIES:
                 self._replace_page(page_no, value)
+            elif value == UNMAPPED and page_no not in self._pages:
+                pass
             else:
-                page = self._writable_page(page_no)
-                page[start:start + n] = array.array('Q', [value]) * n
+                page = self._writable_page(page_no,
+                                           0 if value == UNMAPPED else n)
+                if isinstance(page, _SparsePage):
+                    for i in range(start, start + n):
+                        page[i] = value
+                else:
+                    page[start:start + n] = array.array('Q', [value]) * n
             block, count = block + n, count - n
 
     def _replace_page(self, page_no, value):
@@ -99,43 +164,42 @@ class BlockMap:
         else:
             self._pages[page_no] = _ZERO_PAGE
 
-    def truncate(self, blocks):
-        """Forget every block at or above ``blocks`` (used by revert)."""
-        for page_no in [p for p in self._pages if p << PAGE_SHIFT >= blocks]:
-            del self._pages[page_no]
-        tail = blocks & _PAGE_MASK
-        if tail and blocks >> PAGE_SHIFT in self._pages:
-            self.fill(blocks, PAGE_ENTRIES - tail, UNMAPPED)
-
     def containers(self):
         """The set of container numbers this map refers to."""
         found = set()
         for page in self._pages.values():
-            if page is not _ZERO_PAGE:
-                found.update(v >> INDEX_BITS for v in set(page) if v > ZERO)
-        return found
-
-    def locations_in(self, wanted):
-        """Yield ``(block, location)`` for blocks stored in containers of
-        the set ``wanted``."""
-        for page_no, page in self._pages.items():
             if page is _ZERO_PAGE:
                 continue
-            base = page_no << PAGE_SHIFT
-            for i, v in enumerate(page):
-                if v > ZERO and v >> INDEX_BITS in wanted:
-                    yield base + i, v
+            values = page.values if isinstance(page, _SparsePage) else page
+            found.update(v >> INDEX_BITS for v in set(values) if v > ZERO)
+        return found
 
     def memory_bytes(self):
-        """Bytes held by page arrays (the map's dominant cost)."""
-        return sum(8 * PAGE_ENTRIES for p in self._pages.values()
-                   if p is not _ZERO_PAGE)
+        """Bytes held by the pages' arrays (the map's dominant cost)."""
+        total = 0
+        for page in self._pages.values():
+            if isinstance(page, _SparsePage):
+                total += page.offsets.buffer_info()[1] * 2 + \
+                    page.values.buffer_info()[1] * 8
+            elif page is not _ZERO_PAGE:
+                total += 8 * PAGE_ENTRIES
+        return total
 
     def copy(self):
         other = BlockMap()
-        other._pages = {n: p if p is _ZERO_PAGE else array.array('Q', p)
-                        for n, p in self._pages.items()}
+        other._pages = {n: self._copy_page(p) for n, p in self._pages.items()}
         return other
+
+    @staticmethod
+    def _copy_page(page):
+        if page is _ZERO_PAGE:
+            return page
+        if isinstance(page, _SparsePage):
+            copy = _SparsePage()
+            copy.offsets = array.array('H', page.offsets)
+            copy.values = array.array('Q', page.values)
+            return copy
+        return array.array('Q', page)
 
     def serialize(self):
         parts = [_HEADER.pack(_MAGIC, 1, len(self._pages))]
@@ -143,6 +207,11 @@ class BlockMap:
             page = self._pages[page_no]
             if page is _ZERO_PAGE:
                 parts.append(_PAGE_HEADER.pack(page_no, _ZEROES))
+            elif isinstance(page, _SparsePage):
+                parts.append(_PAGE_HEADER.pack(page_no, _SPARSE))
+                parts.append(struct.pack('<H', len(page)))
+                parts.append(page.offsets.tobytes())
+                parts.append(page.values.tobytes())
             else:
                 parts.append(_PAGE_HEADER.pack(page_no, _FULL))
                 parts.append(page.tobytes())
@@ -160,6 +229,15 @@ class BlockMap:
             pos += _PAGE_HEADER.size
             if kind == _ZEROES:
                 blockmap._pages[page_no] = _ZERO_PAGE
+            elif kind == _SPARSE:
+                (n,) = struct.unpack_from('<H', raw, pos)
+                pos += 2
+                page = _SparsePage()
+                page.offsets.frombytes(raw[pos:pos + 2 * n])
+                pos += 2 * n
+                page.values.frombytes(raw[pos:pos + 8 * n])
+                pos += 8 * n
+                blockmap._pages[page_no] = page
             else:
                 page = array.array('Q')
                 page.frombytes(raw[pos:pos + 8 * PAGE_ENTRIES])
