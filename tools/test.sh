@@ -6,4 +6,5 @@ set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$top/tools/bootstrap.sh"
 cd "$top"
+"$top/.venv/bin/ruff" check ovs_daemon tests bench
 exec "$top/.venv/bin/python" -m pytest -p no:cacheprovider "$@" tests

@@ -15,7 +15,6 @@ fsynced.
 """
 
 import contextlib
-import errno
 import fcntl
 import os
 import shutil

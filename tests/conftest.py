@@ -1,0 +1,3 @@
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'slow: starts real processes (ZooKeeper, namespaces); run by tox -e functional')
