@@ -1,0 +1,1 @@
+"""The storage router: owns volumes, serves them over NBD and arbitrates ownership in ZooKeeper."""
