@@ -1,0 +1,31 @@
+import os
+import shutil
+
+import pytest
+
+from ovs_daemon.devcluster import netns
+
+# Distinct from the dev cluster's defaults so tests can run next to `up`.
+TEST_PREFIX = 'ovsft'
+TEST_SUBNET = '10.213.200.0/24'
+
+
+@pytest.fixture
+def stop_afterwards():
+    """Register things with a stop() method; they are stopped even if the test fails."""
+    started = []
+    yield lambda thing: started.append(thing) or thing
+    for thing in reversed(started):
+        thing.stop()
+
+
+def _needs_root_and_ip():
+    if os.geteuid() != 0 or shutil.which('ip') is None or shutil.which('nft') is None:
+        pytest.skip('network namespaces need root, iproute2 and nftables')
+
+
+@pytest.fixture
+def network():
+    _needs_root_and_ip()
+    with netns.Network(TEST_PREFIX, TEST_SUBNET) as net:
+        yield net

@@ -1,0 +1,37 @@
+"""Tiny client and server programs that tests run inside simulated hosts."""
+
+import sys
+
+# Prints OK and what the server answered, or the exception's class name, so a
+# timeout (silent drop) can be told from a refusal.  argv: address, port,
+# timeout, what to send first.
+CONNECT_PROBE = '''
+import socket, sys
+address, port, timeout, payload = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+try:
+    with socket.create_connection((address, port), timeout=timeout) as s:
+        s.sendall(payload.encode())
+        print('OK', s.recv(16).decode())
+except OSError as exc:
+    print(type(exc).__name__)
+'''
+
+# Answers every connection with "hello" and closes it; argv is the port.
+HELLO_SERVER = '''
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', int(sys.argv[1])))
+s.listen()
+while True:
+    c, _ = s.accept()
+    c.sendall(b'hello')
+    c.close()
+'''
+
+
+def probe(host, address, port, send='', timeout=2.0):
+    """Connect from ``host``, send ``send`` and return the CONNECT_PROBE verdict."""
+    result = host.exec([sys.executable, '-c', CONNECT_PROBE, address, str(port), str(timeout),
+                        send], timeout=timeout + 10)
+    return result.stdout.strip()
