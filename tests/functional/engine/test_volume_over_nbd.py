@@ -111,6 +111,7 @@ def test_fio_random_writes_verify(server):
         ['fio', '--name=verify', '--ioengine=nbd', '--uri=' +
          server.uri('vol1'), '--rw=randwrite', '--bs=4k', '--size=16M',
          '--iodepth=16', '--verify=crc32c', '--verify_fatal=1',
-         '--do_verify=1', '--verify_state_save=0'], capture_output=True, text=True, timeout=300)
+         '--do_verify=1', '--verify_state_save=0'],
+        capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert 'verify' in result.stdout
