@@ -1,0 +1,408 @@
+"""The vPool registry against a real ZooKeeper server."""
+
+import queue
+import threading
+import time
+import uuid
+
+import pytest
+from kazoo import client as kazoo_client
+
+from ovs_daemon.devcluster import zookeeper
+from ovs_daemon.router import registry as registry_mod
+
+pytestmark = pytest.mark.slow
+
+SESSION_TIMEOUT = 4.0
+
+
+@pytest.fixture(scope='module')
+def zk_server(tmp_path_factory):
+    server = zookeeper.ZooKeeperServer(str(tmp_path_factory.mktemp('zookeeper')))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def connect(zk_server):
+    """Start a new KazooClient (its own session); all are closed at the end."""
+    clients = []
+
+    def connect_():
+        client = kazoo_client.KazooClient(hosts=zk_server.hosts, timeout=SESSION_TIMEOUT)
+        clients.append(client)
+        client.start(timeout=15)
+        return client
+
+    yield connect_
+    for client in clients:
+        client.stop()
+        client.close()
+
+
+@pytest.fixture
+def vpool():
+    return 'vp-%s' % uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def make_registry(connect, vpool):
+    """A Registry of the test's vPool, on a new session each call."""
+    def make():
+        reg = registry_mod.Registry(connect(), vpool)
+        reg.ensure_paths()
+        return reg
+    return make
+
+
+@pytest.fixture
+def reg(make_registry):
+    return make_registry()
+
+
+def router_info(router_id, site='site-a'):
+    return {'id': router_id, 'site': site, 'nbd': '127.0.0.1:10809',
+            'api': 'http://127.0.0.1:8080'}
+
+
+def wait_for(predicate, timeout=10.0, what='condition'):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError('timed out waiting for %s' % what)
+        time.sleep(0.05)
+
+
+def test_create_and_read(reg):
+    created = reg.create_volume('vol1', 1 << 40, 'r1')
+    record, version = reg.volume('vol1')
+    assert record == created
+    assert record['name'] == 'vol1'
+    assert record['size'] == 1 << 40
+    assert record['owner'] == 'r1'
+    assert record['epoch'] == 1
+    assert record['state'] == 'available'
+    assert record['parent'] is None
+    assert record['attachments'] == {}
+    assert version == 0
+
+    clone = reg.create_volume('vol2', 1 << 40, 'r1',
+                              parent={'volume': 'vol1', 'snapshot': 'snap1'})
+    assert reg.volume('vol2')[0]['parent'] == {'volume': 'vol1', 'snapshot': 'snap1'}
+    assert reg.volumes() == {'vol1': created, 'vol2': clone}
+    assert reg.client.exists('/ovs/%s/volumes/vol1' % reg.vpool) is not None
+
+
+def test_missing_volume_and_bad_input(reg):
+    with pytest.raises(registry_mod.VolumeRecordNotFound):
+        reg.volume('nope')
+    with pytest.raises(registry_mod.VolumeRecordNotFound):
+        reg.take_ownership('nope', 'r1', None, 1)
+    with pytest.raises(registry_mod.RegistryError):
+        reg.create_volume('../escape', 1, 'r1')
+    with pytest.raises(registry_mod.RegistryError):
+        reg.create_volume('vol', 0, 'r1')
+    with pytest.raises(registry_mod.RegistryError):
+        reg.create_volume('vol', 1, 'r1', parent={'volume': 'x'})
+    assert reg.volumes() == {}
+
+
+def test_create_twice_raises_exists_and_keeps_the_first(reg):
+    reg.create_volume('vol', 10, 'r1')
+    reg.take_ownership('vol', 'r2', 'r1', 1)
+    with pytest.raises(registry_mod.VolumeRecordExists):
+        reg.create_volume('vol', 20, 'r3')
+    record, _ = reg.volume('vol')
+    assert (record['size'], record['owner'], record['epoch']) == (10, 'r2', 2)
+
+
+def test_racing_take_ownership_has_exactly_one_winner(reg, make_registry):
+    contenders = [make_registry() for _ in range(6)]
+    reg.create_volume('vol', 10, 'r-old')
+    owner, epoch = 'r-old', 1
+    for _round in range(5):
+        barrier = threading.Barrier(len(contenders))
+        results = [None] * len(contenders)
+
+        def race(index, owner=owner, epoch=epoch, barrier=barrier, results=results):
+            barrier.wait()
+            try:
+                results[index] = contenders[index].take_ownership(
+                    'vol', 'r%d' % index, owner, epoch)
+            except registry_mod.Conflict as exc:
+                results[index] = exc
+
+        threads = [threading.Thread(target=race, args=(i,)) for i in range(len(contenders))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        winners = [r for r in results if isinstance(r, dict)]
+        losers = [r for r in results if isinstance(r, registry_mod.Conflict)]
+        assert len(winners) == 1, results
+        assert len(losers) == len(contenders) - 1, results
+        record, _ = reg.volume('vol')
+        assert record['epoch'] == epoch + 1
+        assert record['owner'] == winners[0]['owner']
+        assert winners[0]['epoch'] == epoch + 1
+        owner, epoch = record['owner'], record['epoch']
+    assert epoch == 6
+
+
+def test_release_then_take(reg):
+    reg.create_volume('vol', 10, 'r1')
+    released = reg.release_ownership('vol', 'r1', 1)
+    assert (released['owner'], released['epoch']) == (None, 1)
+    # Releasing again (a retried unknown outcome) changes nothing.
+    assert reg.release_ownership('vol', 'r1', 1) == released
+    with pytest.raises(registry_mod.Conflict):
+        reg.take_ownership('vol', 'r2', 'r1', 1)  # r1 no longer owns it
+    taken = reg.take_ownership('vol', 'r2', None, 1)
+    assert (taken['owner'], taken['epoch']) == ('r2', 2)
+    assert reg.volume('vol')[0] == taken
+    with pytest.raises(registry_mod.NotOwner):
+        reg.release_ownership('vol', 'r1', 1)
+    with pytest.raises(registry_mod.NotOwner):
+        reg.release_ownership('vol', 'r2', 1)  # right router, old epoch
+    assert reg.volume('vol')[0] == taken
+
+
+def test_stale_router_cannot_take_back_with_an_old_epoch(reg, make_registry):
+    stale = make_registry()
+    reg.create_volume('vol', 10, 'r1')
+    # r2 steals from r1 at epoch 1.
+    reg.take_ownership('vol', 'r2', 'r1', 1)
+    before, version = reg.volume('vol')
+    # r1 (split brain) still believes it owns the volume at epoch 1.
+    with pytest.raises(registry_mod.Conflict):
+        stale.take_ownership('vol', 'r1', 'r1', 1)
+    with pytest.raises(registry_mod.Conflict):
+        stale.take_ownership('vol', 'r3', 'r1', 1)
+    with pytest.raises(registry_mod.NotOwner):
+        stale.release_ownership('vol', 'r1', 1)
+    assert reg.volume('vol') == (before, version)
+    assert (before['owner'], before['epoch']) == ('r2', 2)
+
+
+def test_update_volume_refuses_lowering_the_epoch_or_stealing_without_bump(reg):
+    reg.create_volume('vol', 10, 'r1')
+    reg.take_ownership('vol', 'r2', 'r1', 1)
+
+    def lower(record):
+        record['epoch'] = 1
+        return record
+
+    def hijack(record):
+        record['owner'] = 'r3'
+        return record
+
+    with pytest.raises(registry_mod.RegistryError):
+        reg.update_volume('vol', lower)
+    with pytest.raises(registry_mod.RegistryError):
+        reg.update_volume('vol', hijack)
+
+    def refuse(record):
+        raise registry_mod.Conflict('no')
+
+    with pytest.raises(registry_mod.Conflict):
+        reg.update_volume('vol', refuse)
+    record, _ = reg.volume('vol')
+    assert (record['owner'], record['epoch']) == ('r2', 2)
+
+
+def test_concurrent_attachment_updates_are_all_kept(reg, make_registry):
+    reg.create_volume('vol', 10, 'r1')
+    writers = [make_registry() for _ in range(4)]
+    barrier = threading.Barrier(len(writers))
+    errors = []
+
+    def attach(index):
+        barrier.wait()
+        try:
+            for n in range(5):
+                writers[index].set_attachment('vol', 'host-%d-%d' % (index, n), 'tok%d' % n)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=attach, args=(i,)) for i in range(len(writers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    attachments = reg.volume('vol')[0]['attachments']
+    assert len(attachments) == 20
+    assert attachments['host-3-4'] == 'tok4'
+
+    reg.remove_attachment('vol', 'host-0-0')
+    reg.remove_attachment('vol', 'host-0-0')  # idempotent
+    assert 'host-0-0' not in reg.volume('vol')[0]['attachments']
+    assert len(reg.volume('vol')[0]['attachments']) == 19
+    reg.clear_attachments('vol')
+    assert reg.volume('vol')[0]['attachments'] == {}
+    assert reg.volume('vol')[0]['epoch'] == 1
+
+
+def test_watch_fires_with_the_new_owner(reg, make_registry):
+    other = make_registry()
+    reg.create_volume('vol', 10, 'r1')
+    seen = queue.Queue()
+    handle = reg.watch_volume('vol', seen.put)
+    first = seen.get(timeout=10)
+    assert (first['owner'], first['epoch']) == ('r1', 1)
+
+    other.take_ownership('vol', 'r2', 'r1', 1)
+    changed = seen.get(timeout=10)
+    assert (changed['owner'], changed['epoch']) == ('r2', 2)
+
+    other.mark_deleting('vol')
+    assert seen.get(timeout=10)['state'] == 'deleting'
+    record, version = other.volume('vol')
+    other.delete_volume_record('vol', version)
+    assert seen.get(timeout=10) is None
+
+    handle.cancel()
+    other.create_volume('vol', 10, 'r3')
+    other.take_ownership('vol', 'r4', 'r3', 1)
+    time.sleep(0.5)
+    # At most the one event that lets kazoo drop the watch, and it is ignored.
+    assert seen.empty()
+
+
+def test_delete_volume_record_is_conditional(reg):
+    reg.create_volume('vol', 10, 'r1')
+    _, version = reg.volume('vol')
+    with pytest.raises(registry_mod.RegistryError):
+        reg.delete_volume_record('vol', version)  # not marked deleting
+    reg.mark_deleting('vol')
+    with pytest.raises(registry_mod.Conflict):
+        reg.delete_volume_record('vol', version)  # stale version
+    _, version = reg.volume('vol')
+    reg.delete_volume_record('vol', version)
+    with pytest.raises(registry_mod.VolumeRecordNotFound):
+        reg.volume('vol')
+
+
+def test_router_node_disappears_when_its_session_closes(reg, make_registry):
+    other = make_registry()
+    stored = other.register_router(router_info('r-other'))
+    reg.register_router(router_info('r-me'))
+    assert stored['started'] > 0
+    routers = reg.routers()
+    assert set(routers) == {'r-me', 'r-other'}
+    assert routers['r-other']['nbd'] == '127.0.0.1:10809'
+    assert reg.router('r-other') == stored
+    assert reg.is_router_alive('r-other')
+    # Idempotent within the session.
+    other.register_router(router_info('r-other'))
+    # Another session cannot take the same id.
+    with pytest.raises(registry_mod.RouterIdInUse):
+        reg.register_router(router_info('r-other'))
+
+    other.client.stop()
+    other.client.close()
+    wait_for(lambda: 'r-other' not in reg.routers(), what='r-other to vanish')
+    assert set(reg.routers()) == {'r-me'}
+    with pytest.raises(registry_mod.RouterNotFound):
+        reg.router('r-other')
+    assert not reg.is_router_alive('r-other')
+
+
+def test_router_reregisters_after_its_session_expires(reg, zk_server):
+    reg.register_router(router_info('r-me'))
+    reg.install_session_listener()
+    old_session = reg.client.client_id
+    # Expire the session from the server's side: a second client attaches to
+    # it with the same id and password, then closes it.
+    thief = kazoo_client.KazooClient(hosts=zk_server.hosts, timeout=SESSION_TIMEOUT,
+                                     client_id=old_session)
+    thief.start(timeout=15)
+    thief.stop()
+    thief.close()
+
+    def reregistered():
+        if reg.client.client_id is None or reg.client.client_id[0] == old_session[0]:
+            return False
+        stat = reg.client.exists(reg.router_path('r-me'))
+        return stat is not None and stat.ephemeralOwner == reg.client.client_id[0]
+
+    wait_for(reregistered, timeout=20, what='r-me registered by the new session')
+    assert set(reg.routers()) == {'r-me'}
+
+
+def test_least_loaded_router(reg, make_registry):
+    assert reg.least_loaded_router() is None
+    reg.register_router(router_info('r1', 'site-a'))
+    r2 = make_registry()
+    r2.register_router(router_info('r2', 'site-a'))
+    r3 = make_registry()
+    r3.register_router(router_info('r3', 'site-b'))
+    gone = make_registry()
+    gone.register_router(router_info('r0', 'site-a'))
+
+    for name, owner in [('a', 'r1'), ('b', 'r1'), ('c', 'r2'), ('d', 'r3'), ('e', 'r3'),
+                        ('f', 'r3'), ('g', None)]:
+        reg.create_volume(name, 10, owner)
+    # r0 owns nothing and would win, until its session ends.
+    assert reg.least_loaded_router() == 'r0'
+    gone.client.stop()
+    gone.client.close()
+    wait_for(lambda: 'r0' not in reg.routers(), what='r0 to vanish')
+
+    assert reg.least_loaded_router() == 'r2'
+    assert reg.least_loaded_router(site='site-a') == 'r2'
+    assert reg.least_loaded_router(site='site-b') == 'r3'
+    assert reg.least_loaded_router(site='site-c') is None
+    # Load moves: r2 takes two of r1's volumes, so r1 becomes the lightest.
+    reg.take_ownership('a', 'r2', 'r1', 1)
+    reg.take_ownership('b', 'r2', 'r1', 1)
+    assert reg.least_loaded_router() == 'r1'
+    assert reg.least_loaded_router(site='site-a') == 'r1'
+    assert reg.volumes_owned_by('r2') == ['a', 'b', 'c']
+
+
+def test_epoch_never_decreases_across_a_sequence(reg, make_registry):
+    other = make_registry()
+    reg.create_volume('vol', 10, 'r1')
+    epochs = []
+    watched = queue.Queue()
+    reg.watch_volume('vol', lambda record: watched.put(record and record['epoch']))
+
+    def note():
+        epochs.append(reg.volume('vol')[0]['epoch'])
+
+    def attempt(fn, *args):
+        try:
+            fn(*args)
+        except registry_mod.Conflict:
+            pass
+        note()
+
+    note()
+    attempt(reg.take_ownership, 'vol', 'r2', 'r1', 1)        # steal: 2
+    attempt(other.take_ownership, 'vol', 'r1', 'r1', 1)      # stale: refused
+    attempt(reg.set_attachment, 'vol', 'host1', 'tok')
+    attempt(reg.release_ownership, 'vol', 'r2', 2)           # handover: stays 2
+    attempt(other.take_ownership, 'vol', 'r3', None, 2)      # 3
+    attempt(reg.release_ownership, 'vol', 'r2', 2)           # not owner: refused
+    attempt(reg.take_ownership, 'vol', 'r3', 'r3', 3)        # re-acquire own: 4
+    attempt(reg.set_size, 'vol', 20)
+    attempt(reg.set_size, 'vol', 5)                          # shrink: refused
+    attempt(reg.take_ownership, 'vol', 'r1', 'r3', 2)        # stale epoch: refused
+    attempt(reg.remove_attachment, 'vol', 'host1')
+
+    assert epochs == sorted(epochs)
+    assert epochs[0] == 1 and epochs[-1] == 4
+    assert epochs == [1, 2, 2, 2, 2, 3, 3, 4, 4, 4, 4, 4]
+    record = reg.volume('vol')[0]
+    assert (record['owner'], record['size'], record['attachments']) == ('r3', 20, {})
+    # What the watch saw only grew too (changes may coalesce).
+    wait_for(lambda: watched.qsize() and list(watched.queue)[-1] == 4, what='watch at epoch 4')
+    seen = list(watched.queue)
+    assert seen == sorted(seen)
