@@ -60,8 +60,8 @@ class ServerSession(connection.FramedConnection):
         self._resolver = resolver
         self._on_closed = on_closed
         self._handshake = None
-        self._tasks = set()
         self._barrier = None
+        self._idle = None
         self._requests_in_flight = 0
         self._bytes_in_flight = 0
         self._writing_paused = False
@@ -135,8 +135,8 @@ class ServerSession(connection.FramedConnection):
     async def _release(self):
         if not self._handshake.done():
             self._handshake.cancel()
-        await asyncio.gather(self._handshake, *self._tasks,
-                             return_exceptions=True)
+        await asyncio.gather(self._handshake, return_exceptions=True)
+        await self._wait_idle()
         try:
             if self.export is not None:
                 await self.export.close()
@@ -174,7 +174,7 @@ class ServerSession(connection.FramedConnection):
         self.close_after_sends()
 
     async def _disconnect_when_idle(self):
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._wait_idle()
         self.close_after_sends()
 
     def _submit(self, command, flags, handle, offset, length, payload):
@@ -193,9 +193,7 @@ class ServerSession(connection.FramedConnection):
         else:
             coro = self._serve_ordered(barrier, command, flags, handle,
                                        offset, length, payload)
-        task = self._loop.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(functools.partial(self._request_done, cost))
+        task = self._loop.create_task(self._accounted(coro, cost))
         if command != protocol.CMD_READ:
             self._barrier = task
 
@@ -214,11 +212,24 @@ class ServerSession(connection.FramedConnection):
             return protocol.EINVAL
         return 0
 
-    def _request_done(self, cost, task):
-        self._tasks.discard(task)
-        self._requests_in_flight -= 1
-        self._bytes_in_flight -= cost
-        self._apply_backpressure()
+    async def _accounted(self, coro, cost):
+        # Bookkeeping inside the task rather than in a done callback saves
+        # a loop callback per request.
+        try:
+            await coro
+        finally:
+            self._requests_in_flight -= 1
+            self._bytes_in_flight -= cost
+            if not self._requests_in_flight and self._idle is not None:
+                self._idle.set_result(None)
+                self._idle = None
+            self._apply_backpressure()
+
+    async def _wait_idle(self):
+        while self._requests_in_flight:
+            if self._idle is None:
+                self._idle = self._loop.create_future()
+            await asyncio.shield(self._idle)
 
     def _apply_backpressure(self):
         if (self._writing_paused
