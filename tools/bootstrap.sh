@@ -22,6 +22,9 @@ done
 if ! command -v java >/dev/null 2>&1; then
     missing+=(default-jre-headless)
 fi
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    missing+=(python3-venv)
+fi
 if ((${#missing[@]})); then
     echo "bootstrap: installing system packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
