@@ -34,6 +34,8 @@ from ovs_daemon.nbd import protocol
 
 LOG = logging.getLogger(__name__)
 
+# A client that connects and stalls must not hold a session forever.
+HANDSHAKE_TIMEOUT = 30.0
 # Backpressure: stop reading requests while this many are being served.
 MAX_REQUESTS_IN_FLIGHT = 256
 MAX_BYTES_IN_FLIGHT = 64 * 1024 * 1024
@@ -108,8 +110,15 @@ class ServerSession(connection.FramedConnection):
 
     async def _negotiate(self):
         try:
-            chosen = await negotiation.negotiate(self, self._resolver)
+            chosen = await asyncio.wait_for(
+                negotiation.negotiate(self, self._resolver),
+                HANDSHAKE_TIMEOUT)
         except errors.ConnectionLost:
+            return
+        except asyncio.TimeoutError:
+            LOG.warning("NBD client %s did not finish the handshake in %ss",
+                        self.peer, HANDSHAKE_TIMEOUT)
+            self.transport.abort()
             return
         except errors.ProtocolError as exc:
             LOG.warning("Dropping NBD client %s in handshake: %s",

@@ -14,6 +14,7 @@ from ovs_daemon.nbd import errors
 from ovs_daemon.nbd import export as export_mod
 from ovs_daemon.nbd import protocol
 from ovs_daemon.nbd import server as server_mod
+from ovs_daemon.nbd import session as session_mod
 
 MiB = 1024 * 1024
 
@@ -46,6 +47,14 @@ async def serving(*exports, listable=True):
         yield server
     finally:
         await server.stop()
+
+
+async def eventually(predicate, timeout=10):
+    """Wait for a state that the server reaches asynchronously."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "never happened"
+        await asyncio.sleep(0.005)
 
 
 async def connect(server, name="vol1"):
@@ -325,8 +334,7 @@ def test_session_end_closes_the_export_once():
                 nbd = await connect(srv)
                 await nbd.write(0, b"a")
                 await nbd.close()
-            await asyncio.sleep(0.05)
-            assert export.closed == 3
+            await eventually(lambda: export.closed == 3)
             assert srv.sessions() == []
     run(scenario())
 
@@ -474,6 +482,39 @@ def test_old_style_export_name_enters_transmission():
             assert await peer.closed_by_server()
     run(scenario())
     assert export._data[:2] == b"hi"
+
+
+def test_export_name_reply_omits_zeroes_when_client_asks():
+    async def scenario():
+        async with serving(export_mod.MemoryExport("vol1", 4096)) as srv:
+            peer = await RawPeer.open(srv, client_flags=3)
+            peer.option(protocol.OPT_EXPORT_NAME, b"vol1")
+            assert protocol.EXPORT_NAME_REPLY.unpack(
+                await peer.reader.readexactly(10)) == (
+                    4096, negotiation_flags())
+            peer.writer.write(protocol.encode_request(protocol.CMD_FLUSH, 9))
+            # The next bytes are the reply, not 124 zeroes.
+            assert protocol.decode_simple_reply(
+                await peer.reader.readexactly(16)) == (
+                    protocol.SIMPLE_REPLY_MAGIC, 0, 9)
+    run(scenario())
+
+
+def negotiation_flags():
+    return (protocol.FLAG_HAS_FLAGS | protocol.FLAG_SEND_FLUSH
+            | protocol.FLAG_SEND_FUA | protocol.FLAG_SEND_TRIM
+            | protocol.FLAG_SEND_WRITE_ZEROES | protocol.FLAG_CAN_MULTI_CONN)
+
+
+def test_stalled_handshake_is_dropped(monkeypatch):
+    monkeypatch.setattr(session_mod, "HANDSHAKE_TIMEOUT", 0.1)
+
+    async def scenario():
+        async with serving(export_mod.MemoryExport("vol1", 4096)) as srv:
+            peer = await RawPeer.open(srv)
+            assert await peer.closed_by_server()
+            await eventually(lambda: srv.sessions() == [])
+    run(scenario())
 
 
 def test_refused_export_name_drops_the_connection():
