@@ -18,6 +18,7 @@ RECV_BUFFER_SIZE = 256 * 1024
 # Compact the receive buffer once less than this is free at its end, so
 # each recv can still take a useful amount.
 MIN_RECV_ROOM = 64 * 1024
+MAX_HANDSHAKE_BACKLOG = RECV_BUFFER_SIZE // 2
 # Parts at least this large are written on their own rather than joined,
 # to avoid copying them.
 JOIN_LIMIT = 64 * 1024
@@ -89,6 +90,9 @@ class FramedConnection(asyncio.BufferedProtocol):
         self._end += nbytes
         if self._framing:
             self._parse()
+        elif self._end - self._start > MAX_HANDSHAKE_BACKLOG:
+            # No handshake has this much in flight: a flood, not a peer.
+            self.transport.abort()
         else:
             self._wake_reader()
 

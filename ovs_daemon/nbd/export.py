@@ -4,8 +4,9 @@ The server checks every request against `size` and `read_only` before it
 calls the export, so an implementation only ever sees in-range requests and
 never a write on a read-only export. An export signals a failure to the
 client by raising errors.RequestError(errno); any other exception becomes
-EIO. The resolver given to the server may hand out one Export object per
-session (close() is called on it when that session ends) or share one.
+EIO. The resolver given to the server may hand out a new Export object each
+time or share one: close() is called once for every object it returned, when
+the server is done with it (the session ended, or NBD_OPT_INFO was answered).
 """
 
 import abc
@@ -51,7 +52,7 @@ class Export(abc.ABC):
         """Zero a range; `may_trim` allows leaving a hole that reads as zeroes."""
 
     async def close(self):
-        """Called once when the session using this export ends."""
+        """The server is done with this object (see the module docstring)."""
 
 
 class MemoryExport(Export):

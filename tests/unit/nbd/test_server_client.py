@@ -560,3 +560,56 @@ def test_unknown_command_and_flags_get_einval_in_transmission():
             assert replies == {1: protocol.EINVAL, 2: protocol.EINVAL,
                                3: protocol.EINVAL, 4: 0}
     run(scenario())
+
+
+def test_resolver_crash_drops_only_that_client():
+    class CrashingResolver(Resolver):
+        async def __call__(self, name):
+            if name == "boom":
+                raise RuntimeError("resolver bug")
+            return await super().__call__(name)
+
+    async def scenario():
+        server = server_mod.NBDServer(CrashingResolver(
+            export_mod.MemoryExport("vol1", 4096)))
+        await server.start_tcp("127.0.0.1", 0)
+        try:
+            with pytest.raises(errors.ConnectionLost):
+                await connect(server, "boom")
+            nbd = await connect(server)
+            assert await nbd.read(0, 4) == bytes(4)
+            await nbd.close()
+        finally:
+            await server.stop()
+    run(scenario())
+
+
+def test_client_flooding_during_the_handshake_is_dropped(caplog):
+    release = asyncio.Event()
+
+    class SlowResolver(Resolver):
+        async def __call__(self, name):
+            await release.wait()
+            return await super().__call__(name)
+
+    async def scenario():
+        server = server_mod.NBDServer(SlowResolver(
+            export_mod.MemoryExport("vol1", 4096)))
+        await server.start_tcp("127.0.0.1", 0)
+        try:
+            peer = await RawPeer.open(server)
+            # While the resolver is busy, the client sends far more than
+            # any handshake needs.
+            peer.option(protocol.OPT_GO, protocol.encode_go_request("vol1"))
+            peer.writer.write(b"\0" * 512 * 1024)
+            with contextlib.suppress(ConnectionResetError):
+                assert await peer.reader.read() == b""
+            release.set()
+            nbd = await connect(server)
+            await nbd.close()
+        finally:
+            release.set()
+            await server.stop()
+    run(scenario())
+    # Dropped on purpose, not by asyncio tripping over a full buffer.
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
