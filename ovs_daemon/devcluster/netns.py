@@ -32,6 +32,7 @@ LOG = logging.getLogger(__name__)
 _PREFIX_RE = re.compile(r'^[a-z][a-z0-9]{0,7}$')
 _HOST_NAME_RE = re.compile(r'^[a-z0-9][a-z0-9-]*$')
 HOST_INTERFACE = 'eth0'
+DUMP_ATTEMPTS = 5
 
 
 def _run(argv, input=None, check=True):
@@ -80,14 +81,16 @@ def _kill_netns_processes(netns):
             pass
 
 
-def _delete_netns(netns):
-    _kill_netns_processes(netns)
-    _run(['ip', 'netns', 'del', netns], check=False)
-
-
 def _link_names():
-    output = _run(['ip', '-j', 'link', 'show']).stdout
-    return [link['ifname'] for link in json.loads(output)]
+    # A dump that races with vanishing links may come back incomplete;
+    # iproute2 then warns on stderr, and the dump is simply taken again.
+    for _ in range(DUMP_ATTEMPTS):
+        result = _run(['ip', '-j', 'link', 'show'], check=False)
+        if result.returncode == 0 and 'Dump was interrupted' not in result.stderr:
+            break
+    else:
+        raise RuntimeError('ip link show: %s' % result.stderr.strip())
+    return [link['ifname'] for link in json.loads(result.stdout)]
 
 
 def _netns_names():
@@ -101,16 +104,20 @@ def cleanup_stale(prefix):
         if table.startswith(prefix + '_'):
             LOG.info('Removing stale nftables table %s %s', family, table)
             _run(['nft', 'delete', 'table', family, table], check=False)
-    for netns in _netns_names():
-        if netns.startswith(prefix + '-'):
-            LOG.info('Removing stale network namespace %s', netns)
-            _delete_netns(netns)
-    # Namespaces are torn down asynchronously; deleting the root end of each
-    # veth removes the pair at once, and the bridge goes last.
+    namespaces = [name for name in _netns_names() if name.startswith(prefix + '-')]
+    for netns in namespaces:
+        _kill_netns_processes(netns)
+    # Links go before namespaces: deleting the root end of a veth removes the
+    # pair at once, whereas a deleted namespace takes its veths down later,
+    # asynchronously, possibly under the next run's feet.  The bridge goes
+    # once no port is left on it.
     links = [name for name in _link_names() if name.startswith(prefix + '-')]
     for link in sorted(links, key=lambda name: name.endswith('-br')):
         LOG.info('Removing stale link %s', link)
         _run(['ip', 'link', 'del', link], check=False)
+    for netns in namespaces:
+        LOG.info('Removing stale network namespace %s', netns)
+        _run(['ip', 'netns', 'del', netns], check=False)
 
 
 class Host:

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.slow
 PORT = 7000
 STALE_PREFIX = 'ovsfs'
 STALE_SUBNET = '10.213.201.0/24'
+PYTHON = os.path.realpath(sys.executable)
 
 
 @pytest.fixture
@@ -40,8 +41,8 @@ def test_process_in_host_has_its_own_pid_and_dies_on_stop(network, tmp_path):
         'sleeper', [sys.executable, '-c', 'import time; time.sleep(600)'], str(tmp_path),
         netns=host.name)
     try:
-        sleeper.wait_until(lambda: 'sleep' in _cmdline(sleeper.pid), timeout=10,
-                           what='the sleeper itself')
+        sleeper.wait_until(lambda: _executable(sleeper.pid) == PYTHON, timeout=10,
+                           what='python rather than ip')
         # `ip netns exec` exec'd the command: the recorded PID is the real one.
         assert (os.stat('/proc/%d/ns/net' % sleeper.pid).st_ino
                 == os.stat(os.path.join('/run/netns', host.name)).st_ino)
@@ -108,9 +109,8 @@ def test_leftovers_of_a_crashed_run_are_removed(tmp_path):
         netns.cleanup_stale(STALE_PREFIX)
 
 
-def _cmdline(pid):
-    with open('/proc/%d/cmdline' % pid, 'rb') as f:
-        return f.read().decode()
+def _executable(pid):
+    return os.path.realpath('/proc/%d/exe' % pid)
 
 
 def _netns_pids(name):
