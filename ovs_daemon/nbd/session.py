@@ -120,14 +120,14 @@ class ServerSession(connection.FramedConnection):
                         self.peer, HANDSHAKE_TIMEOUT)
             self.transport.abort()
             return
-        except Exception:
-            LOG.exception("NBD handshake with %s failed", self.peer)
-            self.transport.abort()
-            return
         except errors.ProtocolError as exc:
             LOG.warning("Dropping NBD client %s in handshake: %s",
                         self.peer, exc)
             self.close_after_sends()
+            return
+        except Exception:
+            LOG.exception("NBD handshake with %s failed", self.peer)
+            self.transport.abort()
             return
         if chosen is None or self._closing:
             if chosen is not None:

@@ -25,6 +25,9 @@ SIZE = 1024 * 1024
 u16 = st.integers(0, 2**16 - 1)
 u32 = st.integers(0, 2**32 - 1)
 u64 = st.integers(0, 2**64 - 1)
+SERVED_COMMANDS = (protocol.CMD_READ, protocol.CMD_WRITE, protocol.CMD_DISC,
+                   protocol.CMD_FLUSH, protocol.CMD_TRIM,
+                   protocol.CMD_WRITE_ZEROES)
 DATA_COMMANDS = (protocol.CMD_READ, protocol.CMD_WRITE, protocol.CMD_TRIM,
                  protocol.CMD_WRITE_ZEROES)
 
@@ -44,9 +47,7 @@ def bad_magic(draw):
 
 @st.composite
 def unknown_command(draw):
-    command = draw(u16.filter(lambda c: c not in protocol.COMMAND_NAMES
-                              or c in (protocol.CMD_CACHE,
-                                       protocol.CMD_BLOCK_STATUS)))
+    command = draw(u16.filter(lambda c: c not in SERVED_COMMANDS))
     return request(command, draw(u64), draw(st.integers(0, 4096)),
                    draw(u16))
 

@@ -526,12 +526,15 @@ def test_refused_export_name_drops_the_connection():
     run(scenario())
 
 
-def test_unknown_client_flags_drop_the_connection():
+def test_unknown_client_flags_drop_the_connection(caplog):
     async def scenario():
         async with serving(export_mod.MemoryExport("vol1", 4096)) as srv:
             peer = await RawPeer.open(srv, client_flags=0x80)
             assert await peer.closed_by_server()
     run(scenario())
+    # Bad input is the peer's fault: a warning, not an error with traceback.
+    assert [r.levelname for r in caplog.records
+            if "unknown client flags" in r.getMessage()] == ["WARNING"]
 
 
 def test_unknown_command_and_flags_get_einval_in_transmission():
