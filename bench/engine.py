@@ -1,23 +1,20 @@
 """Benchmark of the volume engine on the local backend (not a test).
 
 Prints a table and writes it to results/engine.md:
-  python bench/engine.py [--data-mib 1024] [--workdir DIR]
+  .venv/bin/python bench/engine.py [--data-mib 1024] [--workdir DIR]
 """
 
 import argparse
 import os
 import random
 import shutil
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from ovs_daemon.backends import base  # noqa: E402
-from ovs_daemon.backends import local  # noqa: E402
-from ovs_daemon.engine import store as store_mod  # noqa: E402
-from ovs_daemon.engine import volume as volume_mod  # noqa: E402
+from ovs_daemon.backends import base
+from ovs_daemon.backends import local
+from ovs_daemon.engine import store as store_mod
+from ovs_daemon.engine import volume as volume_mod
 
 KiB, MiB, GiB, TiB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
 

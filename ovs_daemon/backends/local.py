@@ -54,12 +54,13 @@ class LocalBackend(base.Backend):
             raise base.NotFound('namespace %s does not exist' % namespace)
         return path
 
-    def _object_path(self, namespace, name):
+    @staticmethod
+    def _object_path(ns_dir, name):
         base.check_object_name(name)
         if name.split('/', 1)[0] == _LOG_DIR:
             raise base.InvalidName('object names under %r are reserved for '
                                    'the log' % _LOG_DIR)
-        return os.path.join(self._existing_ns_dir(namespace), name)
+        return os.path.join(ns_dir, name)
 
     def _slot_path(self, ns_dir, slot):
         if not isinstance(slot, int) or slot < 1:
@@ -198,8 +199,8 @@ class LocalBackend(base.Backend):
     # Objects
 
     def put(self, namespace, name, data, key):
-        path = self._object_path(namespace, name)
         ns_dir = self._existing_ns_dir(namespace)
+        path = self._object_path(ns_dir, name)
         tmp = self._write_temp(ns_dir, data)
         try:
             with self._locked(ns_dir):
@@ -212,7 +213,7 @@ class LocalBackend(base.Backend):
                 os.unlink(tmp)
 
     def get(self, namespace, name, offset=0, length=None):
-        path = self._object_path(namespace, name)
+        path = self._object_path(self._existing_ns_dir(namespace), name)
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
@@ -243,8 +244,8 @@ class LocalBackend(base.Backend):
         return sorted(n for n in names if n.startswith(prefix))
 
     def delete(self, namespace, name, key):
-        path = self._object_path(namespace, name)
         ns_dir = self._existing_ns_dir(namespace)
+        path = self._object_path(ns_dir, name)
         with self._locked(ns_dir):
             self._check_key(ns_dir, namespace, key)
             with contextlib.suppress(FileNotFoundError):

@@ -1,6 +1,7 @@
-"""Errors of the volume engine, one type for each thing a caller acts on."""
+"""Errors of the volume engine, one type for each thing a caller acts on.
 
-from ovs_daemon.backends.base import Fenced  # noqa: F401  (re-exported)
+A backend's ``Fenced`` passes through unchanged: the caller halts on it.
+"""
 
 
 class VolumeError(Exception):
@@ -35,6 +36,3 @@ class SnapshotNotFound(VolumeError, LookupError):
 class SnapshotExists(VolumeError):
     pass
 
-
-class HasDependents(VolumeError):
-    """The operation would remove data a clone still reads."""

@@ -572,11 +572,6 @@ class Volume:
                     'map_bytes': self.map.memory_bytes(),
                     'halted': self._halted}
 
-    def close(self):
-        """Commit what is buffered and stop serving (a handover)."""
-        self.flush()
-        self.halt('closed')
-
 
 def _check_size(size):
     if not isinstance(size, int) or size <= 0 or size % BLOCK_SIZE \

@@ -3,7 +3,6 @@ import socket
 import threading
 
 import pytest
-from kazoo import client as kazoo_client
 from kazoo import protocol
 from kazoo import retry
 
@@ -12,22 +11,6 @@ from ovs_daemon.devcluster import sockets
 from ovs_daemon.devcluster import zookeeper
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def kazoo_clients():
-    clients = []
-
-    def connect(hosts, timeout=10.0):
-        client = kazoo_client.KazooClient(hosts=hosts, timeout=timeout)
-        clients.append(client)
-        client.start(timeout=15)
-        return client
-
-    yield connect
-    for client in clients:
-        client.stop()
-        client.close()
 
 
 def test_standalone_serves_kazoo_and_stop_leaves_nothing(tmp_path, stop_afterwards,

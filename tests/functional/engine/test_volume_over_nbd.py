@@ -1,71 +1,27 @@
 """Engine volumes served over NBD to real clients, across a kill -9."""
 
 import os
-import signal
 import subprocess
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.dirname(os.path.abspath(__file__)))))
+from tests.functional.nbd import server_process
+
 MiB = 1 << 20
 
 pytestmark = pytest.mark.slow
 
 
-class VolumeServer:
-    """tests.functional.nbd.volume_server in a subprocess."""
-
-    def __init__(self, tmp_path, volumes):
-        self.backend = str(tmp_path / 'backend')
-        self.socket = str(tmp_path / 'nbd.sock')
-        self.volumes = volumes
-        self.log = open(tmp_path / 'server.log', 'a+')
-        self.proc = None
-
-    def start(self):
-        args = [sys.executable, '-m', 'tests.functional.nbd.volume_server',
-                '--backend', self.backend, '--unix', self.socket]
-        for name, size in self.volumes:
-            args += ['--volume', '%s:%d' % (name, size)]
-        self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE,
-                                     stderr=self.log, text=True)
-        line = self.proc.stdout.readline()
-        if not line.startswith('READY'):
-            self.stop()
-            self.log.seek(0)
-            raise RuntimeError('server did not start: %s' % self.log.read())
-        self.port = int(line.split()[1])
-
-    def uri(self, name):
-        return 'nbd+unix:///%s?socket=%s' % (name, self.socket)
-
-    def kill(self):
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-        self.proc.stdout.close()
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc.stdout.close()
-
-
 @pytest.fixture
 def server(tmp_path):
-    server = VolumeServer(tmp_path, [('vol1', 64 * MiB)])
-    server.start()
+    server = server_process.ServerProcess(
+        tmp_path, 'tests.functional.nbd.volume_server',
+        ['--backend', str(tmp_path / 'backend'),
+         '--volume', 'vol1:%d' % (64 * MiB)])
     try:
         yield server
     finally:
         server.stop()
-        server.log.close()
 
 
 def qemu_io(uri, *commands, expect_ok=True):
@@ -79,14 +35,14 @@ def qemu_io(uri, *commands, expect_ok=True):
 
 
 def test_flushed_writes_survive_kill_9_and_restart(server):
-    out = qemu_io(server.uri('vol1'), 'write -P 0x5a 12345 3M', 'flush')
+    out = qemu_io(server.unix_uri('vol1'), 'write -P 0x5a 12345 3M', 'flush')
     assert 'wrote' in out
     server.kill()
     server.start()
-    out = qemu_io(server.uri('vol1'), 'read -P 0x5a 12345 3M',
+    out = qemu_io(server.unix_uri('vol1'), 'read -P 0x5a 12345 3M',
                   'read -P 0 0 12345')
     assert 'Pattern verification failed' not in out
-    out = qemu_io(server.uri('vol1'), 'read -P 0x5b 12345 4k',
+    out = qemu_io(server.unix_uri('vol1'), 'read -P 0x5b 12345 4k',
                   expect_ok=False)
     assert 'Pattern verification failed' in out
 
@@ -97,11 +53,11 @@ def test_qemu_img_convert_into_a_volume_and_compare(server, tmp_path):
         for i in range(16):
             f.write(os.urandom(MiB) if i % 3 else bytes(MiB))
     subprocess.run(['qemu-img', 'convert', '-n', '-f', 'raw', '-O', 'raw',
-                    str(image), server.uri('vol1')], check=True, timeout=120)
+                    str(image), server.unix_uri('vol1')], check=True, timeout=120)
     server.kill()
     server.start()
     compare = subprocess.run(['qemu-img', 'compare', '-f', 'raw', '-F', 'raw',
-                              str(image), server.uri('vol1')],
+                              str(image), server.unix_uri('vol1')],
                              capture_output=True, text=True, timeout=120)
     assert compare.returncode == 0, compare.stdout + compare.stderr
 
@@ -109,7 +65,7 @@ def test_qemu_img_convert_into_a_volume_and_compare(server, tmp_path):
 def test_fio_random_writes_verify(server):
     result = subprocess.run(
         ['fio', '--name=verify', '--ioengine=nbd', '--uri=' +
-         server.uri('vol1'), '--rw=randwrite', '--bs=4k', '--size=16M',
+         server.unix_uri('vol1'), '--rw=randwrite', '--bs=4k', '--size=16M',
          '--iodepth=16', '--verify=crc32c', '--verify_fatal=1',
          '--do_verify=1', '--verify_state_save=0'],
         capture_output=True, text=True, timeout=300)

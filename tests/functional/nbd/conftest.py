@@ -1,71 +1,22 @@
 import asyncio
-import os
-import subprocess
-import sys
 import threading
 
 import pytest
 
 from ovs_daemon.nbd import export as export_mod
 from ovs_daemon.nbd import server as server_mod
-from tests.functional.nbd import memory_server
+from tests.functional.nbd import server_process
+from tests.functional.nbd import serving
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.dirname(os.path.abspath(__file__)))))
 EXPORT_SIZE = 16 * 1024 * 1024
-
-
-class ServerProcess:
-    """memory_server.py in a subprocess, stopped even if a test fails."""
-
-    def __init__(self, tmp_path, exports):
-        self.socket = str(tmp_path / "nbd.sock")
-        args = [sys.executable, "-m", "tests.functional.nbd.memory_server",
-                "--unix", self.socket, "--tcp", "127.0.0.1:0"]
-        for name, size in exports:
-            args += ["--export", "%s:%d" % (name, size)]
-        self.killed = False
-        self.log_path = tmp_path / "server.log"
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE,
-                                     stderr=self.log, text=True)
-        line = self.proc.stdout.readline()
-        if not line.startswith("READY"):
-            self.stop()
-            raise RuntimeError("server did not start: %r\n%s"
-                               % (line, self.read_log()))
-        self.port = int(line.split()[1])
-
-    def unix_uri(self, name):
-        return "nbd+unix:///%s?socket=%s" % (name, self.socket)
-
-    def tcp_uri(self, name):
-        return "nbd://127.0.0.1:%d/%s" % (self.port, name)
-
-    def read_log(self):
-        return self.log_path.read_text()
-
-    def kill(self):
-        self.killed = True
-        self.proc.kill()
-        self.proc.wait()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-        self.log.close()
 
 
 @pytest.fixture
 def nbd_process(tmp_path):
-    server = ServerProcess(tmp_path, [("vol1", EXPORT_SIZE),
-                                      ("vol2", EXPORT_SIZE)])
+    server = server_process.ServerProcess(
+        tmp_path, "tests.functional.nbd.memory_server",
+        ["--export", "vol1:%d" % EXPORT_SIZE,
+         "--export", "vol2:%d" % EXPORT_SIZE])
     try:
         yield server
     finally:
@@ -81,7 +32,7 @@ class ThreadedServer:
         self.exports = {e.name: e for e in exports}
         self.loop = asyncio.new_event_loop()
         self.server = server_mod.NBDServer(
-            memory_server.MemoryResolver(exports))
+            serving.FixedExports(exports))
         self.thread = threading.Thread(target=self.loop.run_forever,
                                        daemon=True)
         self.thread.start()

@@ -27,20 +27,9 @@ def zk_server(tmp_path_factory):
 
 
 @pytest.fixture
-def connect(zk_server):
+def connect(zk_server, kazoo_clients):
     """Start a new KazooClient (its own session); all are closed at the end."""
-    clients = []
-
-    def connect_():
-        client = kazoo_client.KazooClient(hosts=zk_server.hosts, timeout=SESSION_TIMEOUT)
-        clients.append(client)
-        client.start(timeout=15)
-        return client
-
-    yield connect_
-    for client in clients:
-        client.stop()
-        client.close()
+    return lambda: kazoo_clients(zk_server.hosts, SESSION_TIMEOUT)
 
 
 @pytest.fixture
