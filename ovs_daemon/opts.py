@@ -1,4 +1,5 @@
-"""Options of the volume store: the backend and the engine's tuning.
+"""Options of the storage router: its identity and addresses, ZooKeeper,
+the backend and the engine's tuning.
 
 Published through the ``oslo.config.opts`` entry point, so
 ``oslo-config-generator --namespace ovs_daemon`` writes the sample.
@@ -8,6 +9,64 @@ from oslo_config import cfg
 
 from ovs_daemon.backends import local
 from ovs_daemon.engine import volume
+
+router_opts = [
+    cfg.StrOpt('id', required=True,
+               help='This router\'s id, unique in the vPool (letters, digits, '
+                    '"-", "_", "."). Volumes name their owner by it.'),
+    cfg.StrOpt('site', default='default',
+               help='Failure domain of this router (a rack, a room). Edges '
+                    'fail over to routers of their own site first.'),
+    cfg.StrOpt('vpool', default='default',
+               help='The vPool: routers of one vPool share a backend and a '
+                    'ZooKeeper path (/ovs/<vpool>).'),
+    cfg.HostAddressOpt('nbd_host', default='127.0.0.1',
+                       help='Address the NBD data plane listens on.'),
+    cfg.PortOpt('nbd_port', default=10809,
+                help='TCP port of the NBD data plane (0: any free port).'),
+    cfg.HostAddressOpt('api_host', default='127.0.0.1',
+                       help='Address the HTTP control API listens on.'),
+    cfg.PortOpt('api_port', default=8765,
+                help='TCP port of the control API (0: any free port).'),
+    cfg.HostAddressOpt('advertise_host',
+                       help='Address other routers, edges and the Cinder '
+                            'driver use to reach this router; defaults to '
+                            'nbd_host and api_host.'),
+    cfg.StrOpt('token_file', required=True,
+               help='File holding the control API token, shared by the '
+                    'routers, edges and the Cinder driver of the vPool. Keep '
+                    'it readable by root only.'),
+    cfg.FloatOpt('peer_timeout', default=1.0, min=0.05,
+                 help='Seconds to wait for another router to answer before '
+                      'it counts as unreachable (failover acquire then '
+                      'steals the volume).'),
+    cfg.FloatOpt('handover_timeout', default=10.0, min=0.1,
+                 help='Seconds an owner may take to flush and release a '
+                      'volume it hands over.'),
+    cfg.FloatOpt('forward_timeout', default=60.0, min=1.0,
+                 help='Seconds to wait for the owner when a control call is '
+                      'forwarded to it.'),
+    cfg.IntOpt('max_unflushed_mib', default=64, min=1,
+               help='Unflushed data a volume may hold before the router '
+                    'flushes it itself.'),
+    cfg.IntOpt('io_threads', default=8, min=1,
+               help='Worker threads for backend and ZooKeeper calls.'),
+    cfg.FloatOpt('collect_interval', default=300.0, min=1.0,
+                 help='Seconds between garbage collection rounds over the '
+                      'volumes this router owns.'),
+]
+
+zookeeper_opts = [
+    cfg.StrOpt('hosts', default='127.0.0.1:2181',
+               help='ZooKeeper ensemble, "host:port,host:port,...".'),
+    cfg.FloatOpt('session_timeout', default=6.0, min=1.0,
+                 help='ZooKeeper session timeout in seconds. A router cut '
+                      'off for longer halts its volumes; its volumes can be '
+                      'stolen once its session expired, or at once when it '
+                      'does not answer its peers.'),
+    cfg.FloatOpt('connect_timeout', default=15.0, min=1.0,
+                 help='Seconds to wait for ZooKeeper at start-up.'),
+]
 
 backend_opts = [
     cfg.StrOpt('backend', default='local', choices=['local'],
@@ -28,6 +87,12 @@ engine_opts = [
 ]
 
 
+def register_router_opts(conf):
+    conf.register_opts(router_opts, group='router')
+    conf.register_opts(zookeeper_opts, group='zookeeper')
+    register_opts(conf)
+
+
 def register_opts(conf):
     conf.register_opts(backend_opts, group='backend')
     conf.register_opts(engine_opts, group='engine')
@@ -45,4 +110,5 @@ def make_tuning(conf):
 
 
 def list_opts():
-    return [('backend', backend_opts), ('engine', engine_opts)]
+    return [('router', router_opts), ('zookeeper', zookeeper_opts),
+            ('backend', backend_opts), ('engine', engine_opts)]

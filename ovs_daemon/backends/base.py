@@ -172,3 +172,8 @@ class Backend(abc.ABC):
         """Delete log slots up to and including ``upto`` (after a
         checkpoint). The highest slot is always kept, so slot numbers are
         never reused. Raises Fenced for a stale key."""
+
+    @abc.abstractmethod
+    def usage(self):
+        """``{'capacity_bytes', 'free_bytes', 'used_bytes'}`` of the store;
+        capacity and free are None where the store has no fixed limit."""

@@ -152,6 +152,19 @@ class LocalBackend(base.Backend):
         return sorted(n for n in os.listdir(self.root)
                       if not n.startswith('.'))
 
+    def usage(self):
+        fs = os.statvfs(self.root)
+        used = 0
+        for directory, _, files in os.walk(self.root):
+            for name in files:
+                try:
+                    used += os.lstat(os.path.join(directory, name)).st_size
+                except FileNotFoundError:
+                    pass  # removed by a concurrent delete
+        return {'capacity_bytes': fs.f_blocks * fs.f_frsize,
+                'free_bytes': fs.f_bavail * fs.f_frsize,
+                'used_bytes': used}
+
     def delete_namespace(self, namespace):
         path = self._ns_dir(namespace)
         trash = os.path.join(self.root, '.trash-' + uuid.uuid4().hex)

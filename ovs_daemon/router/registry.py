@@ -42,6 +42,12 @@ ROOT = '/ovs'
 STATE_AVAILABLE = 'available'
 STATE_DELETING = 'deleting'
 STATES = (STATE_AVAILABLE, STATE_DELETING)
+# How a volume came to its owner (the record's ``transfer.kind``).
+TRANSFER_CREATE = 'create'
+TRANSFER_HANDOVER = 'handover'
+TRANSFER_STEAL = 'steal'
+TRANSFER_RESTART = 'restart'
+TRANSFER_KINDS = (TRANSFER_CREATE, TRANSFER_HANDOVER, TRANSFER_STEAL, TRANSFER_RESTART)
 # How many times update_volume re-reads and retries after losing a CAS race
 # to a change that its mutation does not conflict with.
 DEFAULT_CAS_RETRIES = 16
@@ -381,6 +387,7 @@ class Registry:
             'parent': _check_parent(parent),
             'attachments': {},
             'created': time.time(),
+            'transfer': {'kind': TRANSFER_CREATE, 'from': None, 'at': time.time()},
         }
         with _unavailable_as_error():
             self.client.ensure_path(self.volumes_path)
@@ -473,14 +480,18 @@ class Registry:
             time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
         raise Conflict('volume %s: compare-and-set lost %d times' % (name, retries + 1))
 
-    def take_ownership(self, name, router_id, expected_owner, expected_epoch):
+    def take_ownership(self, name, router_id, expected_owner, expected_epoch,
+                       kind=TRANSFER_STEAL):
         """Make ``router_id`` the owner at ``expected_epoch + 1``; returns the record.
 
         The CAS at the heart of steal and handover: it succeeds only if the
         record still shows ``expected_owner`` at ``expected_epoch`` (checked
         against the version read, so a concurrent taker makes this one fail).
         Raises :class:`Conflict` otherwise: someone else took the volume; do
-        not retry with the new values without deciding again.
+        not retry with the new values without deciding again. ``kind`` (one
+        of :data:`TRANSFER_KINDS`) is recorded in the record's ``transfer``
+        with the previous owner, for operators and tests to tell a handover
+        from a steal.
 
         On success the caller MUST then ``claim`` the namespace in the backend
         with ``OwnerKey.generate(record['epoch'])`` before serving the volume,
@@ -489,6 +500,10 @@ class Registry:
         """
         _check_name('router', router_id)
         _check_epoch(expected_epoch)
+        if kind not in TRANSFER_KINDS:
+            raise RegistryError('transfer kind must be one of %s, got %r'
+                                % (TRANSFER_KINDS, kind))
+        taken_at = time.time()
 
         def take(record):
             if record['owner'] != expected_owner or record['epoch'] != expected_epoch:
@@ -497,6 +512,7 @@ class Registry:
                                   expected_owner, expected_epoch))
             record['owner'] = router_id
             record['epoch'] = expected_epoch + 1
+            record['transfer'] = {'kind': kind, 'from': expected_owner, 'at': taken_at}
             return record
 
         return self.update_volume(name, take)

@@ -6,11 +6,18 @@ runs in a worker thread and the loop keeps serving. When a volume has
 gathered too much unflushed data, the write that passes the limit flushes,
 bounding what a router holds in memory for a client that never flushes.
 
+Every request passes the volume's :class:`~ovs_daemon.router.gate.IOGate`
+before it runs and again before it is acknowledged, so a router whose
+ZooKeeper session is suspended acknowledges nothing until it is back.
+
 A halted volume (fenced, handed over, deleted) answers ESHUTDOWN: the edge
 takes that, like a dropped connection, as the sign to ask another router.
+The first such answer calls ``on_halt(reason)`` so the router stops
+exporting the volume at once.
 """
 
 import asyncio
+import time
 
 from oslo_log import log as logging
 
@@ -19,6 +26,7 @@ from ovs_daemon.engine import errors as engine_errors
 from ovs_daemon.nbd import errors as nbd_errors
 from ovs_daemon.nbd import export
 from ovs_daemon.nbd import protocol
+from ovs_daemon.router import gate as gate_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -39,46 +47,63 @@ def _request_error(exc):
 
 
 class VolumeExport(export.Export):
+    """``observe(op, seconds, failed)``, if given, is told of every request."""
 
-    def __init__(self, volume, executor=None, max_unflushed_bytes=64 << 20):
+    def __init__(self, volume, executor=None, max_unflushed_bytes=64 << 20,
+                 gate=None, on_halt=None, observe=None):
         self.volume = volume
         self.name = volume.namespace
+        self.gate = gate or gate_mod.IOGate()
         self._executor = executor
         self._max_unflushed = max_unflushed_bytes
+        self._on_halt = on_halt
+        self._observe = observe
 
     @property
     def size(self):
         return self.volume.size
 
-    async def _in_thread(self, fn, *args):
-        loop = asyncio.get_running_loop()
+    async def _run(self, op, fn, *args, in_thread=False):
+        started = time.perf_counter()
         try:
-            return await loop.run_in_executor(self._executor, fn, *args)
+            if not self.gate.is_open:
+                await self.gate.wait()
+            if in_thread:
+                result = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, fn, *args)
+            else:
+                result = fn(*args)
+            if not self.gate.is_open:
+                await self.gate.wait()
         except Exception as exc:
-            raise _request_error(exc) from exc
+            self._report(op, started, failed=True)
+            error = _request_error(exc)
+            if error.errno == protocol.ESHUTDOWN and self._on_halt:
+                self._on_halt(self.volume.halted or str(exc))
+            raise error from exc
+        self._report(op, started, failed=False)
+        return result
 
-    def _inline(self, fn, *args):
-        try:
-            return fn(*args)
-        except Exception as exc:
-            raise _request_error(exc) from exc
+    def _report(self, op, started, failed):
+        if self._observe:
+            self._observe(op, time.perf_counter() - started, failed)
 
     async def read(self, offset, length):
-        return self._inline(self.volume.read, offset, length)
+        return await self._run('read', self.volume.read, offset, length)
 
     async def write(self, offset, data, fua):
-        self._inline(self.volume.write, offset, data)
+        await self._run('write', self.volume.write, offset, data)
         await self._settle(fua)
 
     async def flush(self):
-        await self._in_thread(self.volume.flush)
+        await self._run('flush', self.volume.flush, in_thread=True)
 
     async def trim(self, offset, length, fua):
-        self._inline(self.volume.trim, offset, length)
+        await self._run('trim', self.volume.trim, offset, length)
         await self._settle(fua)
 
     async def write_zeroes(self, offset, length, fua, may_trim):
-        self._inline(self.volume.write_zeroes, offset, length)
+        await self._run('write_zeroes', self.volume.write_zeroes, offset, length)
         await self._settle(fua)
 
     async def _settle(self, fua):

@@ -195,3 +195,13 @@ def test_a_process_killed_mid_write_leaves_no_partial_object(backend_spec,
         proc.join(30)
         for name in backend.list(NS, 'data/'):
             assert len(backend.get(NS, name)) == 16 << 20, name
+
+
+def test_usage_counts_stored_bytes(backend):
+    before = backend.usage()['used_bytes']
+    key = claimed(backend)
+    backend.put(NS, 'blob', b'x' * 100_000, key)
+    usage = backend.usage()
+    assert usage['used_bytes'] >= before + 100_000
+    if usage['capacity_bytes'] is not None:
+        assert 0 <= usage['free_bytes'] <= usage['capacity_bytes']

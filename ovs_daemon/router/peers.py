@@ -1,0 +1,71 @@
+"""Calls from one router to another: forwarding and handover requests.
+
+A peer that cannot be connected to within ``peer_timeout`` (refused, no
+route, silent) raises :class:`~ovs_daemon.router.errors.PeerUnreachable`;
+that is what makes a failover acquire steal rather than wait. Once
+connected, a call may take up to its own timeout (a handover flushes).
+"""
+
+import asyncio
+
+import aiohttp
+from oslo_log import log as logging
+
+from ovs_daemon.router import errors
+
+LOG = logging.getLogger(__name__)
+FORWARDED_BY = 'X-OVS-Forwarded-By'
+
+
+class Peers:
+
+    def __init__(self, router_id, token, peer_timeout, forward_timeout):
+        self.router_id = router_id
+        self._token = token
+        self.peer_timeout = peer_timeout
+        self.forward_timeout = forward_timeout
+        self._session = None
+
+    def _http(self):
+        if self._session is None:
+            # Handovers must not wait behind forwarded calls to the same peer.
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, force_close=True))
+        return self._session
+
+    async def close(self):
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def call(self, api, method, path, body=None, timeout=None, query=None):
+        """``(status, json or text)`` of one call to the router at ``api``."""
+        timeout = aiohttp.ClientTimeout(total=timeout or self.forward_timeout,
+                                        sock_connect=self.peer_timeout)
+        headers = {'Authorization': 'Bearer %s' % self._token,
+                   FORWARDED_BY: self.router_id}
+        try:
+            async with self._http().request(method, api + path, json=body, params=query,
+                                            headers=headers, timeout=timeout) as answer:
+                if answer.content_type == 'application/json':
+                    return answer.status, await answer.json()
+                return answer.status, await answer.read()
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+            raise errors.PeerUnreachable('router at %s did not answer %s %s: %s'
+                                         % (api, method, path, _describe(exc))) from exc
+
+    async def request_handover(self, api, volume, epoch, timeout):
+        """Ask the owner at ``api`` to flush and release ``volume``."""
+        status, answer = await self.call(
+            api, 'POST', '/v1/volumes/%s/handover' % volume,
+            {'to': self.router_id, 'epoch': epoch}, timeout=timeout)
+        if status != 200:
+            error = answer.get('error', {}) if isinstance(answer, dict) else {}
+            raise errors.PeerError(status, error.get('type'),
+                                   'handover of %s refused by %s: %s'
+                                   % (volume, api, error.get('message', answer)))
+        return answer
+
+
+def _describe(exc):
+    return str(exc) or type(exc).__name__
