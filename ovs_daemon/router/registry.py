@@ -481,7 +481,7 @@ class Registry:
         raise Conflict('volume %s: compare-and-set lost %d times' % (name, retries + 1))
 
     def take_ownership(self, name, router_id, expected_owner, expected_epoch,
-                       kind=TRANSFER_STEAL):
+                       kind=TRANSFER_STEAL, previous=None):
         """Make ``router_id`` the owner at ``expected_epoch + 1``; returns the record.
 
         The CAS at the heart of steal and handover: it succeeds only if the
@@ -490,8 +490,8 @@ class Registry:
         Raises :class:`Conflict` otherwise: someone else took the volume; do
         not retry with the new values without deciding again. ``kind`` (one
         of :data:`TRANSFER_KINDS`) is recorded in the record's ``transfer``
-        with the previous owner, for operators and tests to tell a handover
-        from a steal.
+        with the previous owner (``previous``, by default ``expected_owner``),
+        for operators and tests to tell a handover from a steal.
 
         On success the caller MUST then ``claim`` the namespace in the backend
         with ``OwnerKey.generate(record['epoch'])`` before serving the volume,
@@ -512,7 +512,8 @@ class Registry:
                                   expected_owner, expected_epoch))
             record['owner'] = router_id
             record['epoch'] = expected_epoch + 1
-            record['transfer'] = {'kind': kind, 'from': expected_owner, 'at': taken_at}
+            record['transfer'] = {'kind': kind, 'from': previous or expected_owner,
+                                  'at': taken_at}
             return record
 
         return self.update_volume(name, take)

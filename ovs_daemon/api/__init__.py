@@ -1,0 +1,1 @@
+"""The control API shared by routers and their clients."""

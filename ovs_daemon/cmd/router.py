@@ -1,0 +1,50 @@
+"""ovs-router: the storage router daemon.
+
+    ovs-router --config-file /etc/ovs-edge/ovs-router.conf
+
+Options: ``oslo-config-generator --namespace ovs_daemon`` (see
+etc/ovs-router.conf.sample).
+"""
+
+import asyncio
+import sys
+
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from ovs_daemon import opts
+from ovs_daemon.router import service as service_mod
+
+LOG = logging.getLogger(__name__)
+
+
+def parse_config(argv):
+    conf = cfg.ConfigOpts()
+    opts.register_router_opts(conf)
+    logging.register_options(conf)
+    conf(argv, project='ovs-edge', prog='ovs-router')
+    return conf
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        conf = parse_config(argv)
+        # Checks required options now, not at first use.
+        conf.router.id, conf.router.token_file
+    except (cfg.Error, ValueError) as exc:
+        print('ovs-router: error: %s' % exc, file=sys.stderr)
+        return 2
+    logging.setup(conf, 'ovs-router')
+    try:
+        service = service_mod.RouterService(conf)
+        asyncio.run(service.run_until_signalled())
+    except service_mod.StartupError as exc:
+        LOG.error('Router cannot start: %s', exc)
+        print('ovs-router: error: %s' % exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,442 @@
+"""The router's control API (aiohttp); the contract is docs/control-api.md.
+
+Calls that need the volume's owner run here when this router serves the
+volume and are forwarded to the owner otherwise. A volume without a live
+owner (none recorded, or its owner has no ZooKeeper session) is taken here
+first. A forwarded call is never forwarded again: if the volume moved on
+meanwhile the caller gets 503 and retries.
+"""
+
+import hmac
+import json
+import secrets
+
+from aiohttp import web
+from oslo_log import log as logging
+
+from ovs_daemon.backends import base as backends
+from ovs_daemon.engine import errors as engine_errors
+from ovs_daemon.router import errors
+from ovs_daemon.router import ownership as ownership_mod
+from ovs_daemon.router import peers as peers_mod
+from ovs_daemon.router import registry as registry_mod
+
+LOG = logging.getLogger(__name__)
+MAX_BODY = 64 << 10
+CLONE_SNAPSHOT = 'clone-%s'
+
+# Errors of the layers below, as API errors. The first match wins.
+_STATUS_OF = (
+    (errors.RouterError, None),
+    (registry_mod.VolumeRecordNotFound, 404),
+    (registry_mod.RouterNotFound, 404),
+    (registry_mod.VolumeRecordExists, 409),
+    (registry_mod.Conflict, 409),
+    (registry_mod.RegistryUnavailable, 503),
+    (registry_mod.RegistryError, 400),
+    (engine_errors.VolumeNotFound, 404),
+    (engine_errors.SnapshotNotFound, 404),
+    (engine_errors.VolumeExists, 409),
+    (engine_errors.SnapshotExists, 409),
+    (engine_errors.Halted, 409),
+    (engine_errors.OutOfRange, 400),
+    (engine_errors.InvalidRequest, 400),
+    (backends.InvalidName, 400),
+    (backends.Fenced, 409),
+    (backends.NotFound, 404),
+    (backends.BackendError, 503),
+)
+
+
+def error_response(status, error_type, message):
+    return web.json_response(
+        {'error': {'code': status, 'type': error_type, 'message': message}}, status=status)
+
+
+def _status_of(exc):
+    for kind, status in _STATUS_OF:
+        if isinstance(exc, kind):
+            return status or exc.status
+    return None
+
+
+@web.middleware
+async def _errors_as_json(request, handler):
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(exc.status, type(exc).__name__, exc.reason)
+    except Exception as exc:
+        status = _status_of(exc)
+        if status is None:
+            LOG.exception('%s %s failed', request.method, request.path)
+            return error_response(500, 'InternalError', 'internal error: %s' % exc)
+        error_type = getattr(exc, 'error_type', None) or type(exc).__name__
+        if status >= 500:
+            LOG.warning('%s %s: %s', request.method, request.path, exc)
+        return error_response(status, error_type, str(exc))
+
+
+def _token_check(token):
+    expected = token.encode()
+
+    @web.middleware
+    async def check(request, handler):
+        scheme, _, given = request.headers.get('Authorization', '').partition(' ')
+        if scheme.lower() != 'bearer' or not hmac.compare_digest(given.strip().encode(),
+                                                                 expected):
+            return error_response(401, 'Unauthorized', 'a valid token is required')
+        return await handler(request)
+    return check
+
+
+# -- request parsing ------------------------------------------------------------
+
+async def _body(request):
+    if request.content_length and request.content_length > MAX_BODY:
+        raise errors.BadRequest('request body larger than %d bytes' % MAX_BODY)
+    raw = await request.read()
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise errors.BadRequest('malformed JSON: %s' % exc) from None
+    if not isinstance(body, dict):
+        raise errors.BadRequest('the request body must be a JSON object')
+    return body
+
+
+def _field(body, name, kind, required=True):
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise errors.BadRequest('field %r is required' % name)
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise errors.BadRequest('field %r must be a %s' % (name, kind.__name__))
+    return value
+
+
+def _name(kind, value):
+    try:
+        return backends.check_name(kind, value)
+    except backends.InvalidName as exc:
+        raise errors.BadRequest(str(exc)) from None
+
+
+def _volume_name(request):
+    return _name('volume', request.match_info['name'])
+
+
+def _public(record):
+    """A record as the API shows it: attachment tokens are secrets."""
+    shown = dict(record)
+    shown['attachments'] = sorted(record.get('attachments', {}))
+    return shown
+
+
+class ControlAPI:
+
+    def __init__(self, service):
+        self.service = service
+        self.own = service.ownership
+        self.registry = service.registry
+
+    @property
+    def router_id(self):
+        return self.service.router_id
+
+    def application(self, token):
+        app = web.Application(middlewares=[_errors_as_json, _token_check(token)],
+                              client_max_size=MAX_BODY)
+        get, post, delete = web.get, web.post, web.delete
+        volume = '/v1/volumes/{name}'
+        app.add_routes([
+            get('/v1/health', self.health),
+            get('/metrics', self.metrics),
+            get('/v1/routers', self.routers),
+            get('/v1/stats', self.stats),
+            get('/v1/volumes', self.list_volumes),
+            post('/v1/volumes', self.create_volume),
+            get(volume, self.show_volume),
+            delete(volume, self.delete_volume),
+            post(volume + '/extend', self.extend_volume),
+            get(volume + '/stats', self.volume_stats),
+            get(volume + '/snapshots', self.list_snapshots),
+            post(volume + '/snapshots', self.create_snapshot),
+            delete(volume + '/snapshots/{snapshot}', self.delete_snapshot),
+            post(volume + '/revert', self.revert),
+            get(volume + '/locate', self.locate),
+            post(volume + '/acquire', self.acquire),
+            post(volume + '/migrate', self.migrate),
+            post(volume + '/handover', self.handover),
+            post(volume + '/attachments', self.create_attachment),
+            delete(volume + '/attachments/{host}', self.delete_attachment),
+            delete(volume + '/attachments', self.delete_attachments),
+        ])
+        return app
+
+    # -- routing to the owner ------------------------------------------------
+
+    async def _on_owner(self, request, name, local_call, body=None):
+        """Run ``local_call(served)`` where the volume is served: here, or
+        forwarded to its owner."""
+        served = self.own.served(name)
+        if served is None:
+            api = await self._owner_api(name, forwarded=peers_mod.FORWARDED_BY in request.headers)
+            if api is not None:
+                return await self._forward(request, api, body)
+            served = self.own.served(name)
+            if served is None:
+                raise errors.Unavailable('volume %s could not be opened here; retry' % name)
+        return await local_call(served)
+
+    async def _owner_api(self, name, forwarded):
+        """The API address of the volume's live owner, or None once this
+        router has taken it (no live owner) or serves it."""
+        record, _ = await self.own.blocking(self.registry.volume, name)
+        owner = record['owner']
+        if owner is not None and owner != self.router_id:
+            try:
+                info = await self.own.blocking(self.registry.router, owner)
+            except registry_mod.RouterNotFound:
+                info = None
+            if info is not None:
+                if forwarded:
+                    raise errors.Unavailable('volume %s is owned by %s now; retry' % (name, owner))
+                return info['api']
+        await self.own.acquire(name, ownership_mod.MODE_NORMAL)
+        return None
+
+    async def _forward(self, request, api, body):
+        status, answer = await self.service.peers.call(
+            api, request.method, request.rel_url.path, body, query=request.rel_url.query)
+        if isinstance(answer, bytes):
+            return web.Response(body=answer, status=status)
+        return web.json_response(answer, status=status)
+
+    async def _run(self, fn, *args):
+        return await self.own.blocking(fn, *args)
+
+    # -- router and vPool --------------------------------------------------------
+
+    async def health(self, request):
+        return web.json_response({
+            'router': self.router_id,
+            'site': self.service.site,
+            'vpool': self.service.vpool,
+            'zookeeper': self.own.session_state.lower(),
+            'served': self.own.served_names(),
+            'halted': self.own.halted(),
+        })
+
+    async def metrics(self, request):
+        body, content_type = self.service.metrics.exposition()
+        return web.Response(body=body, headers={'Content-Type': content_type})
+
+    async def routers(self, request):
+        routers = await self._run(self.registry.routers)
+        return web.json_response({'routers': [routers[k] for k in sorted(routers)]})
+
+    async def stats(self, request):
+        usage = await self._run(self.service.store.backend.usage)
+        records = await self._run(self.registry.volumes)
+        usage['provisioned_bytes'] = sum(r['size'] for r in records.values())
+        usage['volumes'] = len(records)
+        return web.json_response(usage)
+
+    # -- volumes ------------------------------------------------------------
+
+    async def list_volumes(self, request):
+        records = await self._run(self.registry.volumes)
+        return web.json_response({'volumes': [_public(records[k]) for k in sorted(records)]})
+
+    async def show_volume(self, request):
+        record, _ = await self._run(self.registry.volume, _volume_name(request))
+        return web.json_response(_public(record))
+
+    async def create_volume(self, request):
+        body = await _body(request)
+        name = _name('volume', _field(body, 'name', str))
+        size = _field(body, 'size', int, required=False)
+        router = _field(body, 'router', str, required=False)
+        source = _field(body, 'source', dict, required=False)
+        parent = await self._clone_source(request, name, source) if source else None
+        if size is None:
+            if parent is None:
+                raise errors.BadRequest('field %r is required' % 'size')
+            size = await self._run(self.service.store.snapshot_size, parent['volume'],
+                                   parent['snapshot'])
+        if router is None:
+            router = await self._run(self.registry.least_loaded_router)
+        if router != self.router_id:
+            if peers_mod.FORWARDED_BY in request.headers:
+                raise errors.Conflict('placement on %s was forwarded to %s' % (
+                    router, self.router_id))
+            info = await self._run(self.registry.router, router)
+            body = {'name': name, 'size': size, 'router': router,
+                    'source': parent}
+            status, answer = await self.service.peers.call(info['api'], 'POST', '/v1/volumes',
+                                                           body)
+            return web.json_response(answer, status=status)
+        record = await self.own.create(name, size, parent)
+        return web.json_response(_public(record), status=201)
+
+    async def _clone_source(self, request, name, source):
+        volume = _name('volume', _field(source, 'volume', str))
+        snapshot = _field(source, 'snapshot', str, required=False)
+        if snapshot is None:
+            snapshot = CLONE_SNAPSHOT % name
+            await self._snapshot_on_owner(request, volume, snapshot)
+        return {'volume': volume, 'snapshot': _name('snapshot', snapshot)}
+
+    async def _snapshot_on_owner(self, request, volume, snapshot):
+        served = self.own.served(volume)
+        if served is not None:
+            return await self._run(served.volume.create_snapshot, snapshot)
+        api = await self._owner_api(volume, forwarded=False)
+        if api is None:
+            return await self._snapshot_on_owner(request, volume, snapshot)
+        status, answer = await self.service.peers.call(
+            api, 'POST', '/v1/volumes/%s/snapshots' % volume, {'name': snapshot})
+        if status != 201:
+            error = answer.get('error', {}) if isinstance(answer, dict) else {}
+            raise errors.PeerError(status, error.get('type'), error.get('message', str(answer)))
+
+    async def delete_volume(self, request):
+        name = _volume_name(request)
+
+        async def local(served):
+            await self.own.delete(name)
+            return web.Response(status=204)
+        try:
+            return await self._on_owner(request, name, local)
+        except engine_errors.VolumeNotFound:
+            # A record without data (a create that died half-way).
+            await self.own.delete(name)
+            return web.Response(status=204)
+
+    async def extend_volume(self, request):
+        name = _volume_name(request)
+        body = await _body(request)
+        size = _field(body, 'size', int)
+
+        async def local(served):
+            await self._run(served.volume.extend, size)
+            record = await self._run(self.registry.set_size, name, size)
+            return web.json_response(_public(record))
+        return await self._on_owner(request, name, local, body)
+
+    async def volume_stats(self, request):
+        async def local(served):
+            return web.json_response(served.volume.stats())
+        return await self._on_owner(request, _volume_name(request), local)
+
+    # -- snapshots ----------------------------------------------------------
+
+    async def list_snapshots(self, request):
+        async def local(served):
+            snapshots = dict(served.volume.snapshots)
+            return web.json_response({'snapshots': [
+                {'name': k, 'size': v['size'], 'created': v['created']}
+                for k, v in sorted(snapshots.items())]})
+        return await self._on_owner(request, _volume_name(request), local)
+
+    async def create_snapshot(self, request):
+        body = await _body(request)
+        snapshot = _name('snapshot', _field(body, 'name', str))
+
+        async def local(served):
+            await self._run(served.volume.create_snapshot, snapshot)
+            info = served.volume.snapshots[snapshot]
+            return web.json_response({'name': snapshot, 'size': info['size'],
+                                      'created': info['created']}, status=201)
+        return await self._on_owner(request, _volume_name(request), local, body)
+
+    async def delete_snapshot(self, request):
+        snapshot = _name('snapshot', request.match_info['snapshot'])
+
+        async def local(served):
+            await self._run(served.volume.delete_snapshot, snapshot)
+            return web.Response(status=204)
+        return await self._on_owner(request, _volume_name(request), local)
+
+    async def revert(self, request):
+        name = _volume_name(request)
+        body = await _body(request)
+        snapshot = _name('snapshot', _field(body, 'snapshot', str))
+
+        async def local(served):
+            await self._run(served.volume.revert, snapshot)
+            size = served.volume.size
+            record, _ = await self._run(self.registry.volume, name)
+            if record['size'] != size:
+                record = await self._run(self.registry.set_size, name, size)
+            return web.json_response(_public(record))
+        return await self._on_owner(request, name, local, body)
+
+    # -- ownership ----------------------------------------------------------
+
+    async def _location(self, record):
+        location = {'volume': record['name'], 'owner': record['owner'],
+                    'epoch': record['epoch'], 'alive': False, 'router': None}
+        if record['owner'] is not None:
+            try:
+                location['router'] = await self._run(self.registry.router, record['owner'])
+                location['alive'] = True
+            except registry_mod.RouterNotFound:
+                pass
+        return location
+
+    async def locate(self, request):
+        record, _ = await self._run(self.registry.volume, _volume_name(request))
+        return web.json_response(await self._location(record))
+
+    async def acquire(self, request):
+        body = await _body(request)
+        mode = _field(body, 'mode', str, required=False) or ownership_mod.MODE_NORMAL
+        record = await self.own.acquire(_volume_name(request), mode)
+        return web.json_response(await self._location(record))
+
+    async def migrate(self, request):
+        name = _volume_name(request)
+        body = await _body(request)
+        target = _name('router', _field(body, 'router', str))
+        if target == self.router_id:
+            record = await self.own.acquire(name, ownership_mod.MODE_NORMAL)
+            return web.json_response(await self._location(record))
+        info = await self._run(self.registry.router, target)
+        status, answer = await self.service.peers.call(
+            info['api'], 'POST', '/v1/volumes/%s/migrate' % name, {'router': target})
+        return web.json_response(answer, status=status)
+
+    async def handover(self, request):
+        body = await _body(request)
+        to = _name('router', _field(body, 'to', str))
+        epoch = _field(body, 'epoch', int)
+        answer = await self.own.handover(_volume_name(request), to, epoch)
+        return web.json_response(answer)
+
+    # -- attachments ----------------------------------------------------------
+
+    async def create_attachment(self, request):
+        name = _volume_name(request)
+        body = await _body(request)
+        host = _field(body, 'host', str)
+        if not host.strip():
+            raise errors.BadRequest('field %r must not be empty' % 'host')
+        token = secrets.token_urlsafe(24)
+        await self._run(self.registry.set_attachment, name, host, token)
+        return web.json_response({'host': host, 'token': token}, status=201)
+
+    async def delete_attachment(self, request):
+        await self._run(self.registry.remove_attachment, _volume_name(request),
+                        request.match_info['host'])
+        return web.Response(status=204)
+
+    async def delete_attachments(self, request):
+        await self._run(self.registry.clear_attachments, _volume_name(request))
+        return web.Response(status=204)

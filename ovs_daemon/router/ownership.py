@@ -1,0 +1,451 @@
+"""Which volumes this router serves, and how a volume changes owner.
+
+The state machine of one volume, seen from one router::
+
+                 create / acquire (take: ZK CAS, then backend claim, then open)
+    not served ----------------------------------------------------------> serving
+        ^                                                                    |
+        |  halt: a backend write is Fenced, the ZK record shows another      |
+        |  owner or epoch, the ZK session is lost, handover, delete          |
+        +--------------------------------------------------------------------+
+
+Taking a volume is always the same three steps, whatever the reason (the
+design brief, sections 3, 4 and 6): a compare-and-set of the ZooKeeper
+record to ``owner = me, epoch + 1``; ``claim`` of the backend namespace
+with a new key of that epoch, which fences every older key; opening the
+volume from the backend. The reason is recorded as ``transfer.kind``:
+
+* ``create``: a new volume, epoch 1;
+* ``handover``: the previous owner flushed, halted and released the record
+  (owner null) when asked to;
+* ``steal``: the previous owner is dead (no ZooKeeper session) or did not
+  answer within ``peer_timeout`` while a failover acquire was asked for;
+* ``restart``: the record names this router but this process does not serve
+  the volume (a restart, or a ZooKeeper session that was lost).
+
+A halted copy is never written again: it is dropped and the volume can come
+back only through a new take, with a higher epoch.
+
+While the ZooKeeper session is suspended the router's IO gate is paused:
+no request of any volume runs or is acknowledged. When the session comes
+back the records of the served volumes are read again first; when it is
+lost, or stays suspended longer than the session timeout (by then the
+server has expired it and others may take the volumes), every volume halts.
+
+Everything here runs on the event loop; ZooKeeper and backend calls go to
+worker threads. Operations on one volume are serialised by a per-volume
+lock.
+"""
+
+import asyncio
+import collections
+import functools
+
+from kazoo.protocol import states as kz_states
+from oslo_log import log as logging
+
+from ovs_daemon.backends import base as backends
+from ovs_daemon.engine import errors as engine_errors
+from ovs_daemon.nbd import errors as nbd_errors
+from ovs_daemon.router import errors
+from ovs_daemon.router import gate as gate_mod
+from ovs_daemon.router import registry as registry_mod
+from ovs_daemon.router import volume_export
+
+LOG = logging.getLogger(__name__)
+
+MODE_NORMAL = 'normal'
+MODE_FAILOVER = 'failover'
+MODES = (MODE_NORMAL, MODE_FAILOVER)
+# An acquire decides again after each lost race; other routers racing for
+# the same volume can make it lose only a few times.
+MAX_DECISIONS = 8
+
+
+class HandedOver(Exception):
+    """The owner released the volume: decide again, now it has no owner."""
+
+    def __init__(self, owner):
+        super().__init__(owner)
+        self.owner = owner
+
+
+class ServedVolume:
+    """A volume this router owns at ``epoch`` and serves."""
+
+    def __init__(self, name, volume, epoch, gate):
+        self.name = name
+        self.volume = volume
+        self.epoch = epoch
+        self.gate = gate
+        self.export = None
+        self.watch = None
+
+
+class Ownership:
+
+    def __init__(self, router_id, registry, store, peers, nbd_server, metrics,
+                 executor, max_unflushed_bytes, handover_timeout, session_timeout):
+        self.router_id = router_id
+        self.registry = registry
+        self.store = store
+        self.peers = peers
+        self.nbd_server = nbd_server
+        self.metrics = metrics
+        self.executor = executor
+        self.max_unflushed_bytes = max_unflushed_bytes
+        self.handover_timeout = handover_timeout
+        self.session_timeout = session_timeout
+        self.router_gate = gate_mod.IOGate()
+        self.session_state = kz_states.KazooState.CONNECTED
+        self._served = {}
+        self._halted = {}
+        self._locks = collections.defaultdict(asyncio.Lock)
+        self._tasks = set()
+        self._presumed_lost = None
+        self._loop = None
+
+    # -- plumbing -----------------------------------------------------------
+
+    def start(self):
+        """Listen to the ZooKeeper session; call on the event loop."""
+        self._loop = asyncio.get_running_loop()
+        self.registry.client.add_listener(self._on_session_state)
+
+    async def blocking(self, fn, *args):
+        """Run a ZooKeeper or backend call in a worker thread."""
+        return await self._loop.run_in_executor(self.executor, functools.partial(fn, *args))
+
+    def _spawn(self, coroutine):
+        task = self._loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def served(self, name):
+        """The :class:`ServedVolume`, or None if this router does not serve it."""
+        return self._served.get(name)
+
+    def served_names(self):
+        return sorted(self._served)
+
+    def halted(self):
+        """``{name: reason}`` of the volumes halted here and not taken since."""
+        return dict(self._halted)
+
+    # -- the data plane's view ---------------------------------------------
+
+    async def resolve_export(self, name):
+        """The NBD resolver: the export of a served volume, else a refusal
+        that names the owner."""
+        served = self._served.get(name)
+        if served is not None:
+            return served.export
+        raise nbd_errors.ExportRefused(await self._where_is(name))
+
+    async def _where_is(self, name):
+        try:
+            record, _ = await self.blocking(self.registry.volume, name)
+        except registry_mod.VolumeRecordNotFound:
+            return 'volume %s does not exist' % name
+        except registry_mod.RegistryError as exc:
+            return 'volume %s is not served here and its owner is unknown: %s' % (name, exc)
+        owner = record['owner']
+        if owner is None:
+            return 'volume %s has no owner: acquire it through any router' % name
+        if owner == self.router_id:
+            reason = self._halted.get(name, 'not open')
+            return 'volume %s is not served by its owner %s (%s): acquire it' % (
+                name, owner, reason)
+        try:
+            info = await self.blocking(self.registry.router, owner)
+            return 'volume %s is owned by %s (%s)' % (name, owner, info['nbd'])
+        except registry_mod.RegistryError:
+            return 'volume %s is owned by %s, which is not registered' % (name, owner)
+
+    # -- taking volumes ----------------------------------------------------
+
+    async def create(self, name, size, parent=None):
+        """Create a volume (a clone of ``parent`` ``{"volume", "snapshot"}``)
+        owned by this router at epoch 1, and serve it."""
+        async with self._locks[name]:
+            record = await self.blocking(self.registry.create_volume, name, size,
+                                         self.router_id, parent)
+            key = backends.OwnerKey.generate(record['epoch'])
+            try:
+                if parent:
+                    volume = await self.blocking(self.store.clone, name, parent['volume'],
+                                                 parent['snapshot'], key, size)
+                else:
+                    volume = await self.blocking(self.store.create, name, size, key)
+            except Exception:
+                await self._forget_record(name)
+                raise
+            await self._serve(name, volume, record['epoch'])
+            self.metrics.ownership_changes(registry_mod.TRANSFER_CREATE).inc()
+            LOG.info('Created volume %s (%d bytes%s)', name, size,
+                     ', clone of %(volume)s@%(snapshot)s' % parent if parent else '')
+            return record
+
+    async def acquire(self, name, mode=MODE_NORMAL):
+        """Make this router the owner and server of ``name``; returns the record.
+
+        See docs/control-api.md, "Acquire, handover, steal".
+        """
+        if mode not in MODES:
+            raise errors.BadRequest('mode must be one of %s, got %r' % (MODES, mode))
+        async with self._locks[name]:
+            handed_over_by = None
+            for _ in range(MAX_DECISIONS):
+                record, _ = await self.blocking(self.registry.volume, name)
+                if record['state'] != registry_mod.STATE_AVAILABLE:
+                    raise errors.Conflict('volume %s is being deleted' % name)
+                try:
+                    return await self._decide(name, record, mode, handed_over_by)
+                except HandedOver as exc:
+                    handed_over_by = exc.owner
+                except registry_mod.Conflict as exc:
+                    LOG.info('Acquire of %s lost a race (%s); deciding again', name, exc)
+            raise errors.Unavailable('ownership of volume %s kept changing; retry' % name)
+
+    async def _decide(self, name, record, mode, handed_over_by):
+        owner, epoch = record['owner'], record['epoch']
+        served = self._served.get(name)
+        if owner == self.router_id and served is not None and served.epoch == epoch:
+            return record
+        if owner is None:
+            return await self._take(name, None, epoch, registry_mod.TRANSFER_HANDOVER,
+                                    previous=handed_over_by)
+        if owner == self.router_id:
+            return await self._take(name, owner, epoch, registry_mod.TRANSFER_RESTART)
+        try:
+            info = await self.blocking(self.registry.router, owner)
+        except registry_mod.RouterNotFound:
+            LOG.warning('Owner %s of volume %s has no ZooKeeper session: stealing',
+                        owner, name)
+            return await self._take(name, owner, epoch, registry_mod.TRANSFER_STEAL)
+        try:
+            await self.peers.request_handover(info['api'], name, epoch, self.handover_timeout)
+        except (errors.PeerUnreachable, errors.PeerError) as exc:
+            if isinstance(exc, errors.PeerError) and exc.status == 409:
+                raise registry_mod.Conflict(str(exc)) from exc
+            if mode != MODE_FAILOVER:
+                raise errors.Unavailable('owner %s of volume %s cannot hand it over: %s'
+                                         % (owner, name, exc)) from exc
+            LOG.warning('Owner %s of volume %s cannot hand it over (%s): stealing',
+                        owner, name, exc)
+            return await self._take(name, owner, epoch, registry_mod.TRANSFER_STEAL)
+        raise HandedOver(owner)
+
+    async def _take(self, name, expected_owner, epoch, kind, previous=None):
+        record = await self.blocking(self.registry.take_ownership, name, self.router_id,
+                                     expected_owner, epoch, kind, previous)
+        old = self._served.get(name)
+        if old is not None:
+            self.halt(name, old.epoch, 'superseded by epoch %d' % record['epoch'], 'superseded')
+        key = backends.OwnerKey.generate(record['epoch'])
+        try:
+            volume = await self.blocking(self.store.open, name, key)
+        except backends.Fenced as exc:
+            raise errors.Conflict('volume %s was claimed in the backend beyond epoch %d: %s'
+                                  % (name, record['epoch'], exc)) from exc
+        await self._serve(name, volume, record['epoch'])
+        self.metrics.ownership_changes(kind).inc()
+        LOG.warning('Took volume %s at epoch %d (%s from %s)', name, record['epoch'], kind,
+                    record['transfer']['from'])
+        return record
+
+    async def _serve(self, name, volume, epoch):
+        served = ServedVolume(name, volume, epoch, gate_mod.IOGate(parent=self.router_gate))
+        served.export = volume_export.VolumeExport(
+            volume, self.executor, self.max_unflushed_bytes, served.gate,
+            on_halt=functools.partial(self._on_export_halt, name, epoch),
+            observe=self.metrics.observe_io)
+        self._served[name] = served
+        self._halted.pop(name, None)
+        self.metrics.served.set(len(self._served))
+        served.watch = await self.blocking(
+            self.registry.watch_volume, name, functools.partial(self._on_record, name, epoch))
+
+    async def adopt_owned_volumes(self):
+        """Take back the volumes the registry says this router owns (after a
+        restart or a new ZooKeeper session)."""
+        try:
+            names = await self.blocking(self.registry.volumes_owned_by, self.router_id)
+        except registry_mod.RegistryError as exc:
+            LOG.error('Cannot list the volumes of router %s: %s', self.router_id, exc)
+            return
+        for name in names:
+            if name in self._served:
+                continue
+            try:
+                await self.acquire(name, MODE_NORMAL)
+            except Exception as exc:
+                LOG.error('Could not take back volume %s: %s', name, exc)
+
+    # -- giving volumes up -------------------------------------------------
+
+    async def handover(self, name, to, epoch):
+        """Stop IO on ``name``, flush, halt and release it for router ``to``."""
+        async with self._locks[name]:
+            served = self._served.get(name)
+            if served is None or served.epoch != epoch:
+                return await self._release_unserved(name, epoch)
+            served.gate.pause()
+            try:
+                await self.blocking(served.volume.flush)
+            except Exception as exc:
+                served.gate.resume()
+                if isinstance(exc, (backends.Fenced, engine_errors.Halted)):
+                    self.halt(name, epoch, 'fenced during handover: %s' % exc, 'fenced')
+                    raise errors.Conflict('volume %s was fenced: %s' % (name, exc)) from exc
+                raise
+            self.halt(name, epoch, 'handed over to %s' % to, 'handed_over', keep=False)
+            await self.blocking(self.registry.release_ownership, name, self.router_id, epoch)
+            self.metrics.ownership_changes('released').inc()
+            LOG.warning('Handed volume %s over to %s at epoch %d', name, to, epoch)
+            return {'volume': name, 'epoch': epoch}
+
+    async def _release_unserved(self, name, epoch):
+        record, _ = await self.blocking(self.registry.volume, name)
+        if record['epoch'] == epoch and record['owner'] in (None, self.router_id):
+            # Not open in this process (or already released): nothing is
+            # buffered here, so releasing loses nothing.
+            await self.blocking(self.registry.release_ownership, name, self.router_id, epoch)
+            return {'volume': name, 'epoch': epoch}
+        raise errors.Conflict('volume %s is owned by %s at epoch %d, not by %s at epoch %d'
+                              % (name, record['owner'], record['epoch'], self.router_id, epoch))
+
+    async def delete(self, name):
+        """Delete a volume this router serves, or one nobody can serve."""
+        async with self._locks[name]:
+            served = self._served.get(name)
+            await self.blocking(self.registry.mark_deleting, name)
+            if served is not None:
+                self.halt(name, served.epoch, 'deleted', 'deleted', keep=False)
+                await self.blocking(self.store.delete, name, served.volume)
+            elif await self.blocking(self.store.exists, name):
+                raise errors.Conflict('volume %s is not served here; delete it on its owner'
+                                      % name)
+            await self._forget_record(name)
+            LOG.info('Deleted volume %s', name)
+
+    async def _forget_record(self, name):
+        try:
+            await self.blocking(self.registry.mark_deleting, name)
+            _, version = await self.blocking(self.registry.volume, name)
+            await self.blocking(self.registry.delete_volume_record, name, version)
+        except registry_mod.VolumeRecordNotFound:
+            pass
+
+    def halt(self, name, epoch, reason, cause, keep=True):
+        """Stop serving ``name`` for good if it is served at ``epoch``.
+
+        ``keep`` records it as halted (shown by health and status); a
+        handover or a delete is not a failure and is not kept.
+        """
+        served = self._served.get(name)
+        if served is None or served.epoch != epoch:
+            return
+        del self._served[name]
+        served.volume.halt(reason)
+        served.gate.close(reason)
+        if served.watch is not None:
+            served.watch.cancel()
+        if keep:
+            self._halted[name] = reason
+        self.metrics.halts(cause).inc()
+        self.metrics.served.set(len(self._served))
+        self._spawn(self.nbd_server.disconnect_export(name))
+
+    def halt_all(self, reason, cause):
+        for name, served in list(self._served.items()):
+            self.halt(name, served.epoch, reason, cause)
+
+    def _on_export_halt(self, name, epoch, reason):
+        self.halt(name, epoch, reason, 'fenced')
+
+    def _record_mismatch(self, epoch, record):
+        """Why ``record`` says this router no longer owns the volume at
+        ``epoch``, or None if it still does."""
+        if record is None:
+            return 'its ZooKeeper record was deleted'
+        if record['owner'] != self.router_id or record['epoch'] != epoch:
+            return 'its ZooKeeper record shows owner %s at epoch %d' % (
+                record['owner'], record['epoch'])
+        return None
+
+    def _on_record(self, name, epoch, record):
+        """kazoo's watch thread: never block here."""
+        reason = self._record_mismatch(epoch, record)
+        if reason:
+            self._loop.call_soon_threadsafe(self.halt, name, epoch, reason, 'record_changed')
+
+    # -- the ZooKeeper session ----------------------------------------------
+
+    def _on_session_state(self, state):
+        """kazoo's connection thread: never block here."""
+        self._loop.call_soon_threadsafe(self._session_changed, state)
+
+    def _session_changed(self, state):
+        previous, self.session_state = self.session_state, state
+        self.metrics.zookeeper_connected.set(state == kz_states.KazooState.CONNECTED)
+        if state == kz_states.KazooState.SUSPENDED:
+            LOG.warning('ZooKeeper session suspended: holding IO of %d volume(s)',
+                        len(self._served))
+            self.router_gate.pause()
+            self._presumed_lost = self._loop.call_later(
+                self.session_timeout, self._session_presumed_lost)
+            return
+        self._cancel_presumed_lost()
+        if state == kz_states.KazooState.LOST:
+            self.halt_all('ZooKeeper session lost', 'session_lost')
+            self.router_gate.resume()
+        elif previous == kz_states.KazooState.SUSPENDED:
+            self._spawn(self._resume_after_suspension())
+        elif previous == kz_states.KazooState.LOST:
+            LOG.info('New ZooKeeper session: taking back this router\'s volumes')
+            self._spawn(self.adopt_owned_volumes())
+
+    def _cancel_presumed_lost(self):
+        if self._presumed_lost is not None:
+            self._presumed_lost.cancel()
+            self._presumed_lost = None
+
+    def _session_presumed_lost(self):
+        self._presumed_lost = None
+        if self.session_state == kz_states.KazooState.SUSPENDED:
+            self.halt_all('ZooKeeper session suspended for more than %.1f s'
+                          % self.session_timeout, 'session_lost')
+            self.router_gate.resume()
+
+    async def _resume_after_suspension(self):
+        """Same session again: check nobody took a volume meanwhile, then
+        let IO through."""
+        for name, served in list(self._served.items()):
+            try:
+                record, _ = await self.blocking(self.registry.volume, name)
+            except registry_mod.VolumeRecordNotFound:
+                record = None
+            except registry_mod.RegistryError as exc:
+                LOG.warning('Cannot check volume %s after suspension: %s', name, exc)
+                return
+            reason = self._record_mismatch(served.epoch, record)
+            if reason:
+                self.halt(name, served.epoch, reason, 'record_changed')
+        if self.session_state == kz_states.KazooState.CONNECTED:
+            LOG.info('ZooKeeper session back: releasing IO')
+            self.router_gate.resume()
+
+    async def stop(self):
+        """Flush and close every volume (a clean shutdown keeps ownership:
+        the restarted router takes its volumes back)."""
+        for name, served in list(self._served.items()):
+            served.gate.pause()
+            try:
+                await self.blocking(served.volume.flush)
+            except Exception as exc:
+                LOG.error('Could not flush volume %s at shutdown: %s', name, exc)
+            self.halt(name, served.epoch, 'router stopped', 'stopped', keep=False)
+        for task in list(self._tasks):
+            task.cancel()

@@ -1,0 +1,170 @@
+"""The storage router: one process serving a vPool's volumes.
+
+It puts together the registry in ZooKeeper, the volume store on the
+backend, the NBD data plane, the control API and the ownership state
+machine (ownership.py), and runs them on one asyncio event loop until
+SIGTERM. Start-up order matters: the router listens first, then registers
+(peers only find it once it can answer), then takes back the volumes the
+registry says it owns.
+"""
+
+import asyncio
+import concurrent.futures
+import signal
+import time
+
+from aiohttp import web
+from kazoo import client as kazoo_client
+from kazoo import handlers
+from oslo_log import log as logging
+
+from ovs_daemon import opts
+from ovs_daemon.api import token as token_mod
+from ovs_daemon.engine import store as store_mod
+from ovs_daemon.nbd import server as nbd_server_mod
+from ovs_daemon.router import api as api_mod
+from ovs_daemon.router import metrics as metrics_mod
+from ovs_daemon.router import ownership as ownership_mod
+from ovs_daemon.router import peers as peers_mod
+from ovs_daemon.router import registry as registry_mod
+
+LOG = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The router cannot start: bad configuration, ZooKeeper unreachable."""
+
+
+class RouterService:
+
+    def __init__(self, conf):
+        self.conf = conf
+        router = conf.router
+        self.router_id = router.id
+        self.site = router.site
+        self.vpool = router.vpool
+        try:
+            self._token = token_mod.read_token(router.token_file)
+        except token_mod.TokenError as exc:
+            raise StartupError(str(exc)) from exc
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            router.io_threads, thread_name_prefix='router-io')
+        self.store = store_mod.VolumeStore(opts.make_backend(conf), opts.make_tuning(conf))
+        self.metrics = metrics_mod.RouterMetrics(self.router_id)
+        self.zk = kazoo_client.KazooClient(
+            hosts=conf.zookeeper.hosts, timeout=conf.zookeeper.session_timeout,
+            handler=handlers.threading.SequentialThreadingHandler())
+        self.registry = registry_mod.Registry(self.zk, self.vpool)
+        self.peers = peers_mod.Peers(self.router_id, self._token, router.peer_timeout,
+                                     router.forward_timeout)
+        self.nbd_server = nbd_server_mod.NBDServer(self._resolve_export)
+        self.ownership = ownership_mod.Ownership(
+            self.router_id, self.registry, self.store, self.peers, self.nbd_server,
+            self.metrics, self.executor, router.max_unflushed_mib << 20,
+            router.handover_timeout, conf.zookeeper.session_timeout)
+        self._runner = None
+        self._stopping = None
+        self._background = []
+
+    async def _resolve_export(self, name):
+        return await self.ownership.resolve_export(name)
+
+    # -- life cycle -------------------------------------------------------------
+
+    async def start(self):
+        router = self.conf.router
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self.executor, self._connect_zookeeper)
+        self.ownership.start()
+        nbd_host, nbd_port = await self.nbd_server.start_tcp(router.nbd_host, router.nbd_port)
+        self._runner = web.AppRunner(api_mod.ControlAPI(self).application(self._token),
+                                     access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, router.api_host, router.api_port)
+        await site.start()
+        api_port = site._server.sockets[0].getsockname()[1]
+        advertise = router.advertise_host
+        info = {
+            'id': self.router_id,
+            'site': self.site,
+            'nbd': '%s:%d' % (advertise or nbd_host, nbd_port),
+            'api': 'http://%s:%d' % (advertise or router.api_host, api_port),
+        }
+        await loop.run_in_executor(self.executor, self._register, info)
+        LOG.info('Router %s of vPool %s serving NBD on %s and the API on %s', self.router_id,
+                 self.vpool, info['nbd'], info['api'])
+        self._background.append(loop.create_task(self.ownership.adopt_owned_volumes()))
+        self._background.append(loop.create_task(self._collect_forever()))
+        return info
+
+    def _connect_zookeeper(self):
+        try:
+            self.zk.start(timeout=self.conf.zookeeper.connect_timeout)
+        except handlers.threading.KazooTimeoutError:
+            self.zk.close()
+            raise StartupError('cannot reach ZooKeeper at %s within %.0f s'
+                               % (self.conf.zookeeper.hosts,
+                                  self.conf.zookeeper.connect_timeout)) from None
+        self.registry.ensure_paths()
+
+    def _register(self, info):
+        # After a kill -9 and a quick restart the previous session's node
+        # lingers until ZooKeeper expires it.
+        deadline = time.monotonic() + 2 * self.conf.zookeeper.session_timeout + 5
+        while True:
+            try:
+                self.registry.register_router(info)
+                break
+            except registry_mod.RouterIdInUse as exc:
+                if time.monotonic() > deadline:
+                    raise StartupError(str(exc)) from exc
+                LOG.warning('%s; waiting for it to expire', exc)
+                time.sleep(0.5)
+        self.registry.install_session_listener()
+
+    async def _collect_forever(self):
+        while True:
+            await asyncio.sleep(self.conf.router.collect_interval)
+            await self.collect()
+
+    async def collect(self):
+        """One garbage collection round over the volumes served here."""
+        removed = 0
+        for name in self.ownership.served_names():
+            served = self.ownership.served(name)
+            if served is None:
+                continue
+            try:
+                removed += await self.ownership.blocking(self.store.collect, served.volume)
+            except Exception as exc:
+                LOG.warning('Collecting volume %s failed: %s', name, exc)
+        if removed:
+            LOG.info('Collector removed %d objects', removed)
+        return removed
+
+    async def run_until_signalled(self):
+        self._stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        await self.start()
+        await self._stopping.wait()
+        await self.stop()
+
+    async def stop(self):
+        LOG.info('Router %s stopping', self.router_id)
+        for task in self._background:
+            task.cancel()
+        await self.ownership.stop()
+        await self.nbd_server.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.peers.close()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self.executor, self._close_zookeeper)
+        self.executor.shutdown(wait=False)
+
+    def _close_zookeeper(self):
+        self.registry.remove_session_listener()
+        self.zk.stop()
+        self.zk.close()
