@@ -173,6 +173,17 @@ class Host:
         self._set_blocked('add', other.address)
         other._set_blocked('add', self.address)
 
+    def block_address(self, address):
+        """Silently drop what arrives from ``address`` (e.g. the bridge's own
+        address, where services of the root namespace such as ZooKeeper
+        answer from); this host's packets still leave, unanswered."""
+        LOG.info('Blocking traffic from %s into %s', address, self)
+        self._set_blocked('add', address)
+
+    def unblock_address(self, address):
+        LOG.info('Unblocking traffic from %s into %s', address, self)
+        self._set_blocked('delete', address)
+
     def unblock(self, other):
         LOG.info('Unblocking traffic between %s and %s', self, other)
         self._set_blocked('delete', other.address)

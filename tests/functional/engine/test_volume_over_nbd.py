@@ -5,6 +5,7 @@ import subprocess
 
 import pytest
 
+from tests.functional.clients import qemu_io
 from tests.functional.nbd import server_process
 
 MiB = 1 << 20
@@ -22,16 +23,6 @@ def server(tmp_path):
         yield server
     finally:
         server.stop()
-
-
-def qemu_io(uri, *commands, expect_ok=True):
-    args = ['qemu-io', '-f', 'raw']
-    for command in commands:
-        args += ['-c', command]
-    result = subprocess.run(args + [uri], capture_output=True, text=True,
-                            timeout=120)
-    assert (result.returncode == 0) == expect_ok, result.stdout + result.stderr
-    return result.stdout
 
 
 def test_flushed_writes_survive_kill_9_and_restart(server):

@@ -1,0 +1,33 @@
+"""The sample configs in etc/ are what oslo-config-generator makes of the
+option definitions today (regenerate with `tox -e genconfig`)."""
+
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+GENERATOR_CONFIGS = sorted(glob.glob(os.path.join(REPO, 'etc', '*-config-generator.conf')))
+GENERATOR = os.path.join(os.path.dirname(sys.executable), 'oslo-config-generator')
+
+
+def output_file(generator_config):
+    with open(generator_config) as f:
+        for line in f:
+            key, _, value = line.partition('=')
+            if key.strip() == 'output_file':
+                return os.path.join(REPO, value.strip())
+    raise AssertionError('%s names no output_file' % generator_config)
+
+
+@pytest.mark.parametrize('generator_config', GENERATOR_CONFIGS, ids=os.path.basename)
+def test_sample_config_is_up_to_date(generator_config, tmp_path):
+    fresh = tmp_path / 'sample.conf'
+    subprocess.run([GENERATOR, '--config-file', generator_config,
+                    '--output-file', str(fresh)], check=True, cwd=REPO)
+    with open(output_file(generator_config)) as f:
+        committed = f.read()
+    assert fresh.read_text() == committed, (
+        '%s is stale: run tox -e genconfig' % output_file(generator_config))
