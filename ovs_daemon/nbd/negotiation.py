@@ -93,7 +93,8 @@ async def _export_name(conn, resolver, data, no_zeroes):
     except errors.ExportRefused as exc:
         # This option has no error reply: the spec says to drop the session.
         raise errors.ProtocolError(
-            "export %r refused: %s" % (name, exc.message)) from None
+            "export %r refused: %s" % (protocol.loggable_name(name),
+                                       exc.message)) from None
     flags = transmission_flags(export)
     conn.send(protocol.encode_export_name_reply(export.size, flags, no_zeroes))
     return Negotiated(export, flags)
@@ -135,7 +136,8 @@ async def _info(conn, resolver, option, data):
     try:
         export = await resolver(name)
     except errors.ExportRefused as exc:
-        LOG.info("Refused export %r: %s", name, exc.message)
+        LOG.info("Refused export %r: %s", protocol.loggable_name(name),
+                 exc.message)
         _reply(conn, option, exc.reply_type, exc.message)
         return None
     flags = transmission_flags(export)

@@ -263,3 +263,13 @@ def encode_simple_reply(handle, error=0):
 def decode_simple_reply(data, pos=0):
     """Return (magic, error, handle)."""
     return SIMPLE_REPLY.unpack_from(data, pos)
+
+
+def loggable_name(name):
+    """An export name as logs may show it.
+
+    A client may append a credential to the export name after a "/" (the
+    edge sends "<volume>/<attachment token>"); it never reaches a log.
+    """
+    head, sep, _ = name.partition("/")
+    return head + (sep and "/<redacted>")

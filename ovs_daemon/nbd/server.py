@@ -85,11 +85,18 @@ class NBDServer:
         reach the export, so the caller can flush and hand the volume over.
         The resolver must already refuse the export, or clients reconnect.
         """
-        victims = [s for s in self._sessions if s.export_name == name]
+        return await self.disconnect_sessions(
+            lambda export: export.name == name)
+
+    async def disconnect_sessions(self, predicate):
+        """Close the sessions whose export object satisfies ``predicate``
+        (sessions still in the handshake are left alone); returns how many."""
+        victims = [s for s in self._sessions
+                   if s.export is not None and predicate(s.export)]
         await asyncio.gather(*(s.close() for s in victims))
         if victims:
-            LOG.info("Disconnected %d session(s) of export %r",
-                     len(victims), name)
+            LOG.info("Disconnected %d session(s): %s", len(victims),
+                     ", ".join(sorted({repr(s.export_name) for s in victims})))
         return len(victims)
 
     async def stop(self):

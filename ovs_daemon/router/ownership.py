@@ -47,6 +47,7 @@ from oslo_log import log as logging
 from ovs_daemon.backends import base as backends
 from ovs_daemon.engine import errors as engine_errors
 from ovs_daemon.nbd import errors as nbd_errors
+from ovs_daemon.nbd import protocol
 from ovs_daemon.router import errors
 from ovs_daemon.router import gate as gate_mod
 from ovs_daemon.router import registry as registry_mod
@@ -73,13 +74,21 @@ class HandedOver(Exception):
 class ServedVolume:
     """A volume this router owns at ``epoch`` and serves."""
 
-    def __init__(self, name, volume, epoch, gate):
+    def __init__(self, name, volume, epoch, gate, attachments):
         self.name = name
         self.volume = volume
         self.epoch = epoch
         self.gate = gate
+        self.attachment_tokens = set(attachments.values())
         self.export = None
         self.watch = None
+
+    def admits(self, token):
+        """Sessions that present a token need a current one; a session
+        without one is let in only while the volume has no attachment."""
+        if token:
+            return token in self.attachment_tokens
+        return not self.attachment_tokens
 
 
 class Ownership:
@@ -135,13 +144,20 @@ class Ownership:
 
     # -- the data plane's view ---------------------------------------------
 
-    async def resolve_export(self, name):
-        """The NBD resolver: the export of a served volume, else a refusal
-        that names the owner."""
+    async def resolve_export(self, export_name):
+        """The NBD resolver. ``export_name`` is the volume's name, followed
+        by ``/<attachment token>`` for edge sessions. Refusals name the owner."""
+        name, _, token = export_name.partition('/')
         served = self._served.get(name)
-        if served is not None:
-            return served.export
-        raise nbd_errors.ExportRefused(await self._where_is(name))
+        if served is None:
+            raise nbd_errors.ExportRefused(await self._where_is(name))
+        if not served.admits(token):
+            raise nbd_errors.ExportRefused(
+                'volume %s: %s' % (name, 'the attachment token is not current' if token
+                                   else 'the volume is attached: a session needs its '
+                                        'attachment token'),
+                protocol.REP_ERR_POLICY)
+        return volume_export.AttachedExport(served.export, token) if token else served.export
 
     async def _where_is(self, name):
         try:
@@ -181,7 +197,7 @@ class Ownership:
             except Exception:
                 await self._forget_record(name)
                 raise
-            await self._serve(name, volume, record['epoch'])
+            await self._serve(name, volume, record)
             self.metrics.ownership_changes(registry_mod.TRANSFER_CREATE).inc()
             LOG.info('Created volume %s (%d bytes%s)', name, size,
                      ', clone of %(volume)s@%(snapshot)s' % parent if parent else '')
@@ -249,14 +265,16 @@ class Ownership:
         except backends.Fenced as exc:
             raise errors.Conflict('volume %s was claimed in the backend beyond epoch %d: %s'
                                   % (name, record['epoch'], exc)) from exc
-        await self._serve(name, volume, record['epoch'])
+        await self._serve(name, volume, record)
         self.metrics.ownership_changes(kind).inc()
         LOG.warning('Took volume %s at epoch %d (%s from %s)', name, record['epoch'], kind,
                     record['transfer']['from'])
         return record
 
-    async def _serve(self, name, volume, epoch):
-        served = ServedVolume(name, volume, epoch, gate_mod.IOGate(parent=self.router_gate))
+    async def _serve(self, name, volume, record):
+        epoch = record['epoch']
+        served = ServedVolume(name, volume, epoch, gate_mod.IOGate(parent=self.router_gate),
+                              record['attachments'])
         served.export = volume_export.VolumeExport(
             volume, self.executor, self.max_unflushed_bytes, served.gate,
             on_halt=functools.partial(self._on_export_halt, name, epoch),
@@ -380,6 +398,18 @@ class Ownership:
         reason = self._record_mismatch(epoch, record)
         if reason:
             self._loop.call_soon_threadsafe(self.halt, name, epoch, reason, 'record_changed')
+        else:
+            self._loop.call_soon_threadsafe(self._attachments_changed, name, epoch,
+                                            set(record['attachments'].values()))
+
+    def _attachments_changed(self, name, epoch, tokens):
+        served = self._served.get(name)
+        if served is None or served.epoch != epoch or served.attachment_tokens == tokens:
+            return
+        served.attachment_tokens = tokens
+        self._spawn(self.nbd_server.disconnect_sessions(
+            lambda export: export.name == name and getattr(export, 'token', None)
+            and export.token not in tokens))
 
     # -- the ZooKeeper session ----------------------------------------------
 

@@ -109,3 +109,33 @@ class VolumeExport(export.Export):
     async def _settle(self, fua):
         if fua or self.volume.unflushed_bytes > self._max_unflushed:
             await self.flush()
+
+
+class AttachedExport(export.Export):
+    """One edge session's view of a volume: the volume's export, plus the
+    attachment token the session presented, so that revoking the token can
+    end exactly the sessions that use it."""
+
+    def __init__(self, volume_export, token):
+        self._export = volume_export
+        self.name = volume_export.name
+        self.token = token
+
+    @property
+    def size(self):
+        return self._export.size
+
+    async def read(self, offset, length):
+        return await self._export.read(offset, length)
+
+    async def write(self, offset, data, fua):
+        await self._export.write(offset, data, fua)
+
+    async def flush(self):
+        await self._export.flush()
+
+    async def trim(self, offset, length, fua):
+        await self._export.trim(offset, length, fua)
+
+    async def write_zeroes(self, offset, length, fua, may_trim):
+        await self._export.write_zeroes(offset, length, fua, may_trim)
