@@ -116,6 +116,17 @@ class NBDClient:
         await self._conn.request(protocol.CMD_WRITE_ZEROES, offset, length,
                                  flags)
 
+    def submit(self, command, offset, length, flags=0, payload=None):
+        """Send a request now; return the future of its reply.
+
+        For callers that must keep the order of their requests: the
+        request is on the wire, after every earlier one, when this returns.
+        A READ's future yields its data; others yield None.
+        """
+        if payload is not None or command == protocol.CMD_READ:
+            self._check_payload_length(length)
+        return self._conn.request(command, offset, length, flags, payload)
+
     # -- closing ------------------------------------------------------
 
     async def close(self):

@@ -25,6 +25,10 @@ class Export(abc.ABC):
     # cache must set this to False.
     can_multi_conn = True
     description = None
+    # True: the session passes requests on as they arrive, without waiting
+    # for earlier writes; the export keeps their order itself (it must issue
+    # them in call order, before its first await).
+    orders_requests = False
 
     @property
     @abc.abstractmethod

@@ -11,6 +11,9 @@ Ordering guarantee (per connection):
   *completed* before the FLUSH arrived), at no cost for exports whose
   writes complete quickly.
 - Replies are sent as requests complete, so they may be out of order.
+- An export whose ``orders_requests`` is true (the edge, which forwards to
+  a server that keeps this same order) gets every request at once, in
+  arrival order, and must keep that order itself.
 
 Bad input: a request with a bad magic, a WRITE announcing more than
 MAX_PAYLOAD bytes (its framing can no longer be trusted) or a stream cut
@@ -200,7 +203,7 @@ class ServerSession(connection.FramedConnection):
         self._requests_in_flight += 1
         self._bytes_in_flight += cost
         self._apply_backpressure()
-        barrier = self._barrier
+        barrier = None if self.export.orders_requests else self._barrier
         if command == protocol.CMD_READ:
             coro = self._serve_read(barrier, handle, offset, length)
         else:

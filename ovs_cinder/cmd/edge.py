@@ -1,0 +1,42 @@
+"""ovs-edge: the hypervisor-side NBD proxy to the storage routers.
+
+    ovs-edge --config-file /etc/ovs-edge/ovs-edge.conf
+
+Options: ``oslo-config-generator --namespace ovs_edge`` (etc/ovs-edge.conf.sample).
+"""
+
+import asyncio
+import sys
+
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from ovs_cinder.edge import opts
+from ovs_cinder.edge import service as service_mod
+
+LOG = logging.getLogger(__name__)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    conf = cfg.ConfigOpts()
+    opts.register_opts(conf)
+    logging.register_options(conf)
+    try:
+        conf(argv, project='ovs-edge', prog='ovs-edge')
+        conf.edge.token_file
+    except (cfg.Error, ValueError) as exc:
+        print('ovs-edge: error: %s' % exc, file=sys.stderr)
+        return 2
+    logging.setup(conf, 'ovs-edge')
+    try:
+        service = service_mod.EdgeService(conf)
+        asyncio.run(service.run_until_signalled())
+    except service_mod.StartupError as exc:
+        print('ovs-edge: error: %s' % exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

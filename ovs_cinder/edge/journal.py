@@ -1,0 +1,64 @@
+"""The writes an edge keeps for replay after a failover.
+
+Every WRITE, TRIM and WRITE_ZEROES goes in when it is sent, in order, with a
+sequence number. A FLUSH that completes makes everything sent before it
+durable at the router: those entries are forgotten. After a failover the
+entries left are sent again, in their order, to the new owner: they hold
+every write acknowledged since the last completed FLUSH, so none of them is
+lost even when the old owner died with them unflushed (invariant I1).
+"""
+
+import collections
+
+
+class Entry:
+    __slots__ = ('seq', 'command', 'offset', 'length', 'flags', 'payload', 'future',
+                 'generation')
+
+    def __init__(self, seq, command, offset, length, flags, payload):
+        self.seq = seq
+        self.command = command
+        self.offset = offset
+        self.length = length
+        self.flags = flags
+        self.payload = payload
+        self.future = None
+        self.generation = None
+
+
+class WriteJournal:
+
+    def __init__(self, limit_bytes):
+        self.limit_bytes = limit_bytes
+        self._entries = collections.deque()
+        self._next_seq = 1
+        self.bytes = 0
+
+    def __len__(self):
+        return len(self._entries)
+
+    @property
+    def next_seq(self):
+        """The sequence number the next entry gets: a FLUSH sent now covers
+        every entry below it."""
+        return self._next_seq
+
+    @property
+    def full(self):
+        return self.bytes >= self.limit_bytes
+
+    def append(self, command, offset, length, flags, payload):
+        entry = Entry(self._next_seq, command, offset, length, flags, payload)
+        self._next_seq += 1
+        self._entries.append(entry)
+        self.bytes += len(payload) if payload is not None else 0
+        return entry
+
+    def forget_before(self, seq):
+        """A FLUSH sent when ``next_seq`` was ``seq`` completed."""
+        while self._entries and self._entries[0].seq < seq:
+            entry = self._entries.popleft()
+            self.bytes -= len(entry.payload) if entry.payload is not None else 0
+
+    def entries(self):
+        return list(self._entries)

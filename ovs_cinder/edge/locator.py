@@ -1,0 +1,128 @@
+"""Finding and connecting to the router that serves a volume (docs/edge.md,
+"Failover").
+
+The edge asks routers of its own site first. It first follows the
+registry (``locate``): a live owner other than the one just lost is
+connected to directly, which is how a planned migrate is followed. Only
+when that fails does it ask a router to ``acquire`` the volume in failover
+mode; that router hands the volume over from the old owner or steals it.
+"""
+
+import asyncio
+import time
+
+from oslo_log import log as logging
+
+from ovs_daemon.api import client as api_client
+from ovs_daemon.nbd import client as nbd_client
+from ovs_daemon.nbd import errors as nbd_errors
+from ovs_daemon.nbd import protocol
+
+LOG = logging.getLogger(__name__)
+
+
+class NoRouter(Exception):
+    """No router could serve the volume this time; try again later."""
+
+
+class AttachmentRevoked(Exception):
+    """A router refused the attachment token: this host may no longer use
+    the volume (it was detached or evacuated elsewhere)."""
+
+
+class Upstream:
+    """A connection to the router that serves the volume at ``epoch``."""
+
+    def __init__(self, nbd, router, epoch):
+        self.nbd = nbd
+        self.router = router
+        self.epoch = epoch
+
+    @property
+    def router_id(self):
+        return self.router['id']
+
+
+class Locator:
+
+    def __init__(self, volume, routers, site, api_token, attachment_token, settings, executor):
+        self.volume = volume
+        self.site = site
+        self.routers = routers
+        self.attachment_token = attachment_token
+        self._api_token = api_token
+        self._settings = settings
+        self._executor = executor
+
+    def preference(self, last=None):
+        """Routers in the order to try: own site first, ``last`` at the end."""
+        ordered = sorted(self.routers, key=lambda r: (r['id'] == last, r.get('site') != self.site))
+        return ordered
+
+    def _client(self, router, timeout):
+        return api_client.ControlClient([router['api']], self._api_token, timeout=timeout,
+                                        connect_timeout=self._settings.connect_timeout)
+
+    async def _call(self, router, method, *args, timeout):
+        client = self._client(router, timeout)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, getattr(client, method), *args)
+
+    async def find(self, lost=None, halted=()):
+        """Connect to whoever serves the volume now; returns an :class:`Upstream`.
+
+        ``lost`` is the Upstream that just failed (None at attach); ``halted``
+        holds ``(router id, epoch)`` pairs that reported the volume halted
+        and must never be used again.
+        """
+        lost_id = lost.router_id if lost else None
+        location = await self._locate(lost_id)
+        if location is not None and location['alive'] and location['router']:
+            owner = (location['owner'], location['epoch'])
+            stale = lost is not None and owner == (lost.router_id, lost.epoch)
+            if not stale and owner not in halted:
+                try:
+                    return await self._connect(location['router'], location['epoch'])
+                except (OSError, asyncio.TimeoutError, nbd_errors.NBDError) as exc:
+                    LOG.warning('Volume %s: owner %s unreachable from this edge: %s',
+                                self.volume, location['owner'], exc)
+        for router in self.preference(last=lost_id):
+            try:
+                location = await self._call(router, 'acquire', self.volume, 'failover',
+                                            timeout=self._settings.acquire_timeout)
+                return await self._connect(location['router'], location['epoch'])
+            except api_client.NotFound:
+                raise
+            except (api_client.ApiError, OSError, asyncio.TimeoutError,
+                    nbd_errors.NBDError) as exc:
+                LOG.warning('Volume %s: router %s cannot take it over: %s', self.volume,
+                            router['id'], exc)
+        raise NoRouter('no router could serve volume %s' % self.volume)
+
+    async def _locate(self, lost_id):
+        for router in self.preference(last=lost_id):
+            try:
+                return await self._call(router, 'locate', self.volume,
+                                        timeout=self._settings.connect_timeout * 2)
+            except api_client.NotFound:
+                raise
+            except (api_client.ApiError, OSError) as exc:
+                LOG.info('Volume %s: router %s cannot locate it: %s', self.volume,
+                         router['id'], exc)
+        return None
+
+    async def _connect(self, router, epoch):
+        host, _, port = router['nbd'].rpartition(':')
+        started = time.monotonic()
+        try:
+            nbd = await nbd_client.NBDClient.connect_tcp(
+                host, int(port), '%s/%s' % (self.volume, self.attachment_token),
+                timeout=self._settings.connect_timeout * 2)
+        except nbd_errors.ExportRefused as exc:
+            if exc.reply_type == protocol.REP_ERR_POLICY:
+                raise AttachmentRevoked('router %s refused the attachment of volume %s: %s'
+                                        % (router['id'], self.volume, exc.message)) from exc
+            raise
+        LOG.info('Volume %s: connected to router %s (epoch %d) in %.3f s', self.volume,
+                 router['id'], epoch, time.monotonic() - started)
+        return Upstream(nbd, router, epoch)

@@ -1,0 +1,54 @@
+"""Options of the edge (``oslo-config-generator --namespace ovs_edge``)."""
+
+import socket
+
+from oslo_config import cfg
+
+edge_opts = [
+    cfg.StrOpt('host', default=socket.gethostname(),
+               help='This host\'s name, as Cinder knows it (connector["host"]).'),
+    cfg.StrOpt('site', default='default',
+               help='Failure domain of this host: the edge fails over to '
+                    'routers of its own site first.'),
+    cfg.StrOpt('control_socket', default='/run/ovs-edge/control.sock',
+               help='Unix socket of the edge\'s control interface (attach, '
+                    'detach, list). Created with mode 0600: root only.'),
+    cfg.StrOpt('socket_dir', default='/run/ovs-edge/volumes',
+               help='Directory of the NBD unix sockets of attached volumes: '
+                    '<socket_dir>/<vpool>/<volume>.sock.'),
+    cfg.StrOpt('token_file', required=True,
+               help='File holding the vPool\'s control API token (the routers\' '
+                    'token_file). Keep it readable by root only.'),
+    cfg.FloatOpt('io_timeout', default=1.0, min=0.05,
+                 help='Seconds a read or write may wait for the router before '
+                      'the edge fails over to another router.'),
+    cfg.FloatOpt('flush_timeout', default=30.0, min=0.1,
+                 help='Seconds a flush may wait for the router before the edge '
+                      'fails over (a flush uploads up to replay_buffer_mib).'),
+    cfg.FloatOpt('keepalive_interval', default=0.5, min=0.05,
+                 help='An idle volume reads one block from its router this '
+                      'often, so a silent loss is noticed within '
+                      'keepalive_interval + io_timeout.'),
+    cfg.FloatOpt('failover_timeout', default=60.0, min=0.1,
+                 help='Seconds IO waits for some router to take the volume over '
+                      'before it fails with EIO.'),
+    cfg.FloatOpt('connect_timeout', default=0.5, min=0.05,
+                 help='Seconds to connect to a router (control API or NBD) '
+                      'before trying the next one.'),
+    cfg.FloatOpt('acquire_timeout', default=30.0, min=1.0,
+                 help='Seconds a router may take to acquire a volume (a '
+                      'handover flushes the old owner first).'),
+    cfg.IntOpt('replay_buffer_mib', default=32, min=1,
+               help='Writes acknowledged since the last flush that the edge '
+                    'keeps for replay after a failover. When full, the edge '
+                    'flushes by itself. Keep it below the routers\' '
+                    'max_unflushed_mib.'),
+]
+
+
+def register_opts(conf):
+    conf.register_opts(edge_opts, group='edge')
+
+
+def list_opts():
+    return [('edge', edge_opts)]

@@ -1,0 +1,190 @@
+"""The edge service: attached volumes, each served on its own NBD unix
+socket, and the control socket that attaches and detaches them."""
+
+import asyncio
+import concurrent.futures
+import os
+import signal
+
+from oslo_log import log as logging
+
+from ovs_cinder.edge import control
+from ovs_cinder.edge import locator as locator_mod
+from ovs_cinder.edge import volume_proxy
+from ovs_daemon.api import client as api_client
+from ovs_daemon.api import token as token_mod
+from ovs_daemon.backends import base as backends
+from ovs_daemon.nbd import errors as nbd_errors
+from ovs_daemon.nbd import server as nbd_server_mod
+
+LOG = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The edge cannot start: bad configuration or an unreadable token."""
+
+
+class Attachment:
+    """One attached volume: its proxy and the NBD server on its socket."""
+
+    def __init__(self, vpool, proxy, server, socket_path, token):
+        self.vpool = vpool
+        self.proxy = proxy
+        self.server = server
+        self.socket_path = socket_path
+        self.token = token
+
+    def describe(self):
+        upstream = self.proxy.upstream
+        return {'volume': self.proxy.name, 'vpool': self.vpool, 'socket': self.socket_path,
+                'uri': 'nbd+unix:///%s?socket=%s' % (self.proxy.name, self.socket_path),
+                'size': self.proxy.size, 'state': self.proxy.state,
+                'router': upstream.router_id if upstream else None,
+                'epoch': upstream.epoch if upstream else None}
+
+
+class EdgeService:
+
+    def __init__(self, conf):
+        self.settings = conf.edge
+        try:
+            self._api_token = token_mod.read_token(conf.edge.token_file)
+        except token_mod.TokenError as exc:
+            raise StartupError(str(exc)) from exc
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            8, thread_name_prefix='edge-control')
+        self.attachments = {}
+        self.control = control.ControlServer(conf.edge.control_socket, self.handle)
+        self._locks = {}
+
+    # -- control requests ---------------------------------------------------
+
+    async def handle(self, request):
+        op = request['op']
+        handler = {'attach': self.attach, 'detach': self.detach, 'list': self.list,
+                   'refresh': self.refresh, 'status': self.status}.get(op)
+        if handler is None:
+            raise control.BadRequest('unknown op %r' % op)
+        return await handler(request)
+
+    async def status(self, request):
+        return {'host': self.settings.host, 'site': self.settings.site,
+                'volumes': len(self.attachments)}
+
+    async def list(self, request):
+        return {'volumes': [a.describe() for _, a in sorted(self.attachments.items())]}
+
+    async def attach(self, request):
+        vpool, volume = _key(request)
+        routers = _routers(request.get('routers'))
+        token = request.get('token')
+        if not isinstance(token, str) or not token:
+            raise control.BadRequest('"token" (the attachment token) is required')
+        async with self._lock(vpool, volume):
+            existing = self.attachments.get((vpool, volume))
+            if existing is not None:
+                existing.token = existing.proxy.locator.attachment_token = token
+                existing.proxy.locator.routers = routers
+                return existing.describe()
+            attachment = await self._attach(vpool, volume, routers, token)
+            self.attachments[vpool, volume] = attachment
+            LOG.info('Attached volume %s of vPool %s at %s', volume, vpool,
+                     attachment.socket_path)
+            return attachment.describe()
+
+    async def _attach(self, vpool, volume, routers, token):
+        locator = locator_mod.Locator(volume, routers, self.settings.site, self._api_token,
+                                      token, self.settings, self.executor)
+        proxy = volume_proxy.VolumeProxy(locator, self.settings)
+        try:
+            await proxy.connect()
+        except api_client.NotFound as exc:
+            raise control.NotFound(str(exc)) from exc
+        except locator_mod.AttachmentRevoked as exc:
+            raise control.Refused(str(exc)) from exc
+        except locator_mod.NoRouter as exc:
+            raise control.Unavailable(str(exc)) from exc
+        path = os.path.join(self.settings.socket_dir, vpool, '%s.sock' % volume)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+
+        async def resolve(name):
+            if name not in ('', volume):
+                raise nbd_errors.ExportRefused('this socket serves volume %s only' % volume)
+            return proxy
+        server = nbd_server_mod.NBDServer(resolve)
+        try:
+            await server.start_unix(path)
+        except Exception:
+            await proxy.detach()
+            raise
+        return Attachment(vpool, proxy, server, path, token)
+
+    async def detach(self, request):
+        vpool, volume = _key(request)
+        async with self._lock(vpool, volume):
+            attachment = self.attachments.pop((vpool, volume), None)
+            if attachment is None:
+                return {'attached': False}
+            await attachment.server.stop()
+            await attachment.proxy.detach()
+            LOG.info('Detached volume %s of vPool %s', volume, vpool)
+            return {'attached': True}
+
+    async def refresh(self, request):
+        vpool, volume = _key(request)
+        attachment = self.attachments.get((vpool, volume))
+        if attachment is None:
+            raise control.NotFound('volume %s of vPool %s is not attached here' % (volume, vpool))
+        router = attachment.proxy.locator.preference()[0]
+        client = api_client.ControlClient([router['api']], self._api_token,
+                                          timeout=self.settings.acquire_timeout,
+                                          connect_timeout=self.settings.connect_timeout)
+        loop = asyncio.get_running_loop()
+        try:
+            record = await loop.run_in_executor(self.executor, client.volume, volume)
+        except api_client.ApiError as exc:
+            raise control.Unavailable(str(exc)) from exc
+        attachment.proxy.set_size(record['size'])
+        return {'size': attachment.proxy.size}
+
+    def _lock(self, vpool, volume):
+        return self._locks.setdefault((vpool, volume), asyncio.Lock())
+
+    # -- life cycle ---------------------------------------------------------
+
+    async def run_until_signalled(self):
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        await self.control.start()
+        await stopping.wait()
+        await self.stop()
+
+    async def stop(self):
+        await self.control.stop()
+        for vpool, volume in list(self.attachments):
+            await self.detach({'vpool': vpool, 'volume': volume})
+        self.executor.shutdown(wait=False)
+
+
+def _key(request):
+    vpool, volume = request.get('vpool'), request.get('volume')
+    for kind, value in (('vpool', vpool), ('volume', volume)):
+        if not isinstance(value, str):
+            raise control.BadRequest('"%s" is required' % kind)
+        try:
+            backends.check_name(kind, value)
+        except backends.InvalidName as exc:
+            raise control.BadRequest(str(exc)) from None
+    return vpool, volume
+
+
+def _routers(routers):
+    if not isinstance(routers, list) or not routers:
+        raise control.BadRequest('"routers" must be a non-empty list')
+    for router in routers:
+        if not isinstance(router, dict) or not all(
+                isinstance(router.get(k), str) for k in ('id', 'api', 'nbd')):
+            raise control.BadRequest('each router needs "id", "api" and "nbd" strings')
+    return [dict(r) for r in routers]

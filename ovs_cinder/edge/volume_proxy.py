@@ -1,0 +1,269 @@
+"""One attached volume at the edge: the NBD export its client (QEMU) sees,
+forwarding every request to the volume's router and failing over.
+
+Order: the export sets ``orders_requests``, so the edge's NBD session hands
+it every request as it arrives; each is sent upstream, on the one
+connection to the router, within the call that received it. The router
+keeps that order. Nothing here awaits between receiving a request and
+sending it, which is what keeps writes in order without serialising them.
+
+Failover (docs/edge.md): a request that fails because the connection is
+lost, times out, or is answered ESHUTDOWN marks the upstream lost. One
+failover task then finds the new owner (:class:`~.locator.Locator`),
+replays the journal of writes since the last completed FLUSH in order,
+and installs the new upstream; the requests waiting are sent again (a
+journalled write is not: the replay sent it). Any other error answer
+(EINVAL, ENOSPC, ...) is the guest's to see.
+"""
+
+import asyncio
+import time
+
+from oslo_log import log as logging
+
+from ovs_cinder.edge import journal as journal_mod
+from ovs_cinder.edge import locator as locator_mod
+from ovs_daemon.nbd import errors as nbd_errors
+from ovs_daemon.nbd import export
+from ovs_daemon.nbd import protocol
+
+LOG = logging.getLogger(__name__)
+KEEPALIVE_BYTES = 4096
+
+
+class FailoverFailed(Exception):
+    """No router took the volume over within the failover timeout."""
+
+
+class VolumeProxy(export.Export):
+
+    orders_requests = True
+
+    def __init__(self, locator, settings):
+        self.name = locator.volume
+        self.locator = locator
+        self.settings = settings
+        self.journal = journal_mod.WriteJournal(settings.replay_buffer_mib << 20)
+        self.upstream = None
+        self.generation = 0
+        self.revoked = None
+        self.failovers = []
+        self._size = 0
+        self._halted = set()
+        self._failover = None
+        self._auto_flush = None
+        self._last_completion = time.monotonic()
+        self._keepalive = None
+        self._closed = False
+
+    # -- life cycle -------------------------------------------------------------
+
+    async def connect(self):
+        """First connection, at attach: errors go to the caller."""
+        self._install(await self.locator.find(), replay=False)
+        self._keepalive = asyncio.get_running_loop().create_task(self._keep_alive())
+
+    async def close(self):
+        """Called by the NBD server for each session that ends: nothing to do;
+        the service calls :meth:`detach`."""
+
+    async def detach(self):
+        """Flush what the journal holds and drop the upstream."""
+        self._closed = True
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        if self.upstream is not None and len(self.journal) and not self.revoked:
+            try:
+                await self.flush()
+            except Exception as exc:
+                LOG.error('Volume %s: final flush at detach failed: %s', self.name, exc)
+        if self._failover is not None:
+            self._failover.cancel()
+        if self.upstream is not None:
+            self.upstream.nbd.abort()
+            self.upstream = None
+
+    @property
+    def size(self):
+        return self._size
+
+    @property
+    def state(self):
+        if self.revoked:
+            return 'revoked'
+        if self.upstream is None:
+            return 'failing-over'
+        return 'connected'
+
+    def set_size(self, size):
+        self._size = max(self._size, size)
+
+    # -- the export -------------------------------------------------------------
+
+    async def read(self, offset, length):
+        return await self._request(protocol.CMD_READ, offset, length)
+
+    async def write(self, offset, data, fua):
+        await self._journalled(protocol.CMD_WRITE, offset, len(data), _fua(fua), bytes(data))
+
+    async def trim(self, offset, length, fua):
+        await self._journalled(protocol.CMD_TRIM, offset, length, _fua(fua), None)
+
+    async def write_zeroes(self, offset, length, fua, may_trim):
+        flags = _fua(fua) | (0 if may_trim else protocol.CMD_FLAG_NO_HOLE)
+        await self._journalled(protocol.CMD_WRITE_ZEROES, offset, length, flags, None)
+
+    async def flush(self):
+        covered = self.journal.next_seq
+        await self._request(protocol.CMD_FLUSH, 0, 0, timeout=self.settings.flush_timeout)
+        self.journal.forget_before(covered)
+
+    # -- requests ---------------------------------------------------------------
+
+    async def _journalled(self, command, offset, length, flags, payload):
+        if self.journal.full and self._auto_flush is None:
+            # Its completion frees the journal; the guest's writes go on meanwhile.
+            self._auto_flush = asyncio.ensure_future(self._flush_for_room())
+        entry = self.journal.append(command, offset, length, flags, payload)
+        entry.generation, entry.future = self._send(command, offset, length, flags, payload)
+        await self._complete(entry.future, entry.generation, self.settings.io_timeout,
+                             resend=None, entry=entry)
+
+    async def _flush_for_room(self):
+        try:
+            await self.flush()
+        except nbd_errors.RequestError as exc:
+            LOG.warning('Volume %s: flush to make room in the journal failed: %s',
+                        self.name, exc)
+        finally:
+            self._auto_flush = None
+
+    async def _request(self, command, offset, length, timeout=None):
+        def resend():
+            return self._send(command, offset, length, 0, None)
+        generation, future = resend()
+        return await self._complete(future, generation, timeout or self.settings.io_timeout,
+                                    resend=resend)
+
+    def _send(self, command, offset, length, flags, payload):
+        """Put a request on the wire now: ``(generation, reply future)``, or
+        ``(generation, None)`` while there is no upstream."""
+        if self.upstream is None:
+            return self.generation, None
+        return self.generation, self.upstream.nbd.submit(command, offset, length, flags,
+                                                         payload)
+
+    async def _complete(self, future, generation, timeout, resend, entry=None):
+        """Wait for a reply, failing over as often as needed."""
+        while True:
+            if future is None:
+                await self._wait_for_upstream()
+                if entry is not None:
+                    generation, future = entry.generation, entry.future
+                else:
+                    generation, future = resend()
+                continue
+            try:
+                async with asyncio.timeout(timeout):
+                    result = await asyncio.shield(future)
+                self._last_completion = time.monotonic()
+                return result
+            except nbd_errors.RemoteIOError as exc:
+                if exc.errno != protocol.ESHUTDOWN:
+                    raise nbd_errors.RequestError(exc.errno, str(exc)) from exc
+                self._lost(generation, 'the router halted the volume', halted=True)
+            except nbd_errors.ConnectionLost as exc:
+                self._lost(generation, str(exc))
+            except TimeoutError:
+                self._lost(generation, 'no answer within %.2f s' % timeout)
+            future = None
+
+    async def _wait_for_upstream(self):
+        if self.revoked:
+            raise nbd_errors.RequestError(protocol.EIO, self.revoked)
+        if self.upstream is not None:
+            return
+        if self._failover is None or self._failover.done():
+            self._start_failover(None, 'no router serves the volume')
+        try:
+            await asyncio.shield(self._failover)
+        except (FailoverFailed, locator_mod.AttachmentRevoked) as exc:
+            raise nbd_errors.RequestError(protocol.EIO, str(exc)) from exc
+
+    # -- failover ---------------------------------------------------------------
+
+    def _lost(self, generation, reason, halted=False):
+        if generation != self.generation or self.upstream is None:
+            return  # already being replaced
+        lost = self.upstream
+        if halted:
+            self._halted.add((lost.router_id, lost.epoch))
+        LOG.warning('Volume %s: lost router %s (epoch %d): %s', self.name, lost.router_id,
+                    lost.epoch, reason)
+        self.upstream = None
+        lost.nbd.abort()
+        self._start_failover(lost, reason)
+
+    def _start_failover(self, lost, reason):
+        self._failover = asyncio.ensure_future(self._fail_over(lost, reason))
+
+    async def _fail_over(self, lost, reason):
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + self.settings.failover_timeout
+        delay = 0.02
+        while True:
+            try:
+                upstream = await self.locator.find(lost=lost, halted=self._halted)
+                break
+            except locator_mod.AttachmentRevoked as exc:
+                self.revoked = str(exc)
+                LOG.error('Volume %s: %s', self.name, exc)
+                raise
+            except Exception as exc:
+                if loop.time() + delay > deadline:
+                    LOG.error('Volume %s: no router took it over in %.1f s: %s', self.name,
+                              loop.time() - started, exc)
+                    raise FailoverFailed('no router took volume %s over within %.1f s'
+                                         % (self.name, self.settings.failover_timeout)) from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
+        replayed = self._install(upstream, replay=True)
+        pause = loop.time() - started
+        self.failovers.append({'from': lost.router_id if lost else None,
+                               'to': upstream.router_id, 'epoch': upstream.epoch,
+                               'seconds': pause, 'replayed': replayed, 'reason': reason})
+        LOG.warning('Volume %s: failed over from %s to %s (epoch %d) in %.3f s, replayed '
+                    '%d writes', self.name, lost.router_id if lost else None,
+                    upstream.router_id, upstream.epoch, pause, replayed)
+
+    def _install(self, upstream, replay):
+        """Make ``upstream`` current; with ``replay``, send the journal to it
+        first, so the requests waiting go after every write they followed."""
+        self.generation += 1
+        self.upstream = upstream
+        self.set_size(upstream.nbd.size)
+        if not replay:
+            return 0
+        entries = self.journal.entries()
+        for entry in entries:
+            entry.generation, entry.future = self._send(
+                entry.command, entry.offset, entry.length, entry.flags, entry.payload)
+        return len(entries)
+
+    async def _keep_alive(self):
+        """Reads a block when idle, so a silent loss is noticed without IO."""
+        interval = self.settings.keepalive_interval
+        while not self._closed:
+            await asyncio.sleep(interval)
+            idle = time.monotonic() - self._last_completion
+            if self.upstream is None or idle < interval or self.upstream.nbd.in_flight:
+                continue
+            try:
+                await self.read(0, min(KEEPALIVE_BYTES, self._size))
+            except nbd_errors.RequestError as exc:
+                LOG.warning('Volume %s: keepalive failed: %s', self.name, exc)
+
+
+def _fua(fua):
+    return protocol.CMD_FLAG_FUA if fua else 0
