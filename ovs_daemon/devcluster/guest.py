@@ -1,0 +1,161 @@
+"""A guest for failover tests, benchmarks and the demo: a verifying writer.
+
+It writes 4 KiB blocks over NBD, one request at a time, each block carrying
+its block number and a sequence number, alternating with reads of blocks it
+wrote before (each read is checked against the last acknowledged write of
+that block: invariant I2), and flushes every ``flush_every`` writes. It
+records every IO error (a failover must cause none: I4) and the longest gap
+between two IO completions (the pause a failover causes). ``verify`` then
+reads every block written back and checks it holds its last acknowledged
+write (I1).
+
+It runs on an event loop of its own in a background thread, so a test can
+kill routers while it runs.
+"""
+
+import asyncio
+import struct
+import threading
+import time
+
+from ovs_daemon.nbd import client as nbd_client
+from ovs_daemon.nbd import errors as nbd_errors
+
+BLOCK = 4096
+_HEADER = struct.Struct('>8sQQ')
+_MAGIC = b'OVSGUEST'
+
+
+def block_content(block, seq):
+    header = _HEADER.pack(_MAGIC, block, seq)
+    filler = bytes([seq % 251 + 1]) * (BLOCK - _HEADER.size)
+    return header + filler
+
+
+def parse_block(data):
+    magic, block, seq = _HEADER.unpack_from(data)
+    if magic != _MAGIC:
+        return None
+    return block, seq
+
+
+class GuestWriter:
+
+    def __init__(self, connect, blocks=1024, flush_every=64, read_every=2):
+        """``connect`` is a coroutine function returning an NBDClient."""
+        self._connect = connect
+        self.blocks = blocks
+        self.flush_every = flush_every
+        self.read_every = read_every
+        self.acked = {}            # block -> seq of its last acknowledged write
+        self.errors = []
+        self.stale_reads = []
+        self.writes = 0
+        self.reads = 0
+        self.flushes = 0
+        self.longest_gap = 0.0
+        self.longest_gap_at = None
+        self._stop = threading.Event()
+        self._thread = None
+        self._last_completion = None
+
+    # -- running in the background ----------------------------------------------
+
+    def start(self):
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout=120):
+        self._stop.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError('the guest did not stop within %s s (IO hung)' % timeout)
+
+    def wait_for_writes(self, count, timeout=60):
+        deadline = time.monotonic() + timeout
+        while self.writes < count:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise TimeoutError('the guest wrote %d of %d blocks' % (self.writes, count))
+            time.sleep(0.01)
+
+    def summary(self):
+        return {'writes': self.writes, 'reads': self.reads, 'flushes': self.flushes,
+                'errors': len(self.errors), 'stale_reads': len(self.stale_reads),
+                'longest_gap_s': round(self.longest_gap, 4)}
+
+    # -- the IO loop --------------------------------------------------------------
+
+    async def _run(self):
+        nbd = await self._connect()
+        try:
+            seq = 0
+            while not self._stop.is_set():
+                seq += 1
+                block = seq % self.blocks
+                if await self._io(nbd.write(block * BLOCK, block_content(block, seq))):
+                    self.acked[block] = seq
+                    self.writes += 1
+                if self.read_every and seq % self.read_every == 0 and self.acked:
+                    await self._read_and_check(nbd, (seq * 7919) % self.blocks)
+                if seq % self.flush_every == 0 and await self._io(nbd.flush()):
+                    self.flushes += 1
+            await self._io(nbd.flush())
+        finally:
+            await nbd.close()
+
+    async def _read_and_check(self, nbd, block):
+        expected = self.acked.get(block)
+        data = await self._io(nbd.read(block * BLOCK, BLOCK))
+        if data is None:
+            return
+        self.reads += 1
+        if expected is not None and parse_block(data) != (block, expected):
+            self.stale_reads.append((block, expected, parse_block(data)))
+
+    async def _io(self, request):
+        try:
+            result = await request
+        except nbd_errors.NBDError as exc:
+            self.errors.append('%s at %.3f' % (exc, time.monotonic()))
+            return None
+        now = time.monotonic()
+        if self._last_completion is not None and now - self._last_completion > self.longest_gap:
+            self.longest_gap = now - self._last_completion
+            self.longest_gap_at = now
+        self._last_completion = now
+        return True if result is None else result
+
+    # -- checking -------------------------------------------------------------------
+
+    def verify(self):
+        """``(blocks checked, [(block, expected seq, found)...])`` read through
+        a new connection."""
+        async def check():
+            nbd = await self._connect()
+            wrong = []
+            try:
+                for block, seq in sorted(self.acked.items()):
+                    found = parse_block(await nbd.read(block * BLOCK, BLOCK))
+                    if found != (block, seq):
+                        wrong.append((block, seq, found))
+            finally:
+                await nbd.close()
+            return len(self.acked), wrong
+        return asyncio.run(check())
+
+
+def unix_connector(path, volume='', timeout=10.0):
+    """A ``connect`` for :class:`GuestWriter` over an edge's unix socket."""
+    async def connect():
+        return await nbd_client.NBDClient.connect_unix(path, volume, timeout=timeout)
+    return connect
+
+
+def tcp_connector(address, volume, timeout=10.0):
+    """A ``connect`` over TCP to ``address`` ("host:port")."""
+    host, _, port = address.rpartition(':')
+
+    async def connect():
+        return await nbd_client.NBDClient.connect_tcp(host, int(port), volume, timeout=timeout)
+    return connect
