@@ -1,0 +1,209 @@
+"""The synchronous client of the routers' control API (docs/control-api.md).
+
+Used by ``ovs-admin``, the edge (in worker threads) and the Cinder driver.
+It fails over between endpoints: a router that cannot be connected to, or
+answers 503, is skipped for the next one, and the last one that worked is
+tried first next time. A call whose request may have reached a router
+(a read timeout) is not sent again elsewhere unless it is a read-only call:
+its outcome is unknown and :class:`Unavailable` says so.
+"""
+
+import requests
+
+
+class ApiError(Exception):
+    """An error answer, or no answer, from the control API."""
+
+    status = None
+
+    def __init__(self, message, status=None, error_type=None):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        self.type = error_type or type(self).__name__
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class Unavailable(ApiError):
+    """503, or no router could be reached; retry later."""
+    status = 503
+
+
+_ERRORS = {cls.status: cls for cls in (BadRequest, Unauthorized, NotFound, Conflict,
+                                       Unavailable)}
+
+
+class ControlClient:
+
+    def __init__(self, endpoints, token, timeout=30.0, connect_timeout=2.0):
+        if isinstance(endpoints, str):
+            endpoints = [endpoints]
+        self.endpoints = [e.rstrip('/') for e in endpoints]
+        if not self.endpoints:
+            raise ValueError('at least one control API endpoint is needed')
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self._token = token
+        self._first = 0
+        self._session = requests.Session()
+
+    def __repr__(self):
+        return 'ControlClient(%r)' % (self.endpoints,)
+
+    def for_endpoint(self, endpoint, timeout=None):
+        """A client of one router only (e.g. to ask each router its health)."""
+        return ControlClient([endpoint], self._token, timeout or self.timeout,
+                             self.connect_timeout)
+
+    # -- transport ---------------------------------------------------------------
+
+    def _request(self, method, path, body=None, idempotent=False, raw=False):
+        failures = []
+        count = len(self.endpoints)
+        for attempt in range(count):
+            index = (self._first + attempt) % count
+            endpoint = self.endpoints[index]
+            try:
+                answer = self._session.request(
+                    method, endpoint + path, json=body,
+                    headers={'Authorization': 'Bearer %s' % self._token},
+                    timeout=(self.connect_timeout, self.timeout))
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if _reached(exc) and not idempotent:
+                    raise Unavailable('%s %s on %s: the connection failed after the request '
+                                      'was sent (%s); its outcome is unknown'
+                                      % (method, path, endpoint, _reason(exc))) from None
+                failures.append('%s: %s' % (endpoint, _reason(exc)))
+                continue
+            if answer.status_code == 503:
+                failures.append('%s: %s' % (endpoint, _error_of(answer).message))
+                continue
+            self._first = index
+            if answer.status_code >= 400:
+                raise _error_of(answer)
+            if raw:
+                return answer.text
+            return answer.json() if answer.content else None
+        raise Unavailable('%s %s failed on every router: %s'
+                          % (method, path, '; '.join(failures)))
+
+    def _get(self, path, raw=False):
+        return self._request('GET', path, idempotent=True, raw=raw)
+
+    def _post(self, path, body=None):
+        return self._request('POST', path, body or {})
+
+    def _delete(self, path):
+        return self._request('DELETE', path)
+
+    # -- calls ----------------------------------------------------------------------
+
+    def health(self):
+        return self._get('/v1/health')
+
+    def metrics(self):
+        return self._get('/metrics', raw=True)
+
+    def routers(self):
+        return self._get('/v1/routers')['routers']
+
+    def stats(self):
+        return self._get('/v1/stats')
+
+    def volumes(self):
+        return self._get('/v1/volumes')['volumes']
+
+    def volume(self, name):
+        return self._get('/v1/volumes/%s' % name)
+
+    def create_volume(self, name, size, router=None, source=None):
+        body = {'name': name, 'size': size}
+        if router is not None:
+            body['router'] = router
+        if source is not None:
+            body['source'] = source
+        return self._post('/v1/volumes', body)
+
+    def delete_volume(self, name):
+        self._delete('/v1/volumes/%s' % name)
+
+    def extend_volume(self, name, size):
+        return self._post('/v1/volumes/%s/extend' % name, {'size': size})
+
+    def volume_stats(self, name):
+        return self._get('/v1/volumes/%s/stats' % name)
+
+    def snapshots(self, name):
+        return self._get('/v1/volumes/%s/snapshots' % name)['snapshots']
+
+    def create_snapshot(self, name, snapshot):
+        return self._post('/v1/volumes/%s/snapshots' % name, {'name': snapshot})
+
+    def delete_snapshot(self, name, snapshot):
+        self._delete('/v1/volumes/%s/snapshots/%s' % (name, snapshot))
+
+    def revert(self, name, snapshot):
+        return self._post('/v1/volumes/%s/revert' % name, {'snapshot': snapshot})
+
+    def locate(self, name):
+        return self._get('/v1/volumes/%s/locate' % name)
+
+    def acquire(self, name, mode='normal'):
+        return self._post('/v1/volumes/%s/acquire' % name, {'mode': mode})
+
+    def migrate(self, name, router):
+        return self._post('/v1/volumes/%s/migrate' % name, {'router': router})
+
+    def create_attachment(self, name, host):
+        return self._post('/v1/volumes/%s/attachments' % name, {'host': host})
+
+    def delete_attachment(self, name, host):
+        self._delete('/v1/volumes/%s/attachments/%s' % (name, host))
+
+    def delete_attachments(self, name):
+        self._delete('/v1/volumes/%s/attachments' % name)
+
+
+def _error_of(answer):
+    try:
+        error = answer.json()['error']
+        message, error_type = error['message'], error.get('type')
+    except (ValueError, KeyError, TypeError):
+        message, error_type = answer.text.strip() or answer.reason, None
+    cls = _ERRORS.get(answer.status_code, ApiError)
+    return cls(message, status=answer.status_code, error_type=error_type)
+
+
+def _reached(exc):
+    """Whether the request may have reached the router before it failed."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.ReadTimeout):
+        return True
+    text = str(exc)
+    return 'RemoteDisconnected' in text or 'Connection aborted' in text
+
+
+def _reason(exc):
+    text = str(exc)
+    for marker in ('Connection refused', 'timed out', 'No route to host',
+                   'Name or service not known'):
+        if marker in text:
+            return marker
+    return type(exc).__name__
