@@ -89,10 +89,13 @@ class Locator:
         for router in self.preference(last=lost_id):
             try:
                 location = await self._call(router, 'acquire', self.volume, 'failover',
+                                            self.attachment_token,
                                             timeout=self._settings.acquire_timeout)
                 return await self._connect(location['router'], location['epoch'])
             except api_client.NotFound:
                 raise
+            except api_client.Forbidden as exc:
+                raise AttachmentRevoked('volume %s: %s' % (self.volume, exc)) from exc
             except (api_client.ApiError, OSError, asyncio.TimeoutError,
                     nbd_errors.NBDError) as exc:
                 LOG.warning('Volume %s: router %s cannot take it over: %s', self.volume,

@@ -32,6 +32,10 @@ class Unauthorized(ApiError):
     status = 401
 
 
+class Forbidden(ApiError):
+    status = 403
+
+
 class NotFound(ApiError):
     status = 404
 
@@ -45,8 +49,8 @@ class Unavailable(ApiError):
     status = 503
 
 
-_ERRORS = {cls.status: cls for cls in (BadRequest, Unauthorized, NotFound, Conflict,
-                                       Unavailable)}
+_ERRORS = {cls.status: cls for cls in (BadRequest, Unauthorized, Forbidden, NotFound,
+                                       Conflict, Unavailable)}
 
 
 class ControlClient:
@@ -164,8 +168,11 @@ class ControlClient:
     def locate(self, name):
         return self._get('/v1/volumes/%s/locate' % name)
 
-    def acquire(self, name, mode='normal'):
-        return self._post('/v1/volumes/%s/acquire' % name, {'mode': mode})
+    def acquire(self, name, mode='normal', attachment=None):
+        body = {'mode': mode}
+        if attachment is not None:
+            body['attachment'] = attachment
+        return self._post('/v1/volumes/%s/acquire' % name, body)
 
     def migrate(self, name, router):
         return self._post('/v1/volumes/%s/migrate' % name, {'router': router})

@@ -398,7 +398,8 @@ class ControlAPI:
     async def acquire(self, request):
         body = await _body(request)
         mode = _field(body, 'mode', str, required=False) or ownership_mod.MODE_NORMAL
-        record = await self.own.acquire(_volume_name(request), mode)
+        attachment = _field(body, 'attachment', str, required=False)
+        record = await self.own.acquire(_volume_name(request), mode, attachment)
         return web.json_response(await self._location(record))
 
     async def migrate(self, request):

@@ -14,6 +14,11 @@ class Unauthorized(RouterError):
     status = 401
 
 
+class Forbidden(RouterError):
+    """The attachment token presented is not (or no longer) current."""
+    status = 403
+
+
 class NotFound(RouterError):
     status = 404
 

@@ -203,10 +203,11 @@ class Ownership:
                      ', clone of %(volume)s@%(snapshot)s' % parent if parent else '')
             return record
 
-    async def acquire(self, name, mode=MODE_NORMAL):
+    async def acquire(self, name, mode=MODE_NORMAL, attachment=None):
         """Make this router the owner and server of ``name``; returns the record.
 
-        See docs/control-api.md, "Acquire, handover, steal".
+        See docs/control-api.md, "Acquire, handover, steal". An edge passes
+        its ``attachment`` token: a revoked one may not move the volume.
         """
         if mode not in MODES:
             raise errors.BadRequest('mode must be one of %s, got %r' % (MODES, mode))
@@ -216,6 +217,9 @@ class Ownership:
                 record, _ = await self.blocking(self.registry.volume, name)
                 if record['state'] != registry_mod.STATE_AVAILABLE:
                     raise errors.Conflict('volume %s is being deleted' % name)
+                if attachment is not None and attachment not in record['attachments'].values():
+                    raise errors.Forbidden('the attachment token of volume %s is not current'
+                                           % name)
                 try:
                     return await self._decide(name, record, mode, handed_over_by)
                 except HandedOver as exc:
