@@ -5,11 +5,11 @@
 Options: ``oslo-config-generator --namespace ovs_edge`` (etc/ovs-edge.conf.sample).
 """
 
-import asyncio
 import sys
 
 from oslo_config import cfg
 from oslo_log import log as logging
+import uvloop
 
 from ovs_cinder.edge import opts
 from ovs_cinder.edge import service as service_mod
@@ -31,7 +31,7 @@ def main(argv=None):
     logging.setup(conf, 'ovs-edge')
     try:
         service = service_mod.EdgeService(conf)
-        asyncio.run(service.run_until_signalled())
+        uvloop.run(service.run_until_signalled())
     except service_mod.StartupError as exc:
         print('ovs-edge: error: %s' % exc, file=sys.stderr)
         return 1

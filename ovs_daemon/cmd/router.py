@@ -6,11 +6,11 @@ Options: ``oslo-config-generator --namespace ovs_daemon`` (see
 etc/ovs-router.conf.sample).
 """
 
-import asyncio
 import sys
 
 from oslo_config import cfg
 from oslo_log import log as logging
+import uvloop
 
 from ovs_daemon import opts
 from ovs_daemon.router import service as service_mod
@@ -38,7 +38,7 @@ def main(argv=None):
     logging.setup(conf, 'ovs-router')
     try:
         service = service_mod.RouterService(conf)
-        asyncio.run(service.run_until_signalled())
+        uvloop.run(service.run_until_signalled())
     except service_mod.StartupError as exc:
         LOG.error('Router cannot start: %s', exc)
         print('ovs-router: error: %s' % exc, file=sys.stderr)

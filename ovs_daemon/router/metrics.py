@@ -15,6 +15,7 @@ class RouterMetrics:
 
     def __init__(self, router_id):
         self.registry = prom.CollectorRegistry()
+        self._io_children = {}
         labels = {'router': router_id}
         self.io_requests = prom.Counter(
             'ovs_router_io_requests', 'NBD requests served, by operation.',
@@ -42,10 +43,16 @@ class RouterMetrics:
         prom.Info('ovs_router', 'This router.', registry=self.registry).info(labels)
 
     def observe_io(self, op, seconds, failed):
-        self.io_requests(op).inc()
-        self.io_latency(op).observe(seconds)
+        # Called for every NBD request: the labelled children are looked up
+        # once per operation, not at every call.
+        children = self._io_children.get(op)
+        if children is None:
+            children = self._io_children[op] = (
+                self.io_requests(op), self.io_latency(op), self.io_errors(op))
+        children[0].inc()
+        children[1].observe(seconds)
         if failed:
-            self.io_errors(op).inc()
+            children[2].inc()
 
     def exposition(self):
         return prom.generate_latest(self.registry), prom.CONTENT_TYPE_LATEST

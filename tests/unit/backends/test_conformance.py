@@ -205,3 +205,20 @@ def test_usage_counts_stored_bytes(backend):
     assert usage['used_bytes'] >= before + 100_000
     if usage['capacity_bytes'] is not None:
         assert 0 <= usage['free_bytes'] <= usage['capacity_bytes']
+
+
+def test_a_recreated_namespace_never_reads_the_old_objects(backend_spec, backend):
+    """Another client deletes and re-creates the namespace; once this one
+    claims it again, it reads the new object of the same name."""
+    key = claimed(backend)
+    backend.put(NS, 'data/1-1', b'old' * 1000, key)
+    assert backend.get(NS, 'data/1-1', 0, 3) == b'old'
+    other = make_backend(*backend_spec)
+    other.delete_namespace(NS)
+    other.create_namespace(NS)
+    other_key = base.OwnerKey.generate(1)
+    other.claim(NS, other_key)
+    other.put(NS, 'data/1-1', b'new' * 1000, other_key)
+    backend.claim(NS, base.OwnerKey.generate(2))
+    assert backend.get(NS, 'data/1-1', 0, 3) == b'new'
+    assert backend.get(NS, 'data/1-1', 2997, 3) == b'new'
