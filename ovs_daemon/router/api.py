@@ -325,6 +325,9 @@ class ControlAPI:
         size = _field(body, 'size', int)
 
         async def local(served):
+            if size < served.volume.size:
+                raise errors.Conflict('volume %s is %d bytes: it can grow, not shrink to %d'
+                                      % (name, served.volume.size, size))
             await self._run(served.volume.extend, size)
             record = await self._run(self.registry.set_size, name, size)
             return web.json_response(_public(record))

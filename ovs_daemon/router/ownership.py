@@ -470,6 +470,9 @@ class Ownership:
         if self.session_state == kz_states.KazooState.CONNECTED:
             LOG.info('ZooKeeper session back: releasing IO')
             self.router_gate.resume()
+            # Volumes halted because the suspension lasted too long are
+            # still ours in the registry unless someone took them meanwhile.
+            await self.adopt_owned_volumes()
 
     async def stop(self):
         """Flush and close every volume (a clean shutdown keeps ownership:

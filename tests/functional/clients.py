@@ -3,9 +3,9 @@
 import subprocess
 
 
-def run(*args, expect_ok=True, timeout=120):
+def run(*args, expect_ok=True, timeout=120, cwd=None):
     """Run a client; return its output (stdout and stderr)."""
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     assert (result.returncode == 0) == expect_ok, '%s %s:\n%s\n%s' % (
         args[0], 'failed' if expect_ok else 'unexpectedly succeeded',
         result.stdout, result.stderr)

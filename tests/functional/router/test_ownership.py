@@ -1,0 +1,81 @@
+"""Ownership moves between live router processes: planned migrate, kill -9
+and failover, restart, and what the old owner answers afterwards."""
+
+import pytest
+
+from tests.functional.clients import qemu_io
+from tests.functional.clients import tcp_uri
+
+pytestmark = pytest.mark.slow
+MiB = 1 << 20
+
+
+def nbd_uri(vpool, router_id, volume):
+    return tcp_uri(vpool.router(router_id)['nbd'], volume)
+
+
+def test_planned_migrate_keeps_the_data_and_the_old_owner_refuses(vpool):
+    api = vpool.client()
+    record = api.create_volume('v1', 64 * MiB, router='r1')
+    assert (record['owner'], record['epoch']) == ('r1', 1)
+    qemu_io(nbd_uri(vpool, 'r1', 'v1'), 'write -P 0xa5 4096 3M', 'flush')
+
+    location = api.migrate('v1', 'r2')
+
+    assert (location['owner'], location['epoch']) == ('r2', 2)
+    assert api.volume('v1')['transfer']['kind'] == 'handover'
+    assert api.volume('v1')['transfer']['from'] == 'r1'
+    out = qemu_io(nbd_uri(vpool, 'r2', 'v1'), 'read -P 0xa5 4096 3M', 'read -P 0 0 4096')
+    assert 'verification failed' not in out
+    refused = qemu_io(nbd_uri(vpool, 'r1', 'v1'), 'read 0 4k', expect_ok=False)
+    assert 'server reported: volume v1 is owned by r2' in refused
+
+
+def test_kill_9_of_the_owner_then_failover_acquire_steals_with_epoch_plus_one(vpool):
+    api = vpool.client()
+    api.create_volume('v1', 64 * MiB, router='r1')
+    qemu_io(nbd_uri(vpool, 'r1', 'v1'), 'write -P 0x3c 0 8M', 'flush')
+
+    vpool.kill_router('r1')
+    location = vpool.client('r2').acquire('v1', mode='failover')
+
+    assert (location['owner'], location['epoch']) == ('r2', 2)
+    assert api.volume('v1')['transfer'] == {
+        'kind': 'steal', 'from': 'r1', 'at': api.volume('v1')['transfer']['at']}
+    out = qemu_io(nbd_uri(vpool, 'r2', 'v1'), 'read -P 0x3c 0 8M')
+    assert 'verification failed' not in out
+
+
+def test_normal_acquire_does_not_steal_from_an_unreachable_owner(vpool):
+    from ovs_daemon.api import client as api_client
+    api = vpool.client()
+    api.create_volume('v1', 16 * MiB, router='r1')
+    vpool.kill_router('r1')
+    with pytest.raises(api_client.Unavailable, match='cannot hand it over'):
+        vpool.client('r2').acquire('v1', mode='normal')
+    assert api.volume('v1')['owner'] == 'r1'
+    assert api.volume('v1')['epoch'] == 1
+
+
+def test_a_restarted_router_takes_its_volumes_back(vpool):
+    api = vpool.client()
+    api.create_volume('v1', 16 * MiB, router='r1')
+    qemu_io(nbd_uri(vpool, 'r1', 'v1'), 'write -P 0x77 0 1M', 'flush')
+    vpool.kill_router('r1')
+    vpool.start_router('r1')
+    vpool.wait_until(lambda: 'v1' in vpool.client('r1').health()['served'])
+    record = api.volume('v1')
+    assert (record['owner'], record['epoch'], record['transfer']['kind']) == (
+        'r1', 2, 'restart')
+    assert 'verification failed' not in qemu_io(nbd_uri(vpool, 'r1', 'v1'), 'read -P 0x77 0 1M')
+
+
+def test_any_router_answers_by_forwarding_to_the_owner(vpool):
+    api_r3 = vpool.client('r3')
+    api_r3.create_volume('v1', 16 * MiB, router='r1')
+    api_r3.create_snapshot('v1', 's1')
+    assert [s['name'] for s in vpool.client('r2').snapshots('v1')] == ['s1']
+    api_r3.extend_volume('v1', 32 * MiB)
+    assert vpool.client('r1').volume_stats('v1')['size'] == 32 * MiB
+    assert vpool.client('r1').health()['served'] == ['v1']
+    assert vpool.client('r3').health()['served'] == []

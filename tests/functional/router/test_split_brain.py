@@ -1,0 +1,67 @@
+"""Split brain: the owner is cut off from the other routers and from
+ZooKeeper but still reachable by one stale client. Another router steals
+the volume; the old owner's next flush is fenced by the backend and it
+halts; nothing it acknowledged after the claim is ever visible."""
+
+import pytest
+
+from ovs_daemon.devcluster import netns
+from tests.functional.clients import qemu_io
+from tests.functional.clients import tcp_uri
+
+pytestmark = pytest.mark.slow
+MiB = 1 << 20
+
+
+@pytest.fixture
+def network():
+    net = netns.Network(prefix='ovsrt', subnet='10.213.202.0/24')
+    try:
+        yield net
+    finally:
+        net.destroy()
+
+
+def in_host(host, uri, *commands, expect_ok=True):
+    """qemu-io run inside a simulated host."""
+    args = ['qemu-io', '-f', 'raw']
+    for command in commands:
+        args += ['-c', command]
+    result = host.exec(args + [uri], timeout=60, check=False)
+    assert (result.returncode == 0) == expect_ok, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def test_stolen_owner_is_fenced_at_its_next_flush(network, make_vpool):
+    hosts = {name: network.add_host(name) for name in ('r1', 'r2', 'r3')}
+    client = network.add_host('client')
+    # A long session timeout: the old owner must not notice its ZooKeeper
+    # partition before the stale client writes.
+    vpool = make_vpool(routers=3, hosts=hosts, zookeeper_host=network.address,
+                       options={'router': {'peer_timeout': 0.5},
+                                'zookeeper': {'session_timeout': 20}})
+    api = vpool.client('r2')
+    api.create_volume('v1', 16 * MiB, router='r1')
+    old_owner = tcp_uri(vpool.router('r1')['nbd'], 'v1')
+    in_host(client, old_owner, 'write -P 0x11 0 1M', 'flush')
+
+    r1 = hosts['r1']
+    r1.block(hosts['r2'])
+    r1.block(hosts['r3'])
+    r1.block_address(network.address)
+    location = api.acquire('v1', mode='failover')
+    assert (location['owner'], location['epoch']) == ('r2', 2)
+    assert api.volume('v1')['transfer']['kind'] == 'steal'
+
+    out = in_host(client, old_owner, 'write -P 0xee 0 64k', 'flush', expect_ok=False)
+    assert 'flush failed' in out or 'Cannot send after transport endpoint shutdown' in out
+
+    new_owner = tcp_uri(vpool.router('r2')['nbd'], 'v1')
+    assert 'verification failed' not in qemu_io(new_owner, 'read -P 0x11 0 1M')
+    r1.unblock_address(network.address)
+    r1.unblock(hosts['r2'])
+    r1.unblock(hosts['r3'])
+    vpool.wait_until(lambda: 'v1' in vpool.client('r1').health()['halted'])
+    assert 'fenced' in vpool.client('r1').health()['halted']['v1']
+    assert 'ovs_router_volume_halts_total{cause="fenced"} 1.0' in vpool.client('r1').metrics()
+    assert 'verification failed' not in qemu_io(new_owner, 'read -P 0x11 0 1M')

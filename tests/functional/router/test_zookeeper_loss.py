@@ -1,0 +1,102 @@
+"""A router and its ZooKeeper session: a suspended session holds IO, a lost
+one halts the volumes; a 3-node ensemble survives the loss of its leader."""
+
+import asyncio
+import os
+import signal
+import time
+
+import pytest
+
+from ovs_daemon.devcluster import zookeeper
+from ovs_daemon.nbd import client as client_mod
+from ovs_daemon.nbd import errors as nbd_errors
+from tests.functional.clients import qemu_io
+from tests.functional.clients import tcp_uri
+
+pytestmark = pytest.mark.slow
+MiB = 1 << 20
+
+
+def connect(vpool, router_id, volume):
+    host, port = vpool.router(router_id)['nbd'].rsplit(':', 1)
+    return client_mod.NBDClient.connect_tcp(host, int(port), volume, timeout=10)
+
+
+async def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, 'timed out waiting for %s' % predicate
+        await asyncio.sleep(0.1)
+
+
+def test_owner_holds_io_while_suspended_and_halts_when_the_session_is_gone(vpool):
+    api = vpool.client('r1')
+    api.create_volume('v1', 16 * MiB, router='r1')
+    zk_pid = vpool.zookeeper_pid
+
+    async def scenario():
+        nbd = await connect(vpool, 'r1', 'v1')
+        await nbd.write(0, b'\x5a' * 65536)
+        await nbd.flush()
+        os.kill(zk_pid, signal.SIGSTOP)
+        try:
+            await wait_for(lambda: api.health()['zookeeper'] == 'suspended')
+            held = asyncio.ensure_future(nbd.write(65536, b'\xee' * 4096))
+            await asyncio.sleep(1.0)
+            assert not held.done(), 'a write was acknowledged while suspended'
+            with pytest.raises((nbd_errors.RemoteIOError, nbd_errors.ConnectionLost)):
+                await asyncio.wait_for(held, 30)
+            assert 'v1' in api.health()['halted']
+        finally:
+            os.kill(zk_pid, signal.SIGCONT)
+        await nbd.close()
+
+    asyncio.run(scenario())
+    # A new session: the router takes its volume back with a new epoch.
+    vpool.wait_until(lambda: 'v1' in api.health()['served'], timeout=60)
+    record = api.volume('v1')
+    assert (record['owner'], record['epoch'], record['transfer']['kind']) == ('r1', 2, 'restart')
+    out = qemu_io(tcp_uri(vpool.router('r1')['nbd'], 'v1'), 'read -P 0x5a 0 64k',
+                  'read -P 0 64k 4k')
+    assert 'verification failed' not in out
+
+
+@pytest.fixture
+def ensemble(tmp_path):
+    zk = zookeeper.ZooKeeperEnsemble(str(tmp_path / 'ensemble'), size=3)
+    zk.start()
+    try:
+        yield zk
+    finally:
+        zk.stop()
+
+
+def test_routers_keep_serving_when_the_zookeeper_leader_dies(ensemble, make_vpool):
+    vpool = make_vpool(routers=2, zookeeper_hosts=ensemble.hosts)
+    api = vpool.client()
+    api.create_volume('v1', 16 * MiB, router='r1')
+
+    async def scenario():
+        nbd = await connect(vpool, 'r1', 'v1')
+        written = 0
+        ensemble.kill_member(ensemble.leader())
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            block = written % 4096
+            await nbd.write(block * 4096, bytes([written % 251]) * 4096)
+            await nbd.flush()
+            written += 1
+        await nbd.close()
+        return written
+
+    written = asyncio.run(scenario())
+    assert written > 0
+    ensemble.wait_for_quorum()
+    assert api.health()['halted'] == {}
+    api.create_volume('v2', 16 * MiB, router='r2')
+    assert vpool.client('r2').health()['served'] == ['v2']
+    last = written - 1
+    out = qemu_io(tcp_uri(vpool.router('r1')['nbd'], 'v1'),
+                  'read -P %d %d 4k' % (last % 251, (last % 4096) * 4096))
+    assert 'verification failed' not in out
