@@ -1,0 +1,240 @@
+"""ovs-admin: the vPool at a glance, and the volume operations, through the
+routers' control API (and the local edge for attach/detach).
+
+Where the routers are: ``--cluster DIR/cluster.json`` (written by
+``ovs-devcluster up``), or ``--endpoint URL`` (repeatable) with
+``--token-file``; or the environment: OVS_CLUSTER, OVS_ENDPOINTS
+(comma-separated), OVS_TOKEN_FILE, OVS_EDGE_SOCKET.
+"""
+
+import argparse
+import json
+import os
+import re
+import sys
+
+from ovs_daemon.api import client as api_client
+from ovs_daemon.api import token as token_mod
+
+_UNITS = {'': 1, 'b': 1, 'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30, 't': 1 << 40}
+_SIZE_RE = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$', re.IGNORECASE)
+
+
+class AdminError(Exception):
+    """A problem with the command line or the local setup."""
+
+
+def parse_size(text):
+    """'10G', '512MiB', '1.5g' or a byte count -> bytes."""
+    match = _SIZE_RE.match(text)
+    if not match:
+        raise AdminError('bad size %r: use bytes or a number with K, M, G or T' % text)
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def format_size(size):
+    for unit, factor in (('TiB', 1 << 40), ('GiB', 1 << 30), ('MiB', 1 << 20), ('KiB', 1 << 10)):
+        if size >= factor:
+            return '%.1f %s' % (size / factor, unit)
+    return '%d B' % size
+
+
+def table(headers, rows):
+    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows)]
+    lines = ['  '.join(str(h).ljust(w) for h, w in zip(headers, widths))]
+    lines += ['  '.join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
+    return '\n'.join(line.rstrip() for line in lines)
+
+
+# -- connecting ----------------------------------------------------------------
+
+def _cluster_file(args):
+    path = args.cluster or os.environ.get('OVS_CLUSTER')
+    if path and os.path.isdir(path):
+        path = os.path.join(path, 'cluster.json')
+    return path
+
+
+def make_client(args):
+    path = _cluster_file(args)
+    if path:
+        try:
+            with open(path) as f:
+                cluster = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise AdminError('cannot read %s: %s' % (path, exc)) from None
+        endpoints = [r['api'] for r in cluster['routers']]
+        token_file = cluster['token_file']
+    else:
+        endpoints = args.endpoint or [e for e in os.environ.get('OVS_ENDPOINTS', '').split(',')
+                                      if e]
+        token_file = args.token_file or os.environ.get('OVS_TOKEN_FILE')
+    if not endpoints or not token_file:
+        raise AdminError('say where the routers are: --cluster, or --endpoint and --token-file')
+    try:
+        token = token_mod.read_token(token_file)
+    except token_mod.TokenError as exc:
+        raise AdminError(str(exc)) from None
+    return api_client.ControlClient(endpoints, token, timeout=args.timeout)
+
+
+# -- commands ------------------------------------------------------------------
+
+def status(client, args):
+    routers = client.routers()
+    volumes = client.volumes()
+    halted, router_rows, unreachable = {}, [], set()
+    for router in routers:
+        try:
+            health = client.for_endpoint(router['api'], timeout=3).health()
+            state = 'up, ZooKeeper %s' % health['zookeeper']
+            served, stopped = len(health['served']), len(health['halted'])
+            halted.update(health['halted'])
+        except api_client.ApiError:
+            state, served, stopped = 'unreachable', '-', '-'
+            unreachable.add(router['id'])
+        router_rows.append((router['id'], router.get('site') or '-', router['nbd'],
+                            router['api'], state, served, stopped))
+    stats = client.stats()
+    lines = ['Routers', table(('id', 'site', 'nbd', 'api', 'state', 'serves', 'halted'),
+                              router_rows), '', 'Volumes']
+    live = {r['id'] for r in routers}
+    volume_rows = []
+    for v in volumes:
+        owner = v['owner'] or '-'
+        if v['owner'] and v['owner'] not in live:
+            owner += ' (dead)'
+        elif v['owner'] in unreachable:
+            owner += ' (unreachable)'
+        parent = '%(volume)s@%(snapshot)s' % v['parent'] if v['parent'] else '-'
+        volume_rows.append((v['name'], format_size(v['size']), owner, v['epoch'],
+                            ','.join(v['attachments']) or '-', halted.get(v['name'], '-'),
+                            parent))
+    lines.append(table(('name', 'size', 'owner', 'epoch', 'attached to', 'halted', 'parent'),
+                       volume_rows) if volume_rows else '(none)')
+    lines += ['', 'vPool: %d volumes, %s provisioned, %s stored%s' % (
+        stats['volumes'], format_size(stats['provisioned_bytes']),
+        format_size(stats['used_bytes']),
+        ', %s free of %s' % (format_size(stats['free_bytes']),
+                             format_size(stats['capacity_bytes']))
+        if stats.get('capacity_bytes') else '')]
+    return '\n'.join(lines)
+
+
+def _volume_line(record):
+    return '%s: %s, owner %s, epoch %d' % (record['name'], format_size(record['size']),
+                                           record['owner'] or '-', record['epoch'])
+
+
+def _source(text):
+    volume, _, snapshot = text.partition('@')
+    return {'volume': volume, 'snapshot': snapshot} if snapshot else {'volume': volume}
+
+
+def run_command(client, args):
+    """The answer of one subcommand: a string, or a JSON-able object with --json."""
+    command = args.command
+    if command == 'status':
+        return status(client, args)
+    if command == 'list':
+        volumes = client.volumes()
+        return volumes if args.json else '\n'.join(_volume_line(v) for v in volumes)
+    if command == 'show':
+        record = client.volume(args.volume)
+        return record if args.json else json.dumps(record, indent=2, sort_keys=True)
+    if command == 'create':
+        size = parse_size(args.size)
+        source = _source(args.source) if args.source else None
+        record = client.create_volume(args.volume, size, router=args.router, source=source)
+        return record if args.json else 'created ' + _volume_line(record)
+    if command == 'clone':
+        size = parse_size(args.size) if args.size else None
+        record = client.create_volume(args.name, size, source=_source(args.source))
+        return record if args.json else 'created ' + _volume_line(record)
+    if command == 'delete':
+        client.delete_volume(args.volume)
+        return {'deleted': args.volume} if args.json else 'deleted %s' % args.volume
+    if command == 'extend':
+        record = client.extend_volume(args.volume, parse_size(args.size))
+        return record if args.json else 'extended ' + _volume_line(record)
+    if command == 'snapshot':
+        snapshot = client.create_snapshot(args.volume, args.snapshot)
+        return snapshot if args.json else 'snapshot %s@%s taken' % (args.volume, args.snapshot)
+    if command == 'snapshots':
+        snapshots = client.snapshots(args.volume)
+        return snapshots if args.json else table(
+            ('name', 'size'), [(s['name'], format_size(s['size'])) for s in snapshots])
+    if command == 'delete-snapshot':
+        client.delete_snapshot(args.volume, args.snapshot)
+        return 'deleted snapshot %s@%s' % (args.volume, args.snapshot)
+    if command == 'revert':
+        record = client.revert(args.volume, args.snapshot)
+        return record if args.json else 'reverted %s to %s' % (args.volume, args.snapshot)
+    if command in ('migrate', 'locate', 'acquire'):
+        if command == 'migrate':
+            location = client.migrate(args.volume, args.router)
+        elif command == 'locate':
+            location = client.locate(args.volume)
+        else:
+            location = client.acquire(args.volume, 'failover' if args.failover else 'normal')
+        return location if args.json else '%s: owner %s, epoch %d%s' % (
+            args.volume, location['owner'] or '-', location['epoch'],
+            ', NBD %s' % location['router']['nbd'] if location['router'] else ' (not alive)')
+    raise AdminError('unknown command %s' % command)
+
+
+def parser():
+    top = argparse.ArgumentParser(prog='ovs-admin', description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    top.add_argument('--cluster', help='cluster.json (or its directory)')
+    top.add_argument('--endpoint', action='append', help='a router\'s control API URL')
+    top.add_argument('--token-file', help='file holding the control API token')
+    top.add_argument('--timeout', type=float, default=60.0)
+    top.add_argument('--json', action='store_true', help='print JSON, not tables')
+    commands = top.add_subparsers(dest='command', required=True)
+
+    def command(name, help_text, *arguments):
+        sub = commands.add_parser(name, help=help_text)
+        for names, options in arguments:
+            sub.add_argument(*names, **options)
+        return sub
+
+    volume = (('volume',), {})
+    command('status', 'routers, volumes and owners at a glance')
+    command('list', 'volumes')
+    command('show', 'a volume\'s record', volume)
+    command('create', 'create a volume', volume, (('size',), {'help': 'e.g. 10G'}),
+            (('--router',), {'help': 'place it on this router'}),
+            (('--from',), {'dest': 'source', 'help': 'clone VOLUME[@SNAPSHOT]'}))
+    command('clone', 'clone a volume or snapshot', (('source',), {'help': 'VOLUME[@SNAPSHOT]'}),
+            (('name',), {}), (('--size',), {}))
+    command('delete', 'delete a volume', volume)
+    command('extend', 'grow a volume', volume, (('size',), {}))
+    command('snapshot', 'take a snapshot', volume, (('snapshot',), {}))
+    command('snapshots', 'list snapshots', volume)
+    command('delete-snapshot', 'delete a snapshot', volume, (('snapshot',), {}))
+    command('revert', 'revert a volume to a snapshot', volume, (('snapshot',), {}))
+    command('migrate', 'move a volume to a router (planned handover)', volume,
+            (('router',), {}))
+    command('locate', 'where a volume is served', volume)
+    command('acquire', 'make the router answering the owner', volume,
+            (('--failover',), {'action': 'store_true', 'help': 'steal from an unreachable owner'}))
+    return top
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    try:
+        answer = run_command(make_client(args), args)
+    except (AdminError, api_client.ApiError) as exc:
+        print('ovs-admin: error: %s' % exc, file=sys.stderr)
+        return 1
+    if args.json and not isinstance(answer, str):
+        print(json.dumps(answer, indent=2, sort_keys=True))
+    else:
+        print(answer)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

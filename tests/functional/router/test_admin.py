@@ -1,0 +1,46 @@
+"""ovs-admin against a live vPool, as an operator runs it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+ADMIN = os.path.join(os.path.dirname(sys.executable), 'ovs-admin')
+
+
+def admin(vpool, *args, expect=0):
+    result = subprocess.run([ADMIN, '--cluster', vpool.state_path, *args],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == expect, result.stdout + result.stderr
+    assert 'Traceback' not in result.stderr
+    return result.stdout + result.stderr
+
+
+def test_status_shows_routers_volumes_owners_and_an_unreachable_router(vpool):
+    admin(vpool, 'create', 'v1', '1G', '--router', 'r1')
+    admin(vpool, 'create', 'v2', '64M', '--router', 'r3')
+    admin(vpool, 'snapshot', 'v1', 's1')
+    admin(vpool, 'clone', 'v1@s1', 'c1', '--size', '2G')
+    admin(vpool, 'migrate', 'v1', 'r2')
+    vpool.kill_router('r3')
+    out = admin(vpool, 'status')
+    routers = out.split('Volumes')[0]
+    assert [line for line in routers.splitlines() if line.startswith('r3')][0].split()[4] == \
+        'unreachable'
+    volumes = {line.split()[0]: line.split() for line in out.split('Volumes')[1].splitlines()[2:]
+               if line.strip() and not line.startswith('vPool')}
+    assert volumes['v1'][:5] == ['v1', '1.0', 'GiB', 'r2', '2']
+    assert volumes['v2'][3:5] == ['r3', '(unreachable)']
+    assert volumes['c1'][-1] == 'v1@s1'
+    record = json.loads(admin(vpool, '--json', 'show', 'v1'))
+    assert record['transfer']['kind'] == 'handover'
+
+
+def test_errors_are_one_line_and_exit_1(vpool):
+    admin(vpool, 'create', 'v1', '1G')
+    assert 'already exists' in admin(vpool, 'create', 'v1', '1G', expect=1)
+    assert 'does not exist' in admin(vpool, 'delete', 'nope', expect=1)
+    assert 'bad size' in admin(vpool, 'extend', 'v1', 'big', expect=1)
