@@ -1,7 +1,7 @@
 """Benchmark of the volume engine on the local backend (not a test).
 
 Prints a table and writes it to results/engine.md:
-  .venv/bin/python bench/engine.py [--data-mib 1024] [--workdir DIR]
+  .venv/bin/python -m bench.engine [--data-mib 1024] [--workdir DIR]
 """
 
 import argparse

@@ -1,0 +1,73 @@
+"""fio's nbd engine and nbdkit, as the benchmarks run them (shared by
+bench/nbd_server.py, bench/router.py and bench/edge.py)."""
+
+import contextlib
+import json
+import signal
+import socket
+import statistics
+import subprocess
+import time
+
+WORKLOADS = [
+    ("4k randrw qd16", ["--rw=randrw", "--bs=4k", "--iodepth=16"]),
+    ("1M seq write qd4", ["--rw=write", "--bs=1M", "--iodepth=4"]),
+]
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port, proc, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited with %s" % proc.returncode)
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        time.sleep(0.05)
+    raise RuntimeError("server did not listen on %d" % port)
+
+
+@contextlib.contextmanager
+def running(args, cwd=None):
+    proc = subprocess.Popen(args, cwd=cwd)
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def fio(uri, options, runtime, size_mib, workdir):
+    args = ["fio", "--name=bench", "--ioengine=nbd", "--uri=%s" % uri,
+            "--size=%dM" % size_mib, "--time_based",
+            "--runtime=%d" % runtime, "--ramp_time=1",
+            "--output-format=json"] + options
+    result = subprocess.run(args, capture_output=True, text=True,
+                            check=True, cwd=workdir)
+    # The nbd engine prints a line of its own before the JSON.
+    report = result.stdout[result.stdout.index("{"):]
+    job = json.loads(report)["jobs"][0]
+    return {"iops": job["read"]["iops"] + job["write"]["iops"],
+            "mib_s": (job["read"]["bw"] + job["write"]["bw"]) / 1024}
+
+
+
+
+def nbdkit_memory(port, size_mib):
+    """``nbdkit memory`` on 127.0.0.1:port, as a context manager (the baseline)."""
+    return running(["nbdkit", "-f", "-i", "127.0.0.1", "-p", str(port), "memory",
+                    "%dM" % size_mib])
+
+
+def median(rounds, key):
+    return statistics.median(r[key] for r in rounds)
