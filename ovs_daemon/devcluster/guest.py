@@ -48,6 +48,7 @@ class GuestWriter:
         self.flush_every = flush_every
         self.read_every = read_every
         self.acked = {}            # block -> seq of its last acknowledged write
+        self.durable = {}          # the same, as of the last completed flush
         self.errors = []
         self.stale_reads = []
         self.writes = 0
@@ -98,11 +99,17 @@ class GuestWriter:
                     self.writes += 1
                 if self.read_every and seq % self.read_every == 0 and self.acked:
                     await self._read_and_check(nbd, (seq * 7919) % self.blocks)
-                if seq % self.flush_every == 0 and await self._io(nbd.flush()):
-                    self.flushes += 1
-            await self._io(nbd.flush())
+                if seq % self.flush_every == 0:
+                    await self._flush(nbd)
+            await self._flush(nbd)
         finally:
             await nbd.close()
+
+    async def _flush(self, nbd):
+        covered = dict(self.acked)
+        if await self._io(nbd.flush()):
+            self.flushes += 1
+            self.durable = covered
 
     async def _read_and_check(self, nbd, block):
         expected = self.acked.get(block)
@@ -128,20 +135,32 @@ class GuestWriter:
 
     # -- checking -------------------------------------------------------------------
 
-    def verify(self):
-        """``(blocks checked, [(block, expected seq, found)...])`` read through
-        a new connection."""
+    def verify(self, connect=None, durable_only=False):
+        """``(blocks checked, [(block, expected seq, found)...])``, read through
+        a new connection (``connect``, by default the guest's own). With
+        ``durable_only`` only what the last completed flush covered is
+        checked, and a block may hold any write acknowledged since: what must
+        survive the loss of the guest's host."""
+        expected = self.durable if durable_only else self.acked
+
+        def acceptable(block, seq, found):
+            if found is None or found[0] != block:
+                return False
+            if durable_only:
+                return seq <= found[1] <= self.acked[block]
+            return found[1] == seq
+
         async def check():
-            nbd = await self._connect()
+            nbd = await (connect or self._connect)()
             wrong = []
             try:
-                for block, seq in sorted(self.acked.items()):
+                for block, seq in sorted(expected.items()):
                     found = parse_block(await nbd.read(block * BLOCK, BLOCK))
-                    if found != (block, seq):
+                    if not acceptable(block, seq, found):
                         wrong.append((block, seq, found))
             finally:
                 await nbd.close()
-            return len(self.acked), wrong
+            return len(expected), wrong
         return asyncio.run(check())
 
 

@@ -1,0 +1,63 @@
+import pytest
+
+from ovs_cinder.edge import control_client
+from ovs_daemon.devcluster import cluster as cluster_mod
+from ovs_daemon.devcluster import guest as guest_mod
+from ovs_daemon.devcluster import netns
+
+MiB = 1 << 20
+
+
+@pytest.fixture
+def network():
+    net = netns.Network(prefix='ovsed', subnet='10.213.203.0/24')
+    try:
+        yield net
+    finally:
+        net.destroy()
+
+
+@pytest.fixture
+def hosts(network):
+    """Simulated hosts: routers r1, r2 (site a), r3 (site b); hypervisors
+    hva and hvb (site a)."""
+    return {name: network.add_host(name) for name in ('r1', 'r2', 'r3', 'hva', 'hvb')}
+
+
+@pytest.fixture
+def vpool(tmp_path, network, hosts):
+    """A vPool spread over the simulated hosts, an edge on each hypervisor."""
+    cluster = cluster_mod.Cluster(tmp_path / 'vpool')
+    try:
+        cluster.up(routers=3, sites=['a', 'a', 'b'],
+                   hosts={name: hosts[name] for name in ('r1', 'r2', 'r3')},
+                   zookeeper_host=network.address,
+                   options={'router': {'peer_timeout': 0.5}})
+        for name in ('hva', 'hvb'):
+            cluster.add_edge(name, site='a', host=hosts[name])
+        yield cluster
+    finally:
+        cluster.down()
+
+
+class Hypervisor:
+    """What nova and os-brick do on one host, reduced to the edge calls."""
+
+    def __init__(self, vpool, name):
+        self.vpool = vpool
+        self.name = name
+        self.edge = control_client.EdgeControlClient(vpool.edge(name)['control'])
+
+    def attach(self, volume, routers=None):
+        token = self.vpool.client().create_attachment(volume, self.name)['token']
+        answer = self.edge.attach(volume, self.vpool.state['vpool'],
+                                  routers or self.vpool.connection_routers(), token)
+        return answer['socket']
+
+    def guest(self, volume, socket_path, **kwargs):
+        return guest_mod.GuestWriter(guest_mod.unix_connector(socket_path, volume), **kwargs)
+
+
+@pytest.fixture
+def hypervisors(vpool):
+    return {name: Hypervisor(vpool, name) for name in ('hva', 'hvb')}
