@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job: builds a volume store on the local backend, writes, snapshots,
-# clones, restarts from the backend and prints what it measured.
+# The main job: a local vPool (ZooKeeper, three routers in two sites, an edge),
+# a volume attached through the edge under a verifying writer, a planned
+# migrate and a kill -9 of the owner; prints the IO pauses and the verification.
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$top/tools/bootstrap.sh"
 cd "$top"
-exec "$top/.venv/bin/ovs-volume-demo" "$@"
+exec "$top/.venv/bin/ovs-vpool-demo" "$@"

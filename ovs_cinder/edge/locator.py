@@ -68,12 +68,15 @@ class Locator:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, getattr(client, method), *args)
 
-    async def find(self, lost=None, halted=()):
+    async def find(self, lost=None, halted=(), follow_only=False):
         """Connect to whoever serves the volume now; returns an :class:`Upstream`.
 
         ``lost`` is the Upstream that just failed (None at attach); ``halted``
         holds ``(router id, epoch)`` pairs that reported the volume halted
-        and must never be used again.
+        and must never be used again. With ``follow_only`` (the old owner
+        halted the volume: most likely a handover or a steal under way) only
+        a new live owner is connected to; nothing is acquired, so the edge
+        does not snatch the volume from the router it is being moved to.
         """
         lost_id = lost.router_id if lost else None
         location = await self._locate(lost_id)
@@ -86,6 +89,8 @@ class Locator:
                 except (OSError, asyncio.TimeoutError, nbd_errors.NBDError) as exc:
                     LOG.warning('Volume %s: owner %s unreachable from this edge: %s',
                                 self.volume, location['owner'], exc)
+        if follow_only:
+            raise NoRouter('volume %s has no new owner yet' % self.volume)
         for router in self.preference(last=lost_id):
             try:
                 location = await self._call(router, 'acquire', self.volume, 'failover',

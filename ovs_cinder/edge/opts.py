@@ -32,6 +32,10 @@ edge_opts = [
     cfg.FloatOpt('failover_timeout', default=60.0, min=0.1,
                  help='Seconds IO waits for some router to take the volume over '
                       'before it fails with EIO.'),
+    cfg.FloatOpt('handover_grace', default=1.0, min=0.0,
+                 help='Seconds the edge only follows the registry after a router '
+                      'halted the volume under it (a planned migrate or a steal '
+                      'under way) before it asks a router to take the volume.'),
     cfg.FloatOpt('connect_timeout', default=0.5, min=0.05,
                  help='Seconds to connect to a router (control API or NBD) '
                       'before trying the next one.'),

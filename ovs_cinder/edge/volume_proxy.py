@@ -202,19 +202,23 @@ class VolumeProxy(export.Export):
                     lost.epoch, reason)
         self.upstream = None
         lost.nbd.abort()
-        self._start_failover(lost, reason)
+        self._start_failover(lost, reason, halted)
 
-    def _start_failover(self, lost, reason):
-        self._failover = asyncio.ensure_future(self._fail_over(lost, reason))
+    def _start_failover(self, lost, reason, halted=False):
+        self._failover = asyncio.ensure_future(self._fail_over(lost, reason, halted))
 
-    async def _fail_over(self, lost, reason):
+    async def _fail_over(self, lost, reason, halted=False):
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + self.settings.failover_timeout
+        # A router that halted the volume is usually handing it over: follow
+        # the registry for a while before asking anyone to take it.
+        follow_until = started + (self.settings.handover_grace if halted else 0)
         delay = 0.02
         while True:
             try:
-                upstream = await self.locator.find(lost=lost, halted=self._halted)
+                upstream = await self.locator.find(lost=lost, halted=self._halted,
+                                                   follow_only=loop.time() < follow_until)
                 break
             except locator_mod.AttachmentRevoked as exc:
                 self.revoked = str(exc)
@@ -227,7 +231,7 @@ class VolumeProxy(export.Export):
                     raise FailoverFailed('no router took volume %s over within %.1f s'
                                          % (self.name, self.settings.failover_timeout)) from exc
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.5)
+                delay = min(delay * 2, 0.25)
         replayed = self._install(upstream, replay=True)
         pause = loop.time() - started
         self.failovers.append({'from': lost.router_id if lost else None,
