@@ -23,8 +23,10 @@ edge_opts = [
                  help='Seconds a read or write may wait for the router before '
                       'the edge fails over to another router.'),
     cfg.FloatOpt('flush_timeout', default=30.0, min=0.1,
-                 help='Seconds a flush may wait for the router before the edge '
-                      'fails over (a flush uploads up to replay_buffer_mib).'),
+                 help='Seconds a flush may wait for a router that still accepts '
+                      'connections before the edge fails over (a flush uploads '
+                      'up to replay_buffer_mib). A router that does not accept '
+                      'one within connect_timeout is failed over at once.'),
     cfg.FloatOpt('keepalive_interval', default=0.5, min=0.05,
                  help='An idle volume reads one block from its router this '
                       'often, so a silent loss is noticed within '

@@ -52,8 +52,12 @@ class VolumeProxy(export.Export):
         self._halted = set()
         self._failover = None
         self._auto_flush = None
-        self._last_completion = time.monotonic()
-        self._keepalive = None
+        self._last_reply = time.monotonic()
+        self._last_send = self._last_reply
+        self._flushes = 0
+        self._watchdog = None
+        self._keepalive_read = None
+        self._probe = None
         self._closed = False
 
     # -- life cycle -------------------------------------------------------------
@@ -61,7 +65,7 @@ class VolumeProxy(export.Export):
     async def connect(self):
         """First connection, at attach: errors go to the caller."""
         self._install(await self.locator.find(), replay=False)
-        self._keepalive = asyncio.get_running_loop().create_task(self._keep_alive())
+        self._watchdog = asyncio.get_running_loop().create_task(self._watch())
 
     async def close(self):
         """Called by the NBD server for each session that ends: nothing to do;
@@ -70,8 +74,8 @@ class VolumeProxy(export.Export):
     async def detach(self):
         """Flush what the journal holds and drop the upstream."""
         self._closed = True
-        if self._keepalive is not None:
-            self._keepalive.cancel()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         if self.upstream is not None and len(self.journal) and not self.revoked:
             try:
                 await self.flush()
@@ -115,7 +119,11 @@ class VolumeProxy(export.Export):
 
     async def flush(self):
         covered = self.journal.next_seq
-        await self._request(protocol.CMD_FLUSH, 0, 0, timeout=self.settings.flush_timeout)
+        self._flushes += 1
+        try:
+            await self._request(protocol.CMD_FLUSH, 0, 0)
+        finally:
+            self._flushes -= 1
         self.journal.forget_before(covered)
 
     # -- requests ---------------------------------------------------------------
@@ -126,8 +134,7 @@ class VolumeProxy(export.Export):
             self._auto_flush = asyncio.ensure_future(self._flush_for_room())
         entry = self.journal.append(command, offset, length, flags, payload)
         entry.generation, entry.future = self._send(command, offset, length, flags, payload)
-        await self._complete(entry.future, entry.generation, self.settings.io_timeout,
-                             resend=None, entry=entry)
+        await self._complete(entry.future, entry.generation, resend=None, entry=entry)
 
     async def _flush_for_room(self):
         try:
@@ -138,23 +145,26 @@ class VolumeProxy(export.Export):
         finally:
             self._auto_flush = None
 
-    async def _request(self, command, offset, length, timeout=None):
+    async def _request(self, command, offset, length):
         def resend():
             return self._send(command, offset, length, 0, None)
         generation, future = resend()
-        return await self._complete(future, generation, timeout or self.settings.io_timeout,
-                                    resend=resend)
+        return await self._complete(future, generation, resend=resend)
 
     def _send(self, command, offset, length, flags, payload):
         """Put a request on the wire now: ``(generation, reply future)``, or
         ``(generation, None)`` while there is no upstream."""
-        if self.upstream is None:
+        upstream = self.upstream
+        if upstream is None:
             return self.generation, None
-        return self.generation, self.upstream.nbd.submit(command, offset, length, flags,
-                                                         payload)
+        if not upstream.nbd.in_flight:
+            # The silence the watchdog measures starts now, not at the last reply.
+            self._last_send = time.monotonic()
+        return self.generation, upstream.nbd.submit(command, offset, length, flags, payload)
 
-    async def _complete(self, future, generation, timeout, resend, entry=None):
-        """Wait for a reply, failing over as often as needed."""
+    async def _complete(self, future, generation, resend, entry=None):
+        """Wait for a reply, failing over as often as needed. A reply that
+        does not come is the watchdog's business (see :meth:`_watch`)."""
         while True:
             if future is None:
                 await self._wait_for_upstream()
@@ -164,9 +174,8 @@ class VolumeProxy(export.Export):
                     generation, future = resend()
                 continue
             try:
-                async with asyncio.timeout(timeout):
-                    result = await asyncio.shield(future)
-                self._last_completion = time.monotonic()
+                result = await future
+                self._last_reply = time.monotonic()
                 return result
             except nbd_errors.RemoteIOError as exc:
                 if exc.errno != protocol.ESHUTDOWN:
@@ -174,8 +183,6 @@ class VolumeProxy(export.Export):
                 self._lost(generation, 'the router halted the volume', halted=True)
             except nbd_errors.ConnectionLost as exc:
                 self._lost(generation, str(exc))
-            except TimeoutError:
-                self._lost(generation, 'no answer within %.2f s' % timeout)
             future = None
 
     async def _wait_for_upstream(self):
@@ -246,6 +253,7 @@ class VolumeProxy(export.Export):
         first, so the requests waiting go after every write they followed."""
         self.generation += 1
         self.upstream = upstream
+        self._last_reply = time.monotonic()
         self.set_size(upstream.nbd.size)
         if not replay:
             return 0
@@ -255,18 +263,58 @@ class VolumeProxy(export.Export):
                 entry.command, entry.offset, entry.length, entry.flags, entry.payload)
         return len(entries)
 
-    async def _keep_alive(self):
-        """Reads a block when idle, so a silent loss is noticed without IO."""
-        interval = self.settings.keepalive_interval
+    async def _watch(self):
+        """The watchdog of the upstream, every tenth of the IO timeout.
+
+        Requests in flight with no reply for ``io_timeout`` (``flush_timeout``
+        while a FLUSH is in flight) mean a silent loss: the upstream is
+        dropped, which fails them over. An idle upstream gets a one-block
+        read every ``keepalive_interval``, so a silent loss is noticed
+        without guest IO too. One timestamp per reply replaces a timer per
+        request.
+        """
+        settings = self.settings
+        interval = min(settings.io_timeout, settings.keepalive_interval) / 10
         while not self._closed:
             await asyncio.sleep(interval)
-            idle = time.monotonic() - self._last_completion
-            if self.upstream is None or idle < interval or self.upstream.nbd.in_flight:
+            upstream = self.upstream
+            if upstream is None:
                 continue
-            try:
-                await self.read(0, min(KEEPALIVE_BYTES, self._size))
-            except nbd_errors.RequestError as exc:
-                LOG.warning('Volume %s: keepalive failed: %s', self.name, exc)
+            silent = time.monotonic() - max(self._last_reply, self._last_send)
+            if upstream.nbd.in_flight:
+                if silent > settings.io_timeout and not self._flushes:
+                    self._lost(self.generation, 'no answer within %.2f s' % settings.io_timeout)
+                elif silent > settings.flush_timeout:
+                    self._lost(self.generation, 'no flush answer within %.2f s'
+                               % settings.flush_timeout)
+                elif silent > settings.io_timeout and self._probe is None:
+                    # A flush may take long and holds back every later reply
+                    # on this connection; a new connection tells a busy
+                    # router from a lost one.
+                    self._probe = asyncio.ensure_future(self._probe_router(self.generation))
+            elif silent > settings.keepalive_interval and self._keepalive_read is None:
+                self._keepalive_read = asyncio.ensure_future(self._keep_alive())
+
+    async def _probe_router(self, generation):
+        host, _, port = self.upstream.router['nbd'].rpartition(':')
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)),
+                                               self.settings.connect_timeout)
+            writer.close()
+            self._last_send = time.monotonic()
+        except (OSError, asyncio.TimeoutError) as exc:
+            self._lost(generation, 'router unreachable during a flush: %s'
+                       % (exc or type(exc).__name__))
+        finally:
+            self._probe = None
+
+    async def _keep_alive(self):
+        try:
+            await self.read(0, min(KEEPALIVE_BYTES, self._size))
+        except nbd_errors.RequestError as exc:
+            LOG.warning('Volume %s: keepalive failed: %s', self.name, exc)
+        finally:
+            self._keepalive_read = None
 
 
 def _fua(fua):

@@ -49,6 +49,7 @@ class GuestWriter:
         self.read_every = read_every
         self.acked = {}            # block -> seq of its last acknowledged write
         self.durable = {}          # the same, as of the last completed flush
+        self.attempted = {}        # block -> seq of its last write sent, acknowledged or not
         self.errors = []
         self.stale_reads = []
         self.writes = 0
@@ -94,6 +95,7 @@ class GuestWriter:
             while not self._stop.is_set():
                 seq += 1
                 block = seq % self.blocks
+                self.attempted[block] = seq
                 if await self._io(nbd.write(block * BLOCK, block_content(block, seq))):
                     self.acked[block] = seq
                     self.writes += 1
@@ -139,15 +141,16 @@ class GuestWriter:
         """``(blocks checked, [(block, expected seq, found)...])``, read through
         a new connection (``connect``, by default the guest's own). With
         ``durable_only`` only what the last completed flush covered is
-        checked, and a block may hold any write acknowledged since: what must
-        survive the loss of the guest's host."""
+        checked, and a block may hold any write sent since (one in flight
+        when the host died may have landed): what must survive the loss of
+        the guest's host."""
         expected = self.durable if durable_only else self.acked
 
         def acceptable(block, seq, found):
             if found is None or found[0] != block:
                 return False
             if durable_only:
-                return seq <= found[1] <= self.acked[block]
+                return seq <= found[1] <= self.attempted[block]
             return found[1] == seq
 
         async def check():

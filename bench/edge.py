@@ -1,0 +1,165 @@
+"""Benchmark: IO through the edge, and its pause across failures (issue 4).
+
+    .venv/bin/python -m bench.edge [--rounds 3] [--runtime 5]
+
+Real processes on simulated hosts (network namespaces; run as root):
+ZooKeeper, routers r1 r2 (site a) and r3 (site b), and an edge on host hv
+(site a). A guest writes and reads 4 KiB blocks at queue depth 1 through
+the edge; the IO pause is the longest gap between two completions, for
+  - kill -9 of the owner,
+  - a silent partition between the edge and the owner (packets dropped),
+  - a planned migrate to another router,
+each --rounds times (a fresh volume per round). Then fio's nbd engine runs
+4 KiB random read/write at queue depth 16 and 1 MiB sequential write
+through the edge, alternating with `nbdkit memory` over TCP in the same
+run (medians of --rounds), as a ratio. Prints a table and writes it to
+results/edge.md. Targets: design brief, section 9.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+
+from bench import fio as fio_mod
+from ovs_cinder.edge import control_client
+from ovs_daemon.devcluster import cluster as cluster_mod
+from ovs_daemon.devcluster import guest as guest_mod
+from ovs_daemon.devcluster import netns
+
+MiB = 1 << 20
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGETS = {'kill -9 of the owner': 0.25, 'silent partition edge to owner': 1.5,
+           'planned migrate': 0.1}
+
+
+class Bench:
+
+    def __init__(self, cluster, hosts, edge):
+        self.cluster = cluster
+        self.hosts = hosts
+        self.api = cluster.client()
+        self.edge = control_client.EdgeControlClient(edge['control'])
+        self.count = 0
+
+    def attach(self, size, router='r1'):
+        self.count += 1
+        name = 'bench%d' % self.count
+        self.api.create_volume(name, size, router=router)
+        token = self.api.create_attachment(name, 'hv')['token']
+        answer = self.edge.attach(name, self.cluster.state['vpool'],
+                                  self.cluster.connection_routers(), token)
+        return name, answer['socket']
+
+    def pause(self, event, undo):
+        name, socket_path = self.attach(64 * MiB)
+        guest = guest_mod.GuestWriter(guest_mod.unix_connector(socket_path, name)).start()
+        try:
+            guest.wait_for_writes(2000)
+            guest.longest_gap = 0.0
+            owner = self.api.locate(name)['owner']
+            event(name, owner)
+            guest.wait_for_writes(guest.writes + 3000, timeout=120)
+        finally:
+            guest.stop()
+            undo(name, owner)
+        if guest.errors or guest.stale_reads:
+            raise RuntimeError('the guest saw errors: %s' % guest.summary())
+        return guest.longest_gap
+
+    def kill_owner(self, name, owner):
+        self.cluster.kill_router(owner)
+
+    def restart(self, name, owner):
+        self.cluster.start_router(owner)
+
+    def partition(self, name, owner):
+        self.hosts['hv'].block(self.hosts[owner])
+
+    def heal(self, name, owner):
+        self.hosts['hv'].unblock(self.hosts[owner])
+
+    def migrate(self, name, owner):
+        self.api.migrate(name, 'r2' if owner != 'r2' else 'r1')
+
+    def nothing(self, name, owner):
+        pass
+
+
+def run_fio(bench, args, workdir):
+    name, socket_path = bench.attach(args.size_mib * MiB)
+    port = fio_mod.free_port()
+    targets = [('edge (unix) -> router', 'nbd+unix:///%s?socket=%s' % (name, socket_path)),
+               ('nbdkit memory tcp', 'nbd://127.0.0.1:%d/' % port)]
+    results = {}
+    with fio_mod.nbdkit_memory(port, args.size_mib) as nbdkit:
+        fio_mod.wait_for_port(port, nbdkit)
+        for _ in range(args.rounds):
+            for workload, options in fio_mod.WORKLOADS:
+                for target, uri in targets:
+                    results.setdefault((workload, target), []).append(
+                        fio_mod.fio(uri, options, args.runtime, args.size_mib, workdir))
+    return results
+
+
+def report(pauses, fio_results):
+    lines = ['| IO pause (QD1 4 KiB write+read loop) | median | max | target |',
+             '|---|---|---|---|']
+    for what, values in pauses.items():
+        lines.append('| %s (%d rounds) | %.3f s | %.3f s | < %.2f s |' % (
+            what, len(values), statistics.median(values), max(values), TARGETS[what]))
+    lines += ['', '| workload | through the edge | nbdkit memory | ratio | target |',
+              '|---|---|---|---|---|']
+    for workload, _ in fio_mod.WORKLOADS:
+        ours = fio_results[workload, 'edge (unix) -> router']
+        base = fio_results[workload, 'nbdkit memory tcp']
+        key, unit = ('iops', 'IOPS') if '4k' in workload else ('mib_s', 'MiB/s')
+        lines.append('| %s | %.0f %s | %.0f %s | %.2fx | >= 0.5x |' % (
+            workload, fio_mod.median(ours, key), unit, fio_mod.median(base, key), unit,
+            fio_mod.median(ours, key) / fio_mod.median(base, key)))
+    return '\n'.join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--runtime', type=int, default=5, help='seconds per fio run')
+    parser.add_argument('--size-mib', type=int, default=1024, help='fio target size')
+    parser.add_argument('--results', default=os.path.join(REPO, 'results', 'edge.md'))
+    args = parser.parse_args()
+    workdir = tempfile.mkdtemp(prefix='edge-bench-')
+    network = netns.Network(prefix='ovsbe', subnet='10.213.210.0/24')
+    cluster = cluster_mod.Cluster(os.path.join(workdir, 'vpool'))
+    try:
+        hosts = {name: network.add_host(name) for name in ('r1', 'r2', 'r3', 'hv')}
+        print('starting ZooKeeper, routers and an edge on simulated hosts ...', flush=True)
+        cluster.up(routers=3, sites=['a', 'a', 'b'],
+                   hosts={name: hosts[name] for name in ('r1', 'r2', 'r3')},
+                   zookeeper_host=network.address, options={'router': {'peer_timeout': 0.5}})
+        bench = Bench(cluster, hosts, cluster.add_edge('hv', site='a', host=hosts['hv']))
+        pauses = {}
+        for what, event, undo in (
+                ('kill -9 of the owner', bench.kill_owner, bench.restart),
+                ('silent partition edge to owner', bench.partition, bench.heal),
+                ('planned migrate', bench.migrate, bench.nothing)):
+            for round_ in range(args.rounds):
+                pauses.setdefault(what, []).append(bench.pause(event, undo))
+                print('  %s, round %d: %.3f s' % (what, round_ + 1, pauses[what][-1]),
+                      flush=True)
+        print('fio through the edge and against nbdkit memory ...', flush=True)
+        fio_results = run_fio(bench, args, workdir)
+    finally:
+        cluster.down()
+        network.destroy()
+        shutil.rmtree(workdir, ignore_errors=True)
+    text = report(pauses, fio_results)
+    print(text)
+    os.makedirs(os.path.dirname(args.results), exist_ok=True)
+    with open(args.results, 'w') as f:
+        f.write(text + '\n')
+
+
+if __name__ == '__main__':
+    main()
