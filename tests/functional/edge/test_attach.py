@@ -1,0 +1,75 @@
+"""Attaching and detaching through a live edge, with real routers, and what
+real NBD clients see on the edge's socket."""
+
+import json
+
+import pytest
+
+from ovs_cinder.edge import control_client
+from ovs_daemon.devcluster import cluster as cluster_mod
+from tests.functional.clients import qemu_io
+from tests.functional.clients import run
+
+pytestmark = pytest.mark.slow
+MiB = 1 << 20
+
+
+@pytest.fixture
+def local_vpool(tmp_path):
+    cluster = cluster_mod.Cluster(tmp_path / 'vpool')
+    try:
+        cluster.up(routers=2)
+        cluster.add_edge('hv1')
+        yield cluster
+    finally:
+        cluster.down()
+
+
+def test_attach_serves_real_clients_and_detach_is_idempotent(local_vpool, tmp_path):
+    api = local_vpool.client()
+    api.create_volume('v1', 64 * MiB)
+    edge = control_client.EdgeControlClient(local_vpool.edge('hv1')['control'])
+    token = api.create_attachment('v1', 'hv1')['token']
+    routers = local_vpool.connection_routers()
+
+    attached = edge.attach('v1', 'default', routers, token)
+    again = edge.attach('v1', 'default', routers, token)
+
+    assert again['socket'] == attached['socket']
+    assert attached['size'] == 64 * MiB
+    uri = attached['uri']
+    qemu_io(uri, 'write -P 0x42 1M 2M', 'flush')
+    assert 'verification failed' not in qemu_io(uri, 'read -P 0x42 1M 2M')
+    info = json.loads(run('nbdinfo', '--json', uri))
+    assert info['exports'][0]['export-size'] == 64 * MiB
+    run('fio', '--name=verify', '--ioengine=nbd', '--uri=%s' % uri, '--rw=randwrite',
+        '--bs=4k', '--iodepth=16', '--size=16M', '--verify=crc32c', '--do_verify=1',
+        '--verify_fatal=1', cwd=tmp_path)
+    assert [v['volume'] for v in edge.list()] == ['v1']
+
+    api.extend_volume('v1', 128 * MiB)
+    assert edge.refresh('v1', 'default') == 128 * MiB
+    assert 'verification failed' not in qemu_io(uri, 'write -P 9 100M 4k', 'read -P 9 100M 4k')
+
+    assert edge.detach('v1', 'default')['attached'] is True
+    assert edge.detach('v1', 'default')['attached'] is False
+    assert edge.list() == []
+
+
+@pytest.mark.parametrize('request_fields, error_type', [
+    ({'volume': 'v1', 'vpool': 'default', 'routers': [], 'token': 't' * 24}, 'BadRequest'),
+    ({'volume': 'v/1', 'vpool': 'default', 'routers': None, 'token': 't' * 24}, 'BadRequest'),
+    ({'volume': 'v1', 'vpool': 'default', 'token': ''}, 'BadRequest'),
+    ({'volume': 'nope', 'vpool': 'default', 'token': 't' * 24}, 'NotFound'),
+])
+def test_bad_attach_requests_are_refused_and_attach_nothing(local_vpool, request_fields,
+                                                           error_type):
+    local_vpool.client().create_volume('v1', 16 * MiB)
+    edge = control_client.EdgeControlClient(local_vpool.edge('hv1')['control'])
+    fields = dict(request_fields)
+    if fields.get('routers', ()) is not None and 'routers' not in fields:
+        fields['routers'] = local_vpool.connection_routers()
+    with pytest.raises(control_client.EdgeRequestError) as error:
+        edge.call('attach', **fields)
+    assert error.value.type == error_type
+    assert edge.list() == []

@@ -1,0 +1,78 @@
+"""The edge's control socket: root-only, JSON lines, and bad requests get a
+clear error while the connection and the server keep working."""
+
+import asyncio
+import json
+import os
+import socket
+import stat
+import threading
+
+import pytest
+
+from ovs_cinder.edge import control
+from ovs_cinder.edge import control_client
+
+
+class ServerThread:
+    def __init__(self, path, handler):
+        self.loop = asyncio.new_event_loop()
+        self.server = control.ControlServer(path, handler)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
+
+    def stop(self):
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture
+def edge_socket(tmp_path):
+    async def handler(request):
+        if request['op'] == 'status':
+            return {'host': 'hv1'}
+        if request['op'] == 'boom':
+            raise RuntimeError('kaboom')
+        raise control.NotFound('no volume %s' % request.get('volume'))
+    path = str(tmp_path / 'run' / 'control.sock')
+    server = ServerThread(path, handler)
+    yield path
+    server.stop()
+
+
+def exchange(path, *lines):
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(path)
+        answers = sock.makefile('rb')
+        result = []
+        for line in lines:
+            sock.sendall(line + b'\n')
+            result.append(json.loads(answers.readline()))
+        return result
+
+
+def test_the_socket_is_for_root_only(edge_socket):
+    assert stat.S_IMODE(os.stat(edge_socket).st_mode) == 0o600
+
+
+def test_bad_requests_get_errors_and_the_connection_keeps_working(edge_socket):
+    answers = exchange(edge_socket, b'{not json', b'[1]', b'{"no": "op"}',
+                       b'{"op": "boom"}', b'{"op": "detach", "volume": "v9"}',
+                       b'{"op": "status"}')
+    assert [a['ok'] for a in answers] == [False] * 5 + [True]
+    assert [a['error']['type'] for a in answers[:5]] == [
+        'BadRequest', 'BadRequest', 'BadRequest', 'Error', 'NotFound']
+    assert 'kaboom' in answers[3]['error']['message']
+    assert answers[5]['host'] == 'hv1'
+
+
+def test_client_raises_distinct_errors(edge_socket, tmp_path):
+    client = control_client.EdgeControlClient(edge_socket, timeout=5)
+    assert client.status()['host'] == 'hv1'
+    with pytest.raises(control_client.EdgeRequestError) as error:
+        client.detach('v9', 'default')
+    assert error.value.type == 'NotFound'
+    with pytest.raises(control_client.EdgeUnavailable):
+        control_client.EdgeControlClient(str(tmp_path / 'nothing.sock')).status()

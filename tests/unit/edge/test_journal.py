@@ -1,0 +1,35 @@
+"""The edge's journal keeps every write since the last completed flush, in
+order, and forgets exactly what a flush covered."""
+
+from ovs_cinder.edge import journal as journal_mod
+from ovs_daemon.nbd import protocol
+
+
+def test_a_flush_forgets_only_the_writes_sent_before_it():
+    journal = journal_mod.WriteJournal(limit_bytes=1 << 20)
+    journal.append(protocol.CMD_WRITE, 0, 4, 0, b'aaaa')
+    journal.append(protocol.CMD_TRIM, 8192, 4096, 0, None)
+    covered = journal.next_seq
+    journal.append(protocol.CMD_WRITE, 0, 4, 0, b'bbbb')
+    journal.forget_before(covered)
+    assert [(e.command, e.payload) for e in journal.entries()] == [
+        (protocol.CMD_WRITE, b'bbbb')]
+    assert journal.bytes == 4
+
+
+def test_replay_order_is_submission_order():
+    journal = journal_mod.WriteJournal(limit_bytes=1 << 20)
+    for i in range(100):
+        journal.append(protocol.CMD_WRITE, (i % 7) * 4096, 1, 0, bytes([i]))
+    assert [e.payload for e in journal.entries()] == [bytes([i]) for i in range(100)]
+    assert [e.seq for e in journal.entries()] == sorted(e.seq for e in journal.entries())
+
+
+def test_full_when_the_kept_payload_reaches_the_limit():
+    journal = journal_mod.WriteJournal(limit_bytes=8192)
+    journal.append(protocol.CMD_WRITE, 0, 4096, 0, bytes(4096))
+    assert not journal.full
+    journal.append(protocol.CMD_WRITE, 4096, 4096, 0, bytes(4096))
+    assert journal.full
+    journal.forget_before(journal.next_seq)
+    assert not journal.full and len(journal) == 0 and journal.bytes == 0
