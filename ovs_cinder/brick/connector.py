@@ -1,0 +1,166 @@
+"""os-brick connector for ``driver_volume_type`` ``ovs_edge``.
+
+A volume is attached by asking the host's edge (``ovs-edge``) over its
+control socket; the edge exports it as NBD on a unix socket of its own,
+which is the "device" this connector hands to nova (a network disk,
+protocol nbd) or to cinder-volume (image copy through qemu-img).
+
+Connection properties, from the Cinder driver's ``initialize_connection``::
+
+    {"vpool": "default", "volume": "volume-<id>", "token": "<attachment token>",
+     "routers": [{"id": "r1", "site": "a", "api": "http://...", "nbd": "host:port"}],
+     "host": "<the host the attachment is for>"}
+
+Device info returned by ``connect_volume``::
+
+    {"type": "nbd", "path": "<edge socket>", "uri": "nbd+unix:///...", "volume": ...}
+
+Where the edge is: ``OVS_EDGE_CONTROL_SOCKET`` (default
+``/run/ovs-edge/control.sock``); the host's site comes from the edge itself
+(``OVS_EDGE_SITE`` overrides it when the edge is down).
+
+os-brick has no plugin hook: :func:`register` adds the connector to its
+factory and to the connector list used by ``get_connector_properties``;
+call it once in the process (nova-compute, cinder-volume) before use.
+This module uses plain sockets: no eventlet API.
+"""
+
+import os
+
+from os_brick import exception
+from os_brick import initiator
+from os_brick.initiator import connector as brick_connector
+from os_brick.initiator.connectors import base
+from oslo_log import log as logging
+
+from ovs_cinder.edge import control_client
+
+LOG = logging.getLogger(__name__)
+
+PROTOCOL = 'OVS_EDGE'
+DRIVER_VOLUME_TYPE = 'ovs_edge'
+DEFAULT_CONTROL_SOCKET = '/run/ovs-edge/control.sock'
+CLASS_PATH = 'ovs_cinder.brick.connector.OVSEdgeConnector'
+
+
+def control_socket():
+    return os.environ.get('OVS_EDGE_CONTROL_SOCKET', DEFAULT_CONTROL_SOCKET)
+
+
+class OVSEdgeError(exception.BrickException):
+    message = 'OVS edge: %(reason)s'
+
+
+class OVSEdgeConnector(base.BaseLinuxConnector):
+    """Attaches volumes through the host's OVS edge."""
+
+    def __init__(self, root_helper, driver=None, *args, **kwargs):
+        super().__init__(root_helper, driver, *args, **kwargs)
+        self.edge = control_client.EdgeControlClient(control_socket())
+
+    @staticmethod
+    def get_connector_properties(root_helper, *args, **kwargs):
+        """``ovs_edge_socket`` and ``ovs_edge_site`` of this host."""
+        path = control_socket()
+        site = os.environ.get('OVS_EDGE_SITE')
+        if site is None:
+            try:
+                site = control_client.EdgeControlClient(path, timeout=5).status()['site']
+            except control_client.EdgeError as exc:
+                LOG.warning('OVS edge not reachable at %s: %s', path, exc)
+        properties = {'ovs_edge_socket': path}
+        if site is not None:
+            properties['ovs_edge_site'] = site
+        return properties
+
+    def get_search_path(self):
+        return None
+
+    def get_volume_paths(self, connection_properties):
+        attached = self._attached(connection_properties)
+        return [attached['socket']] if attached else []
+
+    def get_all_available_volumes(self, connection_properties=None):
+        try:
+            return [v['socket'] for v in self.edge.list()]
+        except control_client.EdgeError:
+            return []
+
+    def check_valid_device(self, path, run_as_root=True):
+        try:
+            return any(v['socket'] == path and v['state'] == 'connected'
+                       for v in self.edge.list())
+        except control_client.EdgeError:
+            return False
+
+    @base.synchronized('ovs_edge')
+    def connect_volume(self, connection_properties):
+        volume, vpool = _volume_of(connection_properties)
+        try:
+            answer = self.edge.attach(volume, vpool, connection_properties['routers'],
+                                      connection_properties['token'])
+        except KeyError as exc:
+            raise OVSEdgeError(reason='connection properties lack %s' % exc) from None
+        except control_client.EdgeError as exc:
+            raise OVSEdgeError(reason='cannot attach %s: %s' % (volume, exc)) from exc
+        LOG.info('Attached %s through the OVS edge at %s', volume, answer['socket'])
+        return {'type': 'nbd', 'path': answer['socket'], 'uri': answer['uri'],
+                'volume': volume, 'vpool': vpool}
+
+    @base.synchronized('ovs_edge')
+    def disconnect_volume(self, connection_properties, device_info, force=False,
+                          ignore_errors=False):
+        """Detach from this host's edge; succeeds when nothing is attached.
+
+        It never calls a router: after an evacuate, nova calls it on the
+        source host with the destination's connection properties, and all
+        it may do is drop this host's own (already revoked) attachment.
+        """
+        volume, vpool = _volume_of(connection_properties)
+        try:
+            answer = self.edge.detach(volume, vpool)
+        except control_client.EdgeUnavailable as exc:
+            # No edge running: nothing is attached here.
+            LOG.warning('OVS edge unavailable while detaching %s: %s', volume, exc)
+            return
+        except control_client.EdgeError as exc:
+            if force or ignore_errors:
+                LOG.warning('Ignoring failed detach of %s: %s', volume, exc)
+                return
+            raise OVSEdgeError(reason='cannot detach %s: %s' % (volume, exc)) from exc
+        LOG.info('Detached %s from the OVS edge (was attached: %s)', volume, answer['attached'])
+
+    def extend_volume(self, connection_properties):
+        volume, vpool = _volume_of(connection_properties)
+        try:
+            return self.edge.refresh(volume, vpool)
+        except control_client.EdgeError as exc:
+            raise OVSEdgeError(reason='cannot extend %s: %s' % (volume, exc)) from exc
+
+    def _attached(self, connection_properties):
+        volume, vpool = _volume_of(connection_properties)
+        try:
+            volumes = self.edge.list()
+        except control_client.EdgeError:
+            return None
+        for attached in volumes:
+            if (attached['volume'], attached['vpool']) == (volume, vpool):
+                return attached
+        return None
+
+
+def _volume_of(connection_properties):
+    try:
+        return connection_properties['volume'], connection_properties.get('vpool', 'default')
+    except (KeyError, TypeError):
+        raise OVSEdgeError(reason='connection properties name no volume') from None
+
+
+def register():
+    """Make ``InitiatorConnector.factory('OVS_EDGE', ...)`` build this
+    connector and ``get_connector_properties`` ask it. Idempotent."""
+    setattr(initiator, PROTOCOL, PROTOCOL)
+    for arch in (None, initiator.S390X, initiator.PPC64):
+        brick_connector.get_connector_mapping(arch)[PROTOCOL] = CLASS_PATH
+    if CLASS_PATH not in brick_connector.unix_connector_list:
+        brick_connector.unix_connector_list.append(CLASS_PATH)

@@ -1,0 +1,46 @@
+"""The nova libvirt volume driver for ovs_edge, against nova's own libvirt
+config classes. No libvirt daemon runs here: the host object only answers
+"no encryption secret" for the volume."""
+
+from lxml import etree
+
+from nova.virt.libvirt import driver as libvirt_driver
+from ovs_cinder.brick import connector as ovs_connector
+from ovs_cinder.nova import volume
+
+SOCKET = '/run/ovs-edge/volumes/default/volume-1.sock'
+
+
+class HostWithoutSecrets:
+    def find_secret(self, usage_type, usage_id):
+        return None
+
+
+def connection_info():
+    return {'driver_volume_type': 'ovs_edge', 'serial': 'c2f1b7d0-1111-2222-3333-444455556666',
+            'data': {'volume': 'volume-1', 'vpool': 'default', 'device_path': SOCKET,
+                     'token': 'secret-token-value', 'routers': []}}
+
+
+def test_the_disk_is_an_nbd_network_disk_over_the_edge_socket():
+    driver = volume.LibvirtOVSEdgeVolumeDriver(HostWithoutSecrets())
+    conf = driver.get_config(connection_info(), {'dev': 'vdb', 'bus': 'virtio', 'type': 'disk'})
+    disk = etree.fromstring(conf.to_xml())
+    assert disk.get('type') == 'network'
+    source = disk.find('source')
+    assert (source.get('protocol'), source.get('name')) == ('nbd', 'volume-1')
+    host = source.find('host')
+    assert host.attrib == {'transport': 'unix', 'socket': SOCKET}
+    assert disk.find('target').attrib == {'dev': 'vdb', 'bus': 'virtio'}
+    assert disk.find('driver').get('type') == 'raw'
+    assert disk.find('serial').text == 'c2f1b7d0-1111-2222-3333-444455556666'
+    assert b'secret-token-value' not in etree.tostring(disk)
+
+
+def test_registration_is_idempotent_and_names_this_driver():
+    volume.register()
+    volume.register()
+    assert libvirt_driver.VOLUME_DRIVERS['ovs_edge'] == volume.CLASS_PATH
+    assert ovs_connector.CLASS_PATH in ovs_connector.brick_connector.unix_connector_list
+    assert ovs_connector.brick_connector.unix_connector_list.count(
+        ovs_connector.CLASS_PATH) == 1
