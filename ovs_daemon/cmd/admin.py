@@ -121,6 +121,45 @@ def status(client, args):
     return '\n'.join(lines)
 
 
+def _edge(args):
+    # Imported here: ovs_daemon does not depend on ovs_cinder otherwise.
+    from ovs_cinder.edge import control_client
+    path = args.edge_socket or os.environ.get('OVS_EDGE_SOCKET')
+    cluster_file = _cluster_file(args)
+    if not path and cluster_file:
+        with open(cluster_file) as f:
+            path = json.load(f).get('edge', {}).get('control')
+    if not path:
+        path = '/run/ovs-edge/control.sock'
+    return control_client, control_client.EdgeControlClient(path)
+
+
+def attach(client, args):
+    """Attach through the local edge, as the os-brick connector does."""
+    control_client, edge = _edge(args)
+    try:
+        host = edge.status()['host']
+        token = client.create_attachment(args.volume, host)['token']
+        routers = [{k: r.get(k) for k in ('id', 'site', 'api', 'nbd')}
+                   for r in client.routers()]
+        answer = edge.attach(args.volume, args.vpool, routers, token)
+    except control_client.EdgeError as exc:
+        raise AdminError('edge: %s' % exc) from None
+    return answer if args.json else answer['uri']
+
+
+def detach(client, args):
+    control_client, edge = _edge(args)
+    try:
+        host = edge.status()['host']
+        answer = edge.detach(args.volume, args.vpool)
+    except control_client.EdgeError as exc:
+        raise AdminError('edge: %s' % exc) from None
+    client.delete_attachment(args.volume, host)
+    return answer if args.json else 'detached %s%s' % (
+        args.volume, '' if answer['attached'] else ' (it was not attached here)')
+
+
 def _volume_line(record):
     return '%s: %s, owner %s, epoch %d' % (record['name'], format_size(record['size']),
                                            record['owner'] or '-', record['epoch'])
@@ -170,6 +209,10 @@ def run_command(client, args):
     if command == 'revert':
         record = client.revert(args.volume, args.snapshot)
         return record if args.json else 'reverted %s to %s' % (args.volume, args.snapshot)
+    if command == 'attach':
+        return attach(client, args)
+    if command == 'detach':
+        return detach(client, args)
     if command in ('migrate', 'locate', 'acquire'):
         if command == 'migrate':
             location = client.migrate(args.volume, args.router)
@@ -217,6 +260,12 @@ def parser():
     command('migrate', 'move a volume to a router (planned handover)', volume,
             (('router',), {}))
     command('locate', 'where a volume is served', volume)
+    edge_options = ((('--edge-socket',), {'help': 'the local edge\'s control socket'}),
+                    (('--vpool',), {'default': 'default'}))
+    command('attach', 'attach through the local edge; prints the NBD URI', volume,
+            *edge_options)
+    command('detach', 'detach from the local edge and revoke its attachment', volume,
+            *edge_options)
     command('acquire', 'make the router answering the owner', volume,
             (('--failover',), {'action': 'store_true', 'help': 'steal from an unreachable owner'}))
     return top

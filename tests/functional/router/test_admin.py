@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from tests.functional.clients import qemu_io
+
 pytestmark = pytest.mark.slow
 ADMIN = os.path.join(os.path.dirname(sys.executable), 'ovs-admin')
 
@@ -44,3 +46,15 @@ def test_errors_are_one_line_and_exit_1(vpool):
     assert 'already exists' in admin(vpool, 'create', 'v1', '1G', expect=1)
     assert 'does not exist' in admin(vpool, 'delete', 'nope', expect=1)
     assert 'bad size' in admin(vpool, 'extend', 'v1', 'big', expect=1)
+
+
+def test_attach_prints_a_uri_real_clients_use_and_detach_revokes(vpool, tmp_path):
+    vpool.add_edge('hv1', site='a')
+    admin(vpool, 'create', 'v1', '64M')
+    uri = admin(vpool, 'attach', 'v1').strip()
+    assert uri.startswith('nbd+unix:///v1?socket=')
+    assert 'verification failed' not in qemu_io(uri, 'write -P 5 0 1M', 'read -P 5 0 1M')
+    assert json.loads(admin(vpool, '--json', 'show', 'v1'))['attachments'] == ['hv1']
+    assert admin(vpool, 'detach', 'v1').strip() == 'detached v1'
+    assert json.loads(admin(vpool, '--json', 'show', 'v1'))['attachments'] == []
+    assert 'not attached here' in admin(vpool, 'detach', 'v1')
