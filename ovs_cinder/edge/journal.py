@@ -60,5 +60,14 @@ class WriteJournal:
             entry = self._entries.popleft()
             self.bytes -= len(entry.payload) if entry.payload is not None else 0
 
+    def discard(self, entry):
+        """Drop a write that failed back to the guest: it was never
+        acknowledged, so a later failover must not apply it."""
+        try:
+            self._entries.remove(entry)
+        except ValueError:
+            return
+        self.bytes -= len(entry.payload) if entry.payload is not None else 0
+
     def entries(self):
         return list(self._entries)

@@ -167,7 +167,12 @@ class VolumeProxy(export.Export):
         does not come is the watchdog's business (see :meth:`_watch`)."""
         while True:
             if future is None:
-                await self._wait_for_upstream()
+                try:
+                    await self._wait_for_upstream()
+                except nbd_errors.RequestError:
+                    if entry is not None:
+                        self.journal.discard(entry)
+                    raise
                 if entry is not None:
                     generation, future = entry.generation, entry.future
                 else:

@@ -6,10 +6,12 @@ I1 no acknowledged write lost, I2 no stale read, I3 one writer, I4 no IO
 error while a live router can take over."""
 
 import logging
+import time
 
 import pytest
 
 from ovs_cinder.edge import control_client
+from ovs_daemon.devcluster import cluster as cluster_mod
 from ovs_daemon.devcluster import guest as guest_mod
 from tests.functional.clients import qemu_io
 
@@ -136,3 +138,42 @@ def test_6_a_revoked_attachment_can_neither_read_nor_write(vpool, hypervisors):
     assert hva.edge.detach('v1', 'default') == dict(ok=True, attached=True)
     with pytest.raises(control_client.EdgeRequestError, match='Refused'):
         hva.edge.attach('v1', 'default', vpool.connection_routers(), 'not-a-current-token')
+
+
+def test_7_a_planned_migrate_is_followed_as_a_redirect(vpool, hypervisors):
+    api = vpool.client()
+    api.create_volume('v1', 64 * MiB, router='r1')
+    hva = hypervisors['hva']
+    socket_path = hva.attach('v1')
+
+    guest = run_guest_across(hva.guest('v1', socket_path), lambda: api.migrate('v1', 'r3'))
+
+    assert_nothing_lost(guest)
+    record = api.volume('v1')
+    assert (record['owner'], record['epoch'], record['transfer']['kind']) == (
+        'r3', 2, 'handover')   # the edge did not take it to its own site
+    assert [(v['router'], v['epoch']) for v in hva.edge.list()] == [('r3', 2)]
+
+
+def test_8_with_no_router_left_io_fails_with_eio_after_the_failover_timeout(tmp_path):
+    cluster = cluster_mod.Cluster(tmp_path / 'vpool')
+    try:
+        cluster.up(routers=1)
+        edge = cluster.add_edge('hv1', options={'edge': {'failover_timeout': 2.0}})
+        api = cluster.client()
+        api.create_volume('v1', 16 * MiB)
+        token = api.create_attachment('v1', 'hv1')['token']
+        uri = control_client.EdgeControlClient(edge['control']).attach(
+            'v1', 'default', cluster.connection_routers(), token)['uri']
+        qemu_io(uri, 'write -P 3 0 64k', 'flush')
+        cluster.kill_router('r1')
+        started = time.monotonic()
+        out = qemu_io(uri, 'write -P 4 0 4k', expect_ok=False)
+        waited = time.monotonic() - started
+        assert 'Input/output error' in out
+        assert waited >= 2.0   # IO waited for a router before failing
+        cluster.start_router('r1')
+        # A router is back: the next IO goes through again, nothing was lost.
+        assert 'verification failed' not in qemu_io(uri, 'read -P 3 0 64k')
+    finally:
+        cluster.down()

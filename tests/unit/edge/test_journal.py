@@ -33,3 +33,13 @@ def test_full_when_the_kept_payload_reaches_the_limit():
     assert journal.full
     journal.forget_before(journal.next_seq)
     assert not journal.full and len(journal) == 0 and journal.bytes == 0
+
+
+def test_a_write_failed_back_to_the_guest_is_not_replayed():
+    journal = journal_mod.WriteJournal(limit_bytes=1 << 20)
+    kept = journal.append(protocol.CMD_WRITE, 0, 4, 0, b'keep')
+    failed = journal.append(protocol.CMD_WRITE, 0, 4, 0, b'fail')
+    journal.discard(failed)
+    journal.discard(failed)
+    assert journal.entries() == [kept]
+    assert journal.bytes == 4

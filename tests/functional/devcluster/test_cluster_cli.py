@@ -1,0 +1,53 @@
+"""ovs-devcluster up / status / down, as a developer runs them."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.slow
+DEVCLUSTER = os.path.join(os.path.dirname(sys.executable), 'ovs-devcluster')
+
+
+def devcluster(*args, expect=0):
+    result = subprocess.run([DEVCLUSTER, *args], capture_output=True, text=True, timeout=120)
+    assert result.returncode == expect, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def alive(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().split(') ')[1][0] not in 'ZX'
+    except FileNotFoundError:
+        return False
+
+
+def test_up_writes_cluster_json_and_down_stops_every_process(tmp_path):
+    workdir = str(tmp_path / 'vpool')
+    try:
+        out = devcluster('up', '--routers', '3', '--sites', 'a,a,b', '--workdir', workdir)
+        assert 'cluster.json' in out
+        with open(os.path.join(workdir, 'cluster.json')) as f:
+            cluster = json.load(f)
+        with open(cluster['token_file']) as f:
+            token = f.read().strip()
+        headers = {'Authorization': 'Bearer %s' % token}
+        sites = {}
+        for router in cluster['routers']:
+            health = requests.get(router['api'] + '/v1/health', headers=headers, timeout=10)
+            sites[health.json()['router']] = health.json()['site']
+        assert sites == {'r1': 'a', 'r2': 'a', 'r3': 'b'}
+        assert os.path.exists(cluster['edge']['control'])
+        assert 'already holds a cluster' in devcluster('up', '--workdir', workdir, expect=1)
+        pids = [r['pid'] for r in cluster['routers']] + [cluster['edge']['pid'],
+                                                         cluster['zookeeper_process']['pid']]
+        os.kill(cluster['routers'][1]['pid'], 9)
+    finally:
+        out = devcluster('down', '--workdir', workdir)
+    assert 'stopped zookeeper' in out and 'stopped router-r1' in out
+    assert [pid for pid in pids if alive(pid)] == []
+    assert 'nothing to stop' in devcluster('down', '--workdir', workdir)
