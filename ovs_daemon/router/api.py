@@ -377,7 +377,7 @@ class ControlAPI:
             size = served.volume.size
             record, _ = await self._run(self.registry.volume, name)
             if record['size'] != size:
-                record = await self._run(self.registry.set_size, name, size)
+                record = await self._run(self.registry.set_size, name, size, True)
             return web.json_response(_public(record))
         return await self._on_owner(request, name, local, body)
 

@@ -546,12 +546,13 @@ class Registry:
             return record
         return self.update_volume(name, mark)
 
-    def set_size(self, name, size):
-        """Record a new size (extend only)."""
+    def set_size(self, name, size, allow_shrink=False):
+        """Record a new size: extend only, unless ``allow_shrink`` (a revert
+        to a smaller snapshot)."""
         _check_size(size)
 
         def resize(record):
-            if size < record['size']:
+            if size < record['size'] and not allow_shrink:
                 raise Conflict('volume %s cannot shrink from %d to %d'
                                % (name, record['size'], size))
             record['size'] = size

@@ -1,0 +1,317 @@
+"""Cinder volume driver for OVS Edge vPools.
+
+Volumes live in a vPool of storage routers; this driver manages them
+through the routers' control API (any router answers; the client fails
+over between ``ovs_router_endpoints``). Attachments go through the edge on
+each host: ``initialize_connection`` records an attachment token for
+``connector['host']`` and returns ``driver_volume_type`` ``ovs_edge``
+connection properties for the os-brick connector
+(:mod:`ovs_cinder.brick.connector`); ``terminate_connection`` revokes it,
+and with no connector (a force detach) revokes every token of the volume,
+so a host that lost its attachment can neither read nor write.
+
+A backend volume is named after ``volume.name`` (which follows
+``name_id``), or after ``provider_location`` for a managed volume that kept
+its backend name. The driver holds no eventlet API and no state besides
+its API client, so calls may run in parallel.
+
+Example ``cinder.conf`` section::
+
+    [ovs]
+    volume_driver = ovs_cinder.volume.driver.OVSEdgeDriver
+    volume_backend_name = ovs
+    ovs_router_endpoints = http://10.0.0.11:8765,http://10.0.0.12:8765
+    ovs_api_token_file = /etc/ovs-edge/token
+    ovs_vpool = default
+"""
+
+import math
+import os
+
+from cinder import exception
+from cinder import interface
+from cinder.volume import configuration
+from cinder.volume import driver
+from cinder.volume import volume_utils
+from oslo_config import cfg
+from oslo_log import log as logging
+from oslo_utils import units
+
+from ovs_cinder.brick import connector as ovs_connector
+from ovs_daemon.api import client as api_client
+from ovs_daemon.api import token as token_mod
+
+LOG = logging.getLogger(__name__)
+# cinder.common.constants has no NBD entry yet.
+STORAGE_PROTOCOL = 'nbd'
+
+ovs_opts = [
+    cfg.ListOpt('ovs_router_endpoints', default=['http://127.0.0.1:8765'],
+                help='Control API URLs of the vPool\'s storage routers. Any of '
+                     'them answers any call; the driver fails over between '
+                     'them.'),
+    cfg.StrOpt('ovs_api_token_file', default='/etc/ovs-edge/token',
+               help='File holding the vPool\'s control API token. Keep it '
+                    'readable by the cinder user only.'),
+    cfg.StrOpt('ovs_vpool', default='default',
+               help='The vPool this backend stores volumes in.'),
+    cfg.FloatOpt('ovs_api_timeout', default=120.0, min=1.0,
+                 help='Seconds to wait for a control API call (a call that '
+                      'moves a volume flushes it first).'),
+    cfg.FloatOpt('ovs_api_connect_timeout', default=2.0, min=0.1,
+                 help='Seconds to wait for a router to accept a connection '
+                      'before trying the next endpoint.'),
+    cfg.StrOpt('ovs_edge_control_socket', default='/run/ovs-edge/control.sock',
+               help='Control socket of the edge on this cinder-volume host, '
+                    'used to attach volumes for image copies.'),
+]
+
+CONF = cfg.CONF
+CONF.register_opts(ovs_opts, group=configuration.SHARED_CONF_GROUP)
+
+
+class OVSEdgeDriverError(exception.VolumeBackendAPIException):
+    message = 'OVS Edge vPool: %(data)s'
+
+
+@interface.volumedriver
+class OVSEdgeDriver(driver.VolumeDriver):
+    """Volumes of an OVS Edge vPool, attached through each host's edge.
+
+    Version history:
+
+    .. code-block:: none
+
+        1.0.0 - Initial driver: volumes, snapshots, clones, extend, revert,
+                manage/unmanage, attachment tokens
+    """
+
+    VERSION = '1.0.0'
+    CI_WIKI_NAME = 'OVS_Edge_CI'
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.configuration.append_config_values(ovs_opts)
+        self._client = None
+
+    @staticmethod
+    def get_driver_options():
+        return ovs_opts
+
+    # -- setup ------------------------------------------------------------------
+
+    def do_setup(self, context):
+        conf = self.configuration
+        try:
+            token = token_mod.read_token(conf.ovs_api_token_file)
+        except token_mod.TokenError as exc:
+            raise OVSEdgeDriverError(data=str(exc)) from None
+        self._client = api_client.ControlClient(
+            conf.ovs_router_endpoints, token, timeout=conf.ovs_api_timeout,
+            connect_timeout=conf.ovs_api_connect_timeout)
+        # Image copies attach volumes in this process through os-brick.
+        os.environ.setdefault('OVS_EDGE_CONTROL_SOCKET', conf.ovs_edge_control_socket)
+        ovs_connector.register()
+
+    def check_for_setup_error(self):
+        self._call('reach the vPool\'s routers', self._client.health)
+
+    def _call(self, action, fn, *args, **kwargs):
+        """Run an API call; its errors become errors an operator can act on."""
+        try:
+            return fn(*args, **kwargs)
+        except api_client.Unauthorized as exc:
+            raise OVSEdgeDriverError(data='cannot %s: the routers refuse the token in %s (%s)'
+                                     % (action, self.configuration.ovs_api_token_file,
+                                        exc)) from None
+        except api_client.ApiError as exc:
+            raise OVSEdgeDriverError(data='cannot %s: %s' % (action, exc)) from None
+
+    # -- names ----------------------------------------------------------------
+
+    @staticmethod
+    def _name(volume):
+        return volume.provider_location or volume.name
+
+    @staticmethod
+    def _size(gib):
+        return int(gib) * units.Gi
+
+    # -- volumes --------------------------------------------------------------
+
+    def create_volume(self, volume):
+        name = self._name(volume)
+        self._call('create volume %s' % name, self._client.create_volume, name,
+                   self._size(volume.size))
+
+    def delete_volume(self, volume):
+        name = self._name(volume)
+        try:
+            self._client.delete_volume(name)
+        except api_client.NotFound:
+            LOG.info('Volume %s is already gone from the vPool', name)
+        except api_client.ApiError as exc:
+            raise OVSEdgeDriverError(data='cannot delete volume %s: %s' % (name, exc)) from None
+
+    def create_volume_from_snapshot(self, volume, snapshot):
+        name = self._name(volume)
+        source = {'volume': self._name(snapshot.volume), 'snapshot': snapshot.name}
+        self._call('create volume %s from snapshot %s' % (name, snapshot.name),
+                   self._client.create_volume, name, self._size(volume.size), source=source)
+
+    def create_cloned_volume(self, volume, src_vref):
+        name = self._name(volume)
+        source = {'volume': self._name(src_vref)}
+        self._call('clone volume %s into %s' % (source['volume'], name),
+                   self._client.create_volume, name, self._size(volume.size), source=source)
+
+    def extend_volume(self, volume, new_size):
+        name = self._name(volume)
+        self._call('extend volume %s' % name, self._client.extend_volume, name,
+                   self._size(new_size))
+
+    def revert_to_snapshot(self, context, volume, snapshot):
+        name = self._name(volume)
+        self._call('revert volume %s to %s' % (name, snapshot.name), self._client.revert,
+                   name, snapshot.name)
+        # Cinder keeps the volume's size across a revert.
+        if volume.size > snapshot.volume_size:
+            self.extend_volume(volume, volume.size)
+
+    # -- snapshots --------------------------------------------------------------
+
+    def create_snapshot(self, snapshot):
+        name = self._name(snapshot.volume)
+        self._call('snapshot volume %s' % name, self._client.create_snapshot, name,
+                   snapshot.name)
+
+    def delete_snapshot(self, snapshot):
+        name = self._name(snapshot.volume)
+        try:
+            self._client.delete_snapshot(name, snapshot.name)
+        except api_client.NotFound:
+            LOG.info('Snapshot %s of %s is already gone', snapshot.name, name)
+        except api_client.ApiError as exc:
+            raise OVSEdgeDriverError(data='cannot delete snapshot %s of %s: %s'
+                                     % (snapshot.name, name, exc)) from None
+
+    # -- attachments ----------------------------------------------------------
+
+    def create_export(self, context, volume, connector):
+        pass
+
+    def ensure_export(self, context, volume):
+        pass
+
+    def remove_export(self, context, volume):
+        pass
+
+    def initialize_connection(self, volume, connector, initiator_data=None):
+        name = self._name(volume)
+        host = (connector or {}).get('host')
+        if not host:
+            raise exception.InvalidConnectorException(missing='host')
+        token = self._call('attach volume %s to %s' % (name, host),
+                           self._client.create_attachment, name, host)['token']
+        routers = self._call('list the vPool\'s routers', self._client.routers)
+        return {
+            'driver_volume_type': ovs_connector.DRIVER_VOLUME_TYPE,
+            'data': {
+                'vpool': self.configuration.ovs_vpool,
+                'volume': name,
+                'name': name,
+                'host': host,
+                'token': token,
+                'routers': [{k: r.get(k) for k in ('id', 'site', 'api', 'nbd')}
+                            for r in routers],
+                'discard': True,
+            },
+        }
+
+    def terminate_connection(self, volume, connector, **kwargs):
+        name = self._name(volume)
+        try:
+            if connector is None:
+                self._client.delete_attachments(name)
+            else:
+                self._client.delete_attachment(name, connector['host'])
+        except api_client.NotFound:
+            LOG.info('Volume %s is gone: no attachment to revoke', name)
+        except api_client.ApiError as exc:
+            raise OVSEdgeDriverError(data='cannot revoke the attachment of %s: %s'
+                                     % (name, exc)) from None
+
+    # -- manage -----------------------------------------------------------------
+
+    def _existing(self, existing_ref):
+        name = (existing_ref or {}).get('source-name')
+        if not name:
+            raise exception.ManageExistingInvalidReference(
+                existing_ref=existing_ref, reason='source-name is required')
+        try:
+            return self._client.volume(name)
+        except api_client.NotFound:
+            raise exception.ManageExistingInvalidReference(
+                existing_ref=existing_ref,
+                reason='no volume %s in vPool %s' % (name, self.configuration.ovs_vpool))
+        except api_client.ApiError as exc:
+            raise OVSEdgeDriverError(data=str(exc)) from None
+
+    def manage_existing(self, volume, existing_ref):
+        record = self._existing(existing_ref)
+        return {'provider_location': record['name']}
+
+    def manage_existing_get_size(self, volume, existing_ref):
+        return int(math.ceil(self._existing(existing_ref)['size'] / units.Gi))
+
+    def unmanage(self, volume):
+        LOG.info('Volume %s is left in the vPool, unmanaged', self._name(volume))
+
+    def get_manageable_volumes(self, cinder_volumes, marker, limit, offset, sort_keys,
+                               sort_dirs):
+        managed = {v.get('provider_location') or v.get('name') for v in cinder_volumes}
+        ids = {v['id'] for v in cinder_volumes}
+        entries = []
+        for record in self._call('list volumes', self._client.volumes):
+            cinder_id = volume_utils.extract_id_from_volume_name(record['name'])
+            known = record['name'] in managed or cinder_id in ids
+            entries.append({
+                'reference': {'source-name': record['name']},
+                'size': int(math.ceil(record['size'] / units.Gi)),
+                'cinder_id': cinder_id if known else None,
+                'safe_to_manage': not known and not record['attachments'],
+                'reason_not_safe': ('already managed' if known else
+                                    'attached' if record['attachments'] else None),
+                'extra_info': None,
+            })
+        return volume_utils.paginate_entries_list(entries, marker, limit, offset, sort_keys,
+                                                  sort_dirs)
+
+    # -- stats ------------------------------------------------------------------
+
+    def _update_volume_stats(self):
+        stats = self._call('read the vPool\'s capacity', self._client.stats)
+        capacity = stats.get('capacity_bytes')
+        pool = {
+            'pool_name': self.configuration.ovs_vpool,
+            'total_capacity_gb': round(capacity / units.Gi, 2) if capacity else 'unknown',
+            'free_capacity_gb': (round(stats['free_bytes'] / units.Gi, 2)
+                                 if capacity else 'unknown'),
+            'provisioned_capacity_gb': round(stats['provisioned_bytes'] / units.Gi, 2),
+            'allocated_capacity_gb': round(stats['used_bytes'] / units.Gi, 2),
+            'reserved_percentage': self.configuration.reserved_percentage,
+            'max_over_subscription_ratio': self.configuration.max_over_subscription_ratio,
+            'thin_provisioning_support': True,
+            'thick_provisioning_support': False,
+            'multiattach': True,
+            'QoS_support': False,
+        }
+        self._stats = {
+            'volume_backend_name': (self.configuration.safe_get('volume_backend_name')
+                                    or 'ovs_edge'),
+            'vendor_name': 'OVS Edge',
+            'driver_version': self.VERSION,
+            'storage_protocol': STORAGE_PROTOCOL,
+            'sparse_copy_volume': True,
+            'pools': [pool],
+        }
