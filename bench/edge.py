@@ -92,15 +92,9 @@ def run_fio(bench, args, workdir):
     port = fio_mod.free_port()
     targets = [('edge (unix) -> router', 'nbd+unix:///%s?socket=%s' % (name, socket_path)),
                ('nbdkit memory tcp', 'nbd://127.0.0.1:%d/' % port)]
-    results = {}
     with fio_mod.nbdkit_memory(port, args.size_mib) as nbdkit:
         fio_mod.wait_for_port(port, nbdkit)
-        for _ in range(args.rounds):
-            for workload, options in fio_mod.WORKLOADS:
-                for target, uri in targets:
-                    results.setdefault((workload, target), []).append(
-                        fio_mod.fio(uri, options, args.runtime, args.size_mib, workdir))
-    return results
+        return fio_mod.alternate(targets, args.rounds, args.runtime, args.size_mib, workdir)
 
 
 def report(pauses, fio_results):

@@ -71,3 +71,16 @@ def nbdkit_memory(port, size_mib):
 
 def median(rounds, key):
     return statistics.median(r[key] for r in rounds)
+
+
+def alternate(targets, rounds, runtime, size_mib, workdir):
+    """Run every workload against every ``(name, uri)`` target in turn, for
+    ``rounds`` rounds, so load from elsewhere hits them alike; returns
+    ``{(workload, name): [result per round]}``."""
+    results = {}
+    for _ in range(rounds):
+        for workload, options in WORKLOADS:
+            for target, uri in targets:
+                results.setdefault((workload, target), []).append(
+                    fio(uri, options, runtime, size_mib, workdir))
+    return results

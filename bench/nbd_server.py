@@ -59,18 +59,13 @@ def bench(args):
     ours = [sys.executable, "-m", "bench.nbd_server", "--serve",
             "--port", str(ours_port), "--unix", unix,
             "--size-mib", str(args.size_mib)]
-    results = {}
     try:
         with fio_mod.running(ours, cwd=REPO) as ours_proc, \
                 fio_mod.nbdkit_memory(nbdkit_port, args.size_mib) as nbdkit_proc:
             fio_mod.wait_for_port(ours_port, ours_proc)
             fio_mod.wait_for_port(nbdkit_port, nbdkit_proc)
-            for _ in range(args.rounds):
-                for workload, options in WORKLOADS:
-                    for target, uri in targets:
-                        results.setdefault((workload, target), []).append(
-                            fio_mod.fio(uri, options, args.runtime,
-                                        args.size_mib, workdir))
+            results = fio_mod.alternate(targets, args.rounds, args.runtime,
+                                        args.size_mib, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print_table(results, [t for t, _ in targets])

@@ -99,15 +99,9 @@ def bench_fio(cluster, args, workdir):
     nbdkit_port = fio_mod.free_port()
     targets = [('router r2', 'nbd://%s/fio' % cluster.router('r2')['nbd']),
                ('nbdkit memory', 'nbd://127.0.0.1:%d/' % nbdkit_port)]
-    results = {}
     with fio_mod.nbdkit_memory(nbdkit_port, args.size_mib) as nbdkit:
         fio_mod.wait_for_port(nbdkit_port, nbdkit)
-        for _ in range(args.rounds):
-            for workload, options in fio_mod.WORKLOADS:
-                for target, uri in targets:
-                    results.setdefault((workload, target), []).append(
-                        fio_mod.fio(uri, options, args.runtime, args.size_mib, workdir))
-    return results
+        return fio_mod.alternate(targets, args.rounds, args.runtime, args.size_mib, workdir)
 
 
 def report(handover, steal, fio_results, args):

@@ -1,6 +1,8 @@
 import pytest
 from kazoo import client as kazoo_client
 
+from ovs_daemon.devcluster import netns
+
 
 @pytest.fixture
 def kazoo_clients():
@@ -18,3 +20,18 @@ def kazoo_clients():
     for client in clients:
         client.stop()
         client.close()
+
+
+@pytest.fixture
+def make_network():
+    """make_network(prefix, subnet) builds simulated hosts' network (each
+    suite its own prefix and subnet); all are torn down at the end."""
+    networks = []
+
+    def make(prefix, subnet):
+        networks.append(netns.Network(prefix=prefix, subnet=subnet))
+        return networks[-1]
+
+    yield make
+    for network in networks:
+        network.destroy()

@@ -3,18 +3,13 @@ import pytest
 from ovs_cinder.edge import control_client
 from ovs_daemon.devcluster import cluster as cluster_mod
 from ovs_daemon.devcluster import guest as guest_mod
-from ovs_daemon.devcluster import netns
 
 MiB = 1 << 20
 
 
 @pytest.fixture
-def network():
-    net = netns.Network(prefix='ovsed', subnet='10.213.203.0/24')
-    try:
-        yield net
-    finally:
-        net.destroy()
+def network(make_network):
+    return make_network('ovsed', '10.213.203.0/24')
 
 
 @pytest.fixture

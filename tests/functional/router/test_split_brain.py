@@ -5,7 +5,6 @@ halts; nothing it acknowledged after the claim is ever visible."""
 
 import pytest
 
-from ovs_daemon.devcluster import netns
 from tests.functional.clients import qemu_io
 from tests.functional.clients import tcp_uri
 
@@ -14,12 +13,8 @@ MiB = 1 << 20
 
 
 @pytest.fixture
-def network():
-    net = netns.Network(prefix='ovsrt', subnet='10.213.202.0/24')
-    try:
-        yield net
-    finally:
-        net.destroy()
+def network(make_network):
+    return make_network('ovsrt', '10.213.202.0/24')
 
 
 def in_host(host, uri, *commands, expect_ok=True):
