@@ -315,3 +315,9 @@ class OVSEdgeDriver(driver.VolumeDriver):
             'sparse_copy_volume': True,
             'pools': [pool],
         }
+
+
+def list_opts():
+    """For oslo-config-generator (namespace ``ovs_cinder``): the options go in
+    the backend's section of cinder.conf, or in [backend_defaults]."""
+    return [(configuration.SHARED_CONF_GROUP, ovs_opts)]
