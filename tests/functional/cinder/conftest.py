@@ -1,3 +1,4 @@
+from tests import cinder_threading  # noqa: F401,I001  (before any cinder import)
 import pytest
 from cinder import context as cinder_context
 from cinder.volume import configuration

@@ -1,0 +1,1 @@
+from tests import cinder_threading  # noqa: F401  (before any cinder import)
