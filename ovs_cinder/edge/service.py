@@ -18,6 +18,8 @@ from ovs_daemon.nbd import errors as nbd_errors
 from ovs_daemon.nbd import server as nbd_server_mod
 
 LOG = logging.getLogger(__name__)
+# sun_path of struct sockaddr_un on Linux, with its terminating NUL.
+MAX_UNIX_PATH = 108
 
 
 class StartupError(Exception):
@@ -105,6 +107,11 @@ class EdgeService:
         except locator_mod.NoRouter as exc:
             raise control.Unavailable(str(exc)) from exc
         path = os.path.join(self.settings.socket_dir, vpool, '%s.sock' % volume)
+        if len(path.encode()) >= MAX_UNIX_PATH:
+            await proxy.detach()
+            raise control.ControlError('the socket path %s is longer than a unix socket '
+                                       'allows (%d bytes): shorten [edge] socket_dir'
+                                       % (path, MAX_UNIX_PATH - 1))
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
 
         async def resolve(name):

@@ -25,14 +25,18 @@ Example ``cinder.conf`` section::
     ovs_vpool = default
 """
 
+import contextlib
 import math
 import os
 
 from cinder import exception
+from cinder.image import image_utils
 from cinder import interface
 from cinder.volume import configuration
 from cinder.volume import driver
 from cinder.volume import volume_utils
+from os_brick.initiator import connector as brick_connector
+from oslo_concurrency import processutils
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import units
@@ -240,6 +244,46 @@ class OVSEdgeDriver(driver.VolumeDriver):
         except api_client.ApiError as exc:
             raise OVSEdgeDriverError(data='cannot revoke the attachment of %s: %s'
                                      % (name, exc)) from None
+
+    # -- images ---------------------------------------------------------------------
+
+    def copy_image_to_volume(self, context, volume, image_service, image_id,
+                             disable_sparse=False):
+        with self._attached_here(volume) as uri:
+            image_utils.fetch_to_raw(context, image_service, image_id, uri,
+                                     self.configuration.volume_dd_blocksize, size=volume.size,
+                                     run_as_root=False, disable_sparse=disable_sparse)
+
+    def copy_volume_to_image(self, context, volume, image_service, image_meta):
+        # cinder reads a raw upload as a file: copy the volume to a sparse
+        # raw file first (qemu-img reads the NBD URI).
+        with image_utils.temporary_file(prefix='ovs_upload_') as copy:
+            with self._attached_here(volume) as uri:
+                # Not image_utils.convert_image: its format check opens the
+                # source as a file.
+                processutils.execute('qemu-img', 'convert', '-f', 'raw', '-O', 'raw', uri,
+                                     copy)
+            volume_utils.upload_volume(context, image_service, image_meta, copy, volume,
+                                       run_as_root=False, compress=True)
+
+    @contextlib.contextmanager
+    def _attached_here(self, volume):
+        """The volume attached through this host's edge, as an NBD URI.
+
+        qemu-img reads and writes NBD URIs itself; the base class would hand
+        it the socket's path as if it were a block device.
+        """
+        properties = volume_utils.brick_get_connector_properties(False, False)
+        connection = self.initialize_connection(volume, properties)
+        connector = brick_connector.InitiatorConnector.factory(ovs_connector.PROTOCOL, None)
+        try:
+            device = connector.connect_volume(connection['data'])
+            try:
+                yield device['uri']
+            finally:
+                connector.disconnect_volume(connection['data'], device, force=True)
+        finally:
+            self.terminate_connection(volume, properties)
 
     # -- manage -----------------------------------------------------------------
 

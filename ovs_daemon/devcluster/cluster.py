@@ -12,7 +12,9 @@ every host reaches.
 import json
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 import time
 
 from oslo_log import log as logging
@@ -270,14 +272,20 @@ class Cluster:
     # -- edges ----------------------------------------------------------------------
 
     def add_edge(self, name='edge', site='default', host=None, options=None):
-        """Start an edge; returns its entry (``control``: its control socket)."""
+        """Start an edge; returns its entry (``control``: its control socket).
+
+        Its volume sockets go in a short directory under /tmp: a unix socket
+        path has at most 107 bytes, which a deep work directory exceeds.
+        """
         directory = os.path.join(self.workdir, 'edges', name)
         os.makedirs(directory, exist_ok=True)
+        sockets_dir = tempfile.mkdtemp(prefix='ovs-edge-')
+        self.state.setdefault('scratch', []).append(sockets_dir)
         settings = _merge({
             'DEFAULT': {'log_file': os.path.join(directory, 'edge.log')},
             'edge': {'host': name, 'site': site, 'token_file': self.token_file,
                      'control_socket': os.path.join(directory, 'control.sock'),
-                     'socket_dir': os.path.join(directory, 'volumes')},
+                     'socket_dir': sockets_dir},
         }, options)
         config = os.path.join(directory, 'ovs-edge.conf')
         with open(config, 'w') as f:
@@ -341,6 +349,8 @@ class Cluster:
             if process._popen is not None and process._popen.returncode is None:
                 process._popen.wait()
         self._processes.clear()
+        for scratch in self.state.get('scratch', []):
+            shutil.rmtree(scratch, ignore_errors=True)
         if os.path.exists(self.state_path):
             os.unlink(self.state_path)
         return stopped

@@ -1,0 +1,97 @@
+"""Image copies through the edge on the cinder-volume host: an image into
+a volume, and a volume into an image, with qemu-img on the NBD URI.
+
+Glance does not run here: the image service is an in-memory one with the
+calls cinder's image code makes (show, download, update)."""
+
+import io
+import subprocess
+import uuid
+
+import pytest
+from cinder.tests.unit import fake_volume
+from oslo_config import cfg
+
+from tests.functional.clients import qemu_io
+from tests.functional.clients import run
+
+pytestmark = pytest.mark.slow
+MiB = 1 << 20
+
+
+class MemoryImageService:
+    def __init__(self):
+        self.images = {}
+        self.data = {}
+        self.temp_images = None   # cinder caches downloads here, as for glance
+
+    def add(self, path, disk_format):
+        image_id = str(uuid.uuid4())
+        with open(path, 'rb') as f:
+            self.data[image_id] = f.read()
+        self.images[image_id] = {'id': image_id, 'status': 'active', 'disk_format': disk_format,
+                                 'container_format': 'bare', 'size': len(self.data[image_id]),
+                                 'properties': {}}
+        return image_id
+
+    def show(self, context, image_id):
+        return dict(self.images[image_id])
+
+    def download(self, context, image_id, data=None):
+        if data is None:
+            return [self.data[image_id]]
+        data.write(self.data[image_id])
+
+    def update(self, context, image_id, metadata, data=None, purge_props=False,
+               store_id=None, base_image_ref=None):
+        self.images[image_id].update(metadata)
+        if data is not None:
+            self.data[image_id] = data.read() if hasattr(data, 'read') else b''.join(data)
+        return self.images[image_id]
+
+
+@pytest.fixture
+def edge_driver(ovs_driver, vpool, monkeypatch):
+    # Tests run as root: no sudo, no privsep daemons.
+    import cinder.privsep
+    import os_brick.privileged
+    os_brick.privileged.default.set_client_mode(False)
+    cinder.privsep.sys_admin_pctxt.set_client_mode(False)
+    edge = vpool.add_edge('cinder-host', site='a')
+    monkeypatch.setenv('OVS_EDGE_CONTROL_SOCKET', edge['control'])
+    cfg.CONF.set_override('host', 'cinder-host')
+    yield ovs_driver
+    cfg.CONF.clear_override('host')
+
+
+def test_a_qcow2_image_into_a_volume_and_the_volume_into_an_image(edge_driver, vpool,
+                                                                  context, tmp_path):
+    source = tmp_path / 'cirros.qcow2'
+    subprocess.run(['qemu-img', 'create', '-f', 'qcow2', str(source), '64M'], check=True,
+                   capture_output=True)
+    run('qemu-io', '-f', 'qcow2', '-c', 'write -P 0x6b 1M 2M', str(source))
+    images = MemoryImageService()
+    image_id = images.add(source, 'qcow2')
+    vol = fake_volume.fake_volume_obj(context, size=1, id=str(uuid.uuid4()))
+    vol.volume_type = fake_volume.fake_volume_type_obj(context, extra_specs={})
+    vol.glance_metadata = {}   # no database here: nothing to look up
+    edge_driver.create_volume(vol)
+
+    edge_driver.copy_image_to_volume(context, vol, images, image_id)
+
+    token = vpool.client().create_attachment(vol.name, 'checker')['token']
+    uri = 'nbd://%s/%s/%s' % (vpool.router('r1')['nbd'] if vpool.client().locate(
+        vol.name)['owner'] == 'r1' else vpool.router('r2')['nbd'], vol.name, token)
+    assert 'verification failed' not in qemu_io(uri, 'read -P 0x6b 1M 2M', 'read -P 0 0 1M')
+    assert vpool.client().volume(vol.name)['attachments'] == ['checker']
+
+    upload = images.add(source, 'raw')
+    images.images[upload].update({'disk_format': 'raw', 'status': 'queued'})
+    edge_driver.copy_volume_to_image(context, vol, images,
+                                     {'id': upload, 'disk_format': 'raw',
+                                      'container_format': 'bare'})
+    uploaded = tmp_path / 'uploaded.raw'
+    uploaded.write_bytes(images.data[upload])
+    assert uploaded.stat().st_size == 1 << 30
+    assert 'verification failed' not in qemu_io(str(uploaded), 'read -P 0x6b 1M 2M')
+    assert io.BytesIO(images.data[upload]).read(MiB) == bytes(MiB)
