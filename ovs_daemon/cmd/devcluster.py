@@ -26,7 +26,12 @@ def up(args):
     cluster.up(routers=args.routers, sites=sites, vpool=args.vpool, progress=_progress)
     if not args.no_edge:
         _progress('starting edge ...')
-        edge = cluster.add_edge('edge', site=(sites or ['default'])[0])
+        try:
+            edge = cluster.add_edge('edge', site=(sites or ['default'])[0])
+        except BaseException:
+            # Half a cluster would only be in the way of the next `up`.
+            cluster.down()
+            raise
         _progress('edge serving its control socket at %s' % edge['control'])
     print()
     print('%-6s %-8s %-22s %-28s %s' % ('router', 'site', 'nbd', 'api', 'pid'))
@@ -40,11 +45,14 @@ def up(args):
 def down(args):
     try:
         cluster = cluster_mod.Cluster.load(args.workdir)
-    except cluster_mod.ClusterError as exc:
+    except cluster_mod.NoClusterError as exc:
         print('nothing to stop: %s' % exc)
         return
-    for name in cluster.down():
+    stopped = cluster.down()
+    for name in stopped:
         print('stopped %s' % name)
+    if not stopped:
+        print('nothing of the cluster in %s was still running' % cluster.workdir)
 
 
 def status(args):
@@ -84,6 +92,10 @@ def main(argv=None):
     except (cluster_mod.ClusterError, process_mod.ProcessError, OSError) as exc:
         print('ovs-devcluster: error: %s' % exc, file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # `up` has stopped what it started already.
+        print('ovs-devcluster: interrupted', file=sys.stderr)
+        return 130
     return 0
 
 

@@ -36,6 +36,10 @@ class ClusterError(Exception):
     """The cluster could not be started, found or stopped."""
 
 
+class NoClusterError(ClusterError):
+    """The work directory describes no cluster."""
+
+
 def _conf_text(options):
     lines = []
     for group in sorted(options, key=lambda g: (g != 'DEFAULT', g)):
@@ -71,8 +75,11 @@ class Cluster:
             with open(cluster.state_path) as f:
                 cluster.state = json.load(f)
         except FileNotFoundError:
-            raise ClusterError('no cluster in %s (%s is missing)'
-                               % (workdir, STATE_FILE)) from None
+            raise NoClusterError('no cluster in %s (%s is missing)'
+                                 % (workdir, STATE_FILE)) from None
+        except ValueError as exc:
+            raise ClusterError('%s is not a cluster description: %s'
+                               % (cluster.state_path, exc)) from None
         return cluster
 
     def _save(self):
@@ -136,22 +143,29 @@ class Cluster:
     # -- up -----------------------------------------------------------------------
 
     def up(self, routers=3, sites=None, vpool='default', zookeeper_hosts=None,
-           zookeeper_host='127.0.0.1', hosts=None, options=None, progress=None):
+           zookeeper_host=None, hosts=None, options=None, progress=None):
         """Start ZooKeeper (unless ``zookeeper_hosts`` names one) and
         ``routers`` routers r1..rN; returns self.
 
         ``sites`` lists each router's site; ``hosts`` maps router ids to
-        netns Hosts to run them in; ``options`` adds config options
-        (``{group: {option: value}}``) to every router.
+        netns Hosts to run them in; ZooKeeper then listens on their
+        network's bridge address unless ``zookeeper_host`` says otherwise.
+        ``options`` adds config options (``{group: {option: value}}``) to
+        every router. On failure everything started is stopped again.
         """
         say = progress or (lambda message: None)
-        if os.path.exists(self.state_path):
-            raise ClusterError('%s already holds a cluster: run down first' % self.workdir)
         sites = list(sites or ['default'] * routers)
+        if routers < 1:
+            raise ClusterError('a cluster needs at least one router, not %d' % routers)
         if len(sites) != routers:
             raise ClusterError('%d sites given for %d routers' % (len(sites), routers))
+        if not all(sites):
+            raise ClusterError('empty site name in %s' % ','.join(sites))
+        self._replace_stopped_cluster(say)
+        zookeeper_host = zookeeper_host or _bridge_address(hosts)
         os.makedirs(self.workdir, exist_ok=True)
-        self.state = {'vpool': vpool, 'workdir': self.workdir, 'routers': [], 'edges': [],
+        self.state = {'instance': secrets.token_hex(8), 'vpool': vpool,
+                      'workdir': self.workdir, 'routers': [], 'edges': [],
                       'backend': os.path.join(self.workdir, 'backend'),
                       'token_file': self._write_token(), 'zookeeper_process': None,
                       'router_options': options or {}}
@@ -179,6 +193,21 @@ class Cluster:
             self.down()
             raise
         return self
+
+    def _replace_stopped_cluster(self, say):
+        """Refuse to start over a running cluster; forget one that is gone
+        entirely (e.g. after a reboot), keeping its volumes' data."""
+        try:
+            previous = Cluster.load(self.workdir)
+        except NoClusterError:
+            return
+        running = sorted(name for name, alive in previous.status().items() if alive)
+        if running:
+            raise ClusterError('%s already holds a cluster, still running %s: run '
+                               '`ovs-devcluster down --workdir %s` first'
+                               % (self.workdir, ', '.join(running), self.workdir))
+        say('replacing the stopped cluster described in %s' % self.state_path)
+        previous.down()
 
     def _write_token(self):
         path = os.path.join(self.workdir, 'token')
@@ -242,32 +271,60 @@ class Cluster:
             process = self._processes[record['name']] = process_mod.Process.attach(record)
         return process
 
+    def _attached(self, record):
+        """The running process of ``record``, or None if it is gone (its PID
+        may even name an unrelated process by now)."""
+        try:
+            process = self._process(record)
+        except process_mod.StalePidError as exc:
+            LOG.info('%s', exc)
+            return None
+        except ProcessLookupError:
+            # It exited between the checks of attach().
+            return None
+        return process if process.is_alive() else None
+
     # -- routers ------------------------------------------------------------------
 
     def kill_router(self, router_id):
-        """SIGKILL: a crash."""
-        record = self.router(router_id)['process']
-        self._process(record).kill()
-        self._forget(record['name'])
+        """SIGKILL: a crash. Nothing happens to a router that is not running."""
+        self._kill(self.router(router_id)['process'])
 
     def stop_router(self, router_id):
-        record = self.router(router_id)['process']
-        try:
-            self._process(record).stop()
-        except process_mod.StalePidError:
-            pass
+        """SIGTERM, as an operator stops it; SIGKILL if it lingers."""
+        self._stop(self.router(router_id)['process'])
+
+    def _refuse_if_running(self, record):
+        # A second instance would fail to bind while the record forgets the
+        # first one, which then outlives down().
+        if self._attached(record) is not None:
+            raise ClusterError('%s is still running (pid %d)' % (record['name'], record['pid']))
+
+    def _kill(self, record):
+        process = self._attached(record)
+        if process is not None:
+            process.kill()
+        self._forget(record['name'])
+
+    def _stop(self, record):
+        process = self._attached(record)
+        if process is not None:
+            process.stop()
         self._forget(record['name'])
 
     def start_router(self, router_id):
         """Start a stopped or killed router again, with the same config."""
         router = self.router(router_id)
+        self._refuse_if_running(router['process'])
         self._start_router(router)
         self._wait_for_router(router)
 
     def _forget(self, key):
         process = self._processes.pop(key, None)
-        if process is not None and process._popen is not None:
-            process._popen.wait()
+        if process is not None:
+            # Reaps our own child, so its PID cannot be taken over while the
+            # record still names it.
+            process.stop()
 
     # -- edges ----------------------------------------------------------------------
 
@@ -317,57 +374,74 @@ class Cluster:
                 edge['name'], exc, _tail(edge['log']))) from exc
 
     def kill_edge(self, name):
-        record = self.edge(name)['process']
-        self._process(record).kill()
-        self._forget(record['name'])
+        self._kill(self.edge(name)['process'])
 
     def start_edge(self, name):
-        self._start_edge(self.edge(name))
+        edge = self.edge(name)
+        self._refuse_if_running(edge['process'])
+        self._start_edge(edge)
 
     # -- down -----------------------------------------------------------------------
 
     def down(self):
         """Stop every process of the cluster by PID (edges, routers, then
-        ZooKeeper); returns the names stopped. Safe to call twice."""
+        ZooKeeper); returns the names of those that were still running.
+
+        Safe to call twice and after crashes: a recorded PID that is gone or
+        now names another process is left alone. cluster.json is removed
+        once nothing of the cluster runs any more.
+        """
         if self.state is None:
             return []
-        stopped = []
-        records = [e.get('process') for e in self.state.get('edges', [])]
-        records += [r.get('process') for r in self.state.get('routers', [])]
-        records.append(self.state.get('zookeeper_process'))
-        for record in records:
-            if not record:
-                continue
+        stopped, survivors = [], []
+        for record in self._records(stopping_order=True):
+            process = self._attached(record)
             try:
-                process = self._processes.get(record['name']) or process_mod.Process.attach(
-                    record)
-            except process_mod.StalePidError:
-                continue
-            process.stop()
-            stopped.append(record['name'])
-        for process in self._processes.values():
-            if process._popen is not None and process._popen.returncode is None:
-                process._popen.wait()
-        self._processes.clear()
+                if process is not None:
+                    process.stop()
+                    stopped.append(record['name'])
+                self._forget(record['name'])
+            except process_mod.ProcessError as exc:
+                LOG.error('Cannot stop %s: %s', record['name'], exc)
+                survivors.append('%s (pid %d)' % (record['name'], record['pid']))
+        if survivors:
+            raise ClusterError('still running after SIGKILL: %s; %s is kept'
+                               % (', '.join(survivors), self.state_path))
         for scratch in self.state.get('scratch', []):
             shutil.rmtree(scratch, ignore_errors=True)
-        if os.path.exists(self.state_path):
-            os.unlink(self.state_path)
+        self._remove_state()
         return stopped
+
+    def _remove_state(self):
+        try:
+            current = Cluster.load(self.workdir).state
+        except NoClusterError:
+            return
+        # A later `up` in this directory may have described its own cluster there.
+        if current.get('instance') == self.state.get('instance'):
+            os.unlink(self.state_path)
 
     def status(self):
         """``{process name: alive}`` for everything the cluster started."""
-        result = {}
+        return {record['name']: self._attached(record) is not None
+                for record in self._records()}
+
+    def _records(self, stopping_order=False):
+        """Process records of ZooKeeper, the routers and the edges, in the
+        order they start or (``stopping_order``) the reverse."""
         records = [self.state.get('zookeeper_process')]
-        records += [r.get('process') for r in self.state['routers']]
-        records += [e.get('process') for e in self.state['edges']]
-        for record in records:
-            if record:
-                try:
-                    result[record['name']] = process_mod.Process.attach(record).is_alive()
-                except process_mod.StalePidError:
-                    result[record['name']] = False
-        return result
+        records += [r.get('process') for r in self.state.get('routers', [])]
+        records += [e.get('process') for e in self.state.get('edges', [])]
+        records = [record for record in records if record]
+        return records[::-1] if stopping_order else records
+
+
+def _bridge_address(hosts):
+    """Where simulated ``hosts`` reach the test machine: their network's
+    bridge; the loopback address without hosts."""
+    for host in (hosts or {}).values():
+        return host.network.address
+    return '127.0.0.1'
 
 
 def _tail(path, lines=20):

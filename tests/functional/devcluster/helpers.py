@@ -1,4 +1,5 @@
-"""Tiny client and server programs that tests run inside simulated hosts."""
+"""Tiny client and server programs that tests run inside simulated hosts,
+and a look at processes that does not rely on the code under test."""
 
 import sys
 
@@ -35,3 +36,12 @@ def probe(host, address, port, send='', timeout=2.0):
     result = host.exec([sys.executable, '-c', CONNECT_PROBE, address, str(port), str(timeout),
                         send], timeout=timeout + 10)
     return result.stdout.strip()
+
+
+def alive(pid):
+    """True while ``pid`` runs; a zombie (exited, not yet reaped) is dead."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().rsplit(') ', 1)[1][0] not in 'ZX'
+    except FileNotFoundError:
+        return False

@@ -8,6 +8,8 @@ import sys
 import pytest
 import requests
 
+from tests.functional.devcluster import helpers
+
 pytestmark = pytest.mark.slow
 DEVCLUSTER = os.path.join(os.path.dirname(sys.executable), 'ovs-devcluster')
 
@@ -16,14 +18,6 @@ def devcluster(*args, expect=0):
     result = subprocess.run([DEVCLUSTER, *args], capture_output=True, text=True, timeout=120)
     assert result.returncode == expect, result.stdout + result.stderr
     return result.stdout + result.stderr
-
-
-def alive(pid):
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            return f.read().split(') ')[1][0] not in 'ZX'
-    except FileNotFoundError:
-        return False
 
 
 def test_up_writes_cluster_json_and_down_stops_every_process(tmp_path):
@@ -49,5 +43,5 @@ def test_up_writes_cluster_json_and_down_stops_every_process(tmp_path):
     finally:
         out = devcluster('down', '--workdir', workdir)
     assert 'stopped zookeeper' in out and 'stopped router-r1' in out
-    assert [pid for pid in pids if alive(pid)] == []
+    assert [pid for pid in pids if helpers.alive(pid)] == []
     assert 'nothing to stop' in devcluster('down', '--workdir', workdir)
