@@ -3,12 +3,18 @@
 # engine's property tests and the system tests that start real processes.
 # Pass pytest arguments to narrow it, e.g. `tools/test.sh -m "not slow"`.
 #
-# nova and cinder both register options of the same name in oslo.config's
-# global CONF, so the nova driver's tests run in a pytest process of their own.
+# Three processes: nova and cinder register clashing options in oslo.config's
+# global CONF, so the nova driver's tests run apart; and cinder's in-process
+# services need an eventlet-patched process and cinder's testtools base
+# class, so they run under testtools, only in a full run (no arguments).
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$top/tools/bootstrap.sh"
 cd "$top"
 "$top/.venv/bin/ruff" check ovs_daemon ovs_cinder tests bench
-"$top/.venv/bin/python" -m pytest -p no:cacheprovider --ignore=tests/unit/nova "$@" tests
-exec "$top/.venv/bin/python" -m pytest -p no:cacheprovider "$@" tests/unit/nova
+"$top/.venv/bin/python" -m pytest -p no:cacheprovider --ignore=tests/unit/nova \
+    --ignore=tests/cinder_services "$@" tests
+"$top/.venv/bin/python" -m pytest -p no:cacheprovider "$@" tests/unit/nova
+if (($# == 0)); then
+    "$top/.venv/bin/python" -m testtools.run tests.cinder_services.test_cinder_services
+fi

@@ -344,7 +344,8 @@ class OVSEdgeDriver(driver.VolumeDriver):
             'provisioned_capacity_gb': round(stats['provisioned_bytes'] / units.Gi, 2),
             'allocated_capacity_gb': round(stats['used_bytes'] / units.Gi, 2),
             'reserved_percentage': self.configuration.reserved_percentage,
-            'max_over_subscription_ratio': self.configuration.max_over_subscription_ratio,
+            'max_over_subscription_ratio': volume_utils.get_max_over_subscription_ratio(
+                self.configuration.max_over_subscription_ratio, supports_auto=False),
             'thin_provisioning_support': True,
             'thick_provisioning_support': False,
             'multiattach': True,
