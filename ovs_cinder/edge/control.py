@@ -1,11 +1,14 @@
 """The edge's control socket: JSON lines over a unix socket (docs/edge.md).
 
 One request per line, one answer per line. The socket is created with mode
-0600 before it listens, so only root (the edge's user) can attach volumes.
-A malformed request gets an error answer; the connection stays usable.
+0600 before it listens, so only root (the edge's user) can attach volumes;
+with a socket group (``[edge] socket_group``) it is then opened to that
+group (0660). A malformed request gets an error answer; the connection
+stays usable.
 """
 
 import asyncio
+import grp
 import json
 import os
 
@@ -37,16 +40,41 @@ class Refused(ControlError):
     type = 'Refused'
 
 
+def group_id(group):
+    """The gid of ``[edge] socket_group`` (a name or a number)."""
+    if group.isdigit():
+        return int(group)
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ValueError('no group %r on this host' % group) from None
+
+
+def directory_mode(gid):
+    """Mode of the socket directories the edge creates: the group's
+    processes must traverse them to reach a socket, and need not list them."""
+    return 0o700 if gid is None else 0o711
+
+
+def share_socket(path, gid):
+    """Open a socket made with mode 0600 to group ``gid`` (no-op for None).
+    The group is set before the mode widens, so no other group ever gets in."""
+    if gid is not None:
+        os.chown(path, -1, gid)
+        os.chmod(path, 0o660)
+
+
 class ControlServer:
     """Serves ``handler(request dict) -> answer dict`` on a unix socket."""
 
-    def __init__(self, path, handler):
+    def __init__(self, path, handler, gid=None):
         self.path = path
         self._handler = handler
+        self._gid = gid
         self._server = None
 
     async def start(self):
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        os.makedirs(os.path.dirname(self.path), mode=directory_mode(self._gid), exist_ok=True)
         if os.path.exists(self.path):
             os.unlink(self.path)
         # The mode is set through the umask so the socket is never wider.
@@ -56,6 +84,7 @@ class ControlServer:
                                                            limit=MAX_LINE)
         finally:
             os.umask(old_umask)
+        share_socket(self.path, self._gid)
         LOG.info('Edge control socket at %s', self.path)
 
     async def stop(self):

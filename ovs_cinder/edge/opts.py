@@ -12,10 +12,19 @@ edge_opts = [
                     'routers of its own site first.'),
     cfg.StrOpt('control_socket', default='/run/ovs-edge/control.sock',
                help='Unix socket of the edge\'s control interface (attach, '
-                    'detach, list). Created with mode 0600: root only.'),
+                    'detach, list). Created with mode 0600 (the edge\'s user '
+                    'only) unless socket_group is set.'),
     cfg.StrOpt('socket_dir', default='/run/ovs-edge/volumes',
                help='Directory of the NBD unix sockets of attached volumes: '
                     '<socket_dir>/<vpool>/<volume>.sock.'),
+    cfg.StrOpt('socket_group',
+               help='Group (name or number) given access to the control socket '
+                    'and the volumes\' NBD sockets, which then get mode 0660, '
+                    'and the directories the edge creates for them mode 0711 '
+                    '(traversable, not listable). Put the users of nova-compute, '
+                    'cinder-volume and the hypervisor\'s QEMU processes in it '
+                    '(libvirt-qemu on Debian and Ubuntu). Unset: sockets are '
+                    'for the edge\'s user only (0600).'),
     cfg.StrOpt('token_file', required=True,
                help='File holding the vPool\'s control API token (the routers\' '
                     'token_file). Keep it readable by root only.'),

@@ -53,10 +53,16 @@ class EdgeService:
             self._api_token = token_mod.read_token(conf.edge.token_file)
         except token_mod.TokenError as exc:
             raise StartupError(str(exc)) from exc
+        try:
+            self._gid = (None if conf.edge.socket_group is None
+                         else control.group_id(conf.edge.socket_group))
+        except ValueError as exc:
+            raise StartupError('[edge] socket_group: %s' % exc) from None
         self.executor = concurrent.futures.ThreadPoolExecutor(
             8, thread_name_prefix='edge-control')
         self.attachments = {}
-        self.control = control.ControlServer(conf.edge.control_socket, self.handle)
+        self.control = control.ControlServer(conf.edge.control_socket, self.handle,
+                                            self._gid)
         self._locks = {}
 
     # -- control requests ---------------------------------------------------
@@ -112,7 +118,8 @@ class EdgeService:
             raise control.ControlError('the socket path %s is longer than a unix socket '
                                        'allows (%d bytes): shorten [edge] socket_dir'
                                        % (path, MAX_UNIX_PATH - 1))
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        os.makedirs(os.path.dirname(path), mode=control.directory_mode(self._gid),
+                    exist_ok=True)
 
         async def resolve(name):
             if name not in ('', volume):
@@ -121,7 +128,9 @@ class EdgeService:
         server = nbd_server_mod.NBDServer(resolve)
         try:
             await server.start_unix(path)
+            control.share_socket(path, self._gid)
         except Exception:
+            await server.stop()
             await proxy.detach()
             raise
         return Attachment(vpool, proxy, server, path, token)

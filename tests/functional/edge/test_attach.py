@@ -1,7 +1,12 @@
 """Attaching and detaching through a live edge, with real routers, and what
 real NBD clients see on the edge's socket."""
 
+import grp
 import json
+import os
+import pwd
+import socket
+import stat
 
 import pytest
 
@@ -73,3 +78,55 @@ def test_bad_attach_requests_are_refused_and_attach_nothing(local_vpool, request
         edge.call('attach', **fields)
     assert error.value.type == error_type
     assert edge.list() == []
+
+
+def nbd_greeting_as(path, user, group):
+    """The first bytes the NBD server at ``path`` sends to a process of
+    ``user``:``group`` (no other groups), or None when it may not connect."""
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(reader)
+        try:
+            os.setgroups([])
+            os.setgid(grp.getgrnam(group).gr_gid)
+            os.setuid(pwd.getpwnam(user).pw_uid)
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(10)
+                sock.connect(path)
+                os.write(writer, sock.recv(8))
+        except PermissionError:
+            pass
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader, 'rb') as pipe:
+        greeting = pipe.read()
+    os.waitpid(pid, 0)
+    return greeting or None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='connecting as other users needs root')
+def test_a_socket_group_reaches_the_volume_sockets(tmp_path):
+    """QEMU runs as another user than the edge: with socket_group, a member
+    of the group reaches an attached volume's socket, another user does not."""
+    cluster = cluster_mod.Cluster(tmp_path / 'vpool')
+    try:
+        cluster.up(routers=1)
+        cluster.add_edge('hv1', options={'edge': {'socket_group': 'daemon'}})
+        api = cluster.client()
+        api.create_volume('v1', 16 * MiB)
+        edge = control_client.EdgeControlClient(cluster.edge('hv1')['control'])
+        path = edge.attach('v1', 'default', cluster.connection_routers(),
+                           api.create_attachment('v1', 'hv1')['token'])['socket']
+        # The socket_dir the test cluster made (0700) is opened the way an
+        # operator's /run/ovs-edge is; the vPool directory is the edge's own.
+        os.chmod(os.path.dirname(os.path.dirname(path)), 0o711)
+
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
+        assert os.stat(path).st_gid == grp.getgrnam('daemon').gr_gid
+        assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o711
+        assert nbd_greeting_as(path, 'nobody', 'daemon') == b'NBDMAGIC'
+        assert nbd_greeting_as(path, 'nobody', 'nogroup') is None
+    finally:
+        cluster.down()

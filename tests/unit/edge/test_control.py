@@ -2,10 +2,14 @@
 clear error while the connection and the server keep working."""
 
 import asyncio
+import grp
 import json
 import os
+import pwd
+import shutil
 import socket
 import stat
+import tempfile
 import threading
 
 import pytest
@@ -15,9 +19,9 @@ from ovs_cinder.edge import control_client
 
 
 class ServerThread:
-    def __init__(self, path, handler):
+    def __init__(self, path, handler, gid=None):
         self.loop = asyncio.new_event_loop()
-        self.server = control.ControlServer(path, handler)
+        self.server = control.ControlServer(path, handler, gid)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
@@ -76,3 +80,59 @@ def test_client_raises_distinct_errors(edge_socket, tmp_path):
     assert error.value.type == 'NotFound'
     with pytest.raises(control_client.EdgeUnavailable):
         control_client.EdgeControlClient(str(tmp_path / 'nothing.sock')).status()
+
+
+def connects_as(path, user, group):
+    """Whether a process of ``user``:``group`` (no other groups) can talk to
+    the control socket at ``path``: a forked child drops to them and tries."""
+    pid = os.fork()
+    if pid == 0:
+        code = 4
+        try:
+            os.setgroups([])
+            os.setgid(grp.getgrnam(group).gr_gid)
+            os.setuid(pwd.getpwnam(user).pw_uid)
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(10)
+                sock.connect(path)
+                sock.sendall(b'{"op": "status"}\n')
+                code = 0 if json.loads(sock.makefile('rb').readline())['ok'] else 4
+        except PermissionError:
+            code = 3
+        finally:
+            os._exit(code)
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    assert code in (0, 3), 'the probe failed (%d)' % code
+    return code == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='changing a socket\'s group and '
+                    'connecting as other users needs root')
+def test_a_socket_group_opens_the_socket_to_that_group_only():
+    # Not under pytest's tmp_path: its parents are 0700, so no other user
+    # could reach the socket whatever its mode.
+    top = tempfile.mkdtemp(prefix='ovs-edge-group-')
+    try:
+        os.chmod(top, 0o711)
+        path = os.path.join(top, 'run', 'control.sock')
+
+        async def handler(request):
+            return {'host': 'hv1'}
+        server = ServerThread(path, handler, gid=control.group_id('daemon'))
+        try:
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
+            assert os.stat(path).st_gid == grp.getgrnam('daemon').gr_gid
+            assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o711
+            assert connects_as(path, 'nobody', 'daemon')
+            assert not connects_as(path, 'nobody', 'nogroup')
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(top)
+
+
+def test_socket_groups_by_name_or_number():
+    assert control.group_id('daemon') == grp.getgrnam('daemon').gr_gid
+    assert control.group_id('4242') == 4242
+    with pytest.raises(ValueError, match='no group'):
+        control.group_id('no-such-group-here')
