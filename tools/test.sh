@@ -16,5 +16,6 @@ cd "$top"
     --ignore=tests/cinder_services "$@" tests
 "$top/.venv/bin/python" -m pytest -p no:cacheprovider "$@" tests/unit/nova
 if (($# == 0)); then
-    "$top/.venv/bin/python" -m testtools.run tests.cinder_services.test_cinder_services
+    "$top/.venv/bin/python" -m testtools.run tests.cinder_services.test_cinder_services \
+        tests.cinder_services.test_evacuate
 fi

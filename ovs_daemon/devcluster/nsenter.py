@@ -2,12 +2,13 @@
 
 Python 3.11 has no ``os.setns``; libc's ``setns`` is called through ctypes.
 Only the calling thread changes namespace, so the work runs in a throwaway
-thread and the rest of the interpreter stays where it was.  Sockets keep the
-namespace they were created in, which is all a probe or a port pick needs.
+OS thread and the rest of the interpreter stays where it was.  Sockets keep
+the namespace they were created in, which is all a probe or a port pick needs.
 """
 
 import ctypes
 import os
+import sys
 import threading
 
 CLONE_NEWNET = 0x40000000
@@ -30,6 +31,19 @@ def _enter_netns(name):
         os.close(fd)
 
 
+def _os_thread_class():
+    """A thread class that really starts an OS thread.
+
+    In a process eventlet has monkey-patched (cinder's services, in the
+    tests that run them), ``threading.Thread`` is a green thread on the
+    calling OS thread: ``setns`` there would move the whole process.
+    """
+    patcher = sys.modules.get('eventlet.patcher')
+    if patcher is not None and patcher.is_monkey_patched('thread'):
+        return patcher.original('threading').Thread
+    return threading.Thread
+
+
 def run_in_netns(name, func, *args):
     """Return ``func(*args)`` evaluated inside network namespace ``name``.
 
@@ -46,7 +60,7 @@ def run_in_netns(name, func, *args):
         except BaseException as exc:  # handed to the caller's thread
             outcome['error'] = exc
 
-    thread = threading.Thread(target=target, name='netns-%s' % name)
+    thread = _os_thread_class()(target=target, name='netns-%s' % name)
     thread.start()
     thread.join()
     if 'error' in outcome:

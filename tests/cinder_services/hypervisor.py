@@ -1,0 +1,111 @@
+"""What nova-compute does on one hypervisor, as a command run inside that
+host's network namespace: the os-brick calls nova makes, and a guest.
+
+    hypervisor.py properties HOST IP         connector properties (JSON out)
+    hypervisor.py connect                    cinder's attachment on stdin, device out
+    hypervisor.py disconnect [--force]       {"attachment", "device_info"} on stdin
+    hypervisor.py guest SOCKET VOLUME DIR    a verifying guest writer until DIR/stop
+    hypervisor.py verify SOCKET VOLUME DIR   check the guest's writes (DIR/guest.json)
+
+The edge's control socket comes from ``OVS_EDGE_CONTROL_SOCKET``, as for
+nova-compute. Run it in a process of its own: the test process is
+eventlet-patched, the guest is asyncio, and nova's modules (which turn
+cinder's attachment into the connection info os-brick gets) register options
+that clash with cinder's.
+"""
+
+import json
+import os
+import sys
+import time
+
+from os_brick.initiator import connector as brick_connector
+import os_brick.privileged
+from nova.volume import cinder as nova_cinder
+
+from ovs_cinder.brick import connector as ovs_connector
+from ovs_daemon.devcluster import guest as guest_mod
+
+
+def _set_up_os_brick():
+    # As root here: privileged calls run in this process, no privsep daemon.
+    os_brick.privileged.default.set_client_mode(False)
+    ovs_connector.register()
+
+
+def _connector():
+    _set_up_os_brick()
+    return brick_connector.InitiatorConnector.factory(ovs_connector.PROTOCOL, None)
+
+
+def properties(host, ip):
+    _set_up_os_brick()
+    return brick_connector.get_connector_properties(None, ip, False, False, host=host)
+
+
+def _connection_properties(attachment):
+    """What nova hands os-brick for cinder's attachment record."""
+    return nova_cinder._translate_attachment_ref(attachment)['connection_info']['data']
+
+
+def connect():
+    return _connector().connect_volume(_connection_properties(json.load(sys.stdin)))
+
+
+def disconnect(force=False):
+    request = json.load(sys.stdin)
+    _connector().disconnect_volume(_connection_properties(request['attachment']),
+                                   request['device_info'], force=force)
+    return {'ok': True}
+
+
+def guest(socket_path, volume, directory):
+    """Write until ``directory/stop`` appears, then record what was
+    acknowledged and sent in ``directory/guest.json``."""
+    writer = guest_mod.GuestWriter(guest_mod.unix_connector(socket_path, volume),
+                                   flush_every=32).start()
+    stop = os.path.join(directory, 'stop')
+    while not os.path.exists(stop):
+        time.sleep(0.05)
+        with open(os.path.join(directory, 'writes'), 'w') as f:
+            f.write(str(writer.writes))
+    writer.stop()
+    state = {'acked': writer.acked, 'attempted': writer.attempted,
+             'summary': writer.summary(), 'errors': writer.errors}
+    with open(os.path.join(directory, 'guest.json'), 'w') as f:
+        json.dump(state, f)
+    return state['summary']
+
+
+def verify(socket_path, volume, directory):
+    """Every acknowledged block holds its last acknowledged write, or a
+    later one that was sent but never acknowledged (in flight when the host
+    was cut off)."""
+    with open(os.path.join(directory, 'guest.json')) as f:
+        state = json.load(f)
+    writer = guest_mod.GuestWriter(guest_mod.unix_connector(socket_path, volume))
+    writer.durable = {int(b): seq for b, seq in state['acked'].items()}
+    writer.attempted = {int(b): seq for b, seq in state['attempted'].items()}
+    checked, wrong = writer.verify(durable_only=True)
+    return {'checked': checked, 'wrong': wrong}
+
+
+def main(argv):
+    command, args = argv[1], argv[2:]
+    if command == 'properties':
+        result = properties(*args)
+    elif command == 'connect':
+        result = connect()
+    elif command == 'disconnect':
+        result = disconnect(force='--force' in args)
+    elif command == 'guest':
+        result = guest(*args)
+    elif command == 'verify':
+        result = verify(*args)
+    else:
+        raise SystemExit('unknown command %r' % command)
+    json.dump(result, sys.stdout)
+
+
+if __name__ == '__main__':
+    main(sys.argv)
