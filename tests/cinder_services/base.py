@@ -11,7 +11,9 @@ import sys
 import tempfile
 import time
 
+import fixtures
 from cinder import service
+from cinder.image import glance  # imported first, it runs into a circular import
 from cinder.tests.functional.api import client
 from cinder.tests.functional import functional_helpers
 from cinder.volume import configuration
@@ -20,6 +22,7 @@ from oslo_config import cfg
 from cinder.compute import nova  # noqa: F401  (registers the [nova] options)
 from ovs_cinder.volume import driver as driver_mod
 from tests.cinder_services import nova_stub
+from tests.functional.cinder import image_service
 from ovs_daemon.devcluster import cluster as cluster_mod
 
 GiB = 1 << 30
@@ -36,6 +39,13 @@ class CinderServicesTestBase(functional_helpers._FunctionalTestBase):
         self.vpool = cluster_mod.Cluster(os.path.join(workdir, 'vpool'))
         self.start_vpool(self.vpool, workdir)
         self.routers_api = self.vpool.client()
+        # Before the services start: cinder's volume API takes its image
+        # service when it is built.
+        self.images = image_service.MemoryImageService()
+        self.useFixture(fixtures.MockPatchObject(
+            glance, 'get_default_image_service', lambda: self.images))
+        self.useFixture(fixtures.MockPatchObject(
+            glance, 'get_remote_image_service', lambda context, href: (self.images, href)))
         super().setUp()
         self.api.create_type('ovs')
 

@@ -1,10 +1,18 @@
 """OVSEdgeDriver inside cinder's real in-process services against a live
 vPool: the volume life cycle, manage, and attachments with a connector."""
 
+import os
+import subprocess
 import time
 import uuid
 
+import cinder.privsep
+import fixtures
+import os_brick.privileged
+
 from tests.cinder_services import base
+from tests.functional.clients import qemu_io
+from tests.functional.clients import run
 
 GiB = base.GiB
 
@@ -72,3 +80,41 @@ class OVSEdgeInCinderTest(base.CinderServicesTestBase):
             time.sleep(0.2)
         self.assertEqual([], self._backend(volume['id'])['attachments'])
         self.assertIn('os-volume_attachments', self.nova.requests)
+
+    def test_a_volume_from_an_image_and_its_upload_to_an_image(self):
+        """Both copies go through the edge on the cinder-volume host."""
+        edge = self.vpool.add_edge('cinder-host', site='a')
+        self.useFixture(fixtures.EnvironmentVariable('OVS_EDGE_CONTROL_SOCKET',
+                                                     edge['control']))
+        # As root here: no sudo, no privsep daemons.
+        os_brick.privileged.default.set_client_mode(False)
+        cinder.privsep.sys_admin_pctxt.set_client_mode(False)
+        source = os.path.join(self.vpool.workdir, 'cirros.qcow2')
+        subprocess.run(['qemu-img', 'create', '-f', 'qcow2', source, '64M'], check=True,
+                       capture_output=True)
+        run('qemu-io', '-f', 'qcow2', '-c', 'write -P 0x6b 1M 2M', source)
+        image_id = self.images.add(source, 'qcow2')
+
+        volume = self._volume(size=1, imageRef=image_id)
+
+        name = 'volume-%s' % volume['id']
+        token = self.routers_api.create_attachment(name, 'checker')['token']
+        owner = self.vpool.router(self.routers_api.locate(name)['owner'])
+        uri = 'nbd://%s/%s/%s' % (owner['nbd'], name, token)
+        out = qemu_io(uri, 'read -P 0x6b 1M 2M', 'read -P 0 0 1M')
+        self.assertNotIn('verification failed', out)
+        self.routers_api.delete_attachment(name, 'checker')
+        self.assertEqual([], self._backend(volume['id'])['attachments'])   # the copy's too
+
+        upload = self._action(volume['id'], {'os-volume_upload_image': {
+            'image_name': 'copy', 'disk_format': 'qcow2', 'container_format': 'bare'}})
+        uploaded_id = upload['os-volume_upload_image']['image_id']
+        self._wait(self.api.get_volume, volume['id'], 'available')
+        self.assertEqual('active', self.images.show(None, uploaded_id)['status'])
+        uploaded = os.path.join(self.vpool.workdir, 'uploaded.qcow2')
+        with open(uploaded, 'wb') as f:
+            f.write(self.images.data[uploaded_id])
+        out = run('qemu-io', '-f', 'qcow2', '-c', 'read -P 0x6b 1M 2M', '-c', 'read -P 0 0 1M',
+                  uploaded)
+        self.assertNotIn('verification failed', out)
+        self.assertEqual([], self._backend(volume['id'])['attachments'])

@@ -1,8 +1,7 @@
 """Image copies through the edge on the cinder-volume host: an image into
 a volume, and a volume into an image, with qemu-img on the NBD URI.
 
-Glance does not run here: the image service is an in-memory one with the
-calls cinder's image code makes (show, download, update)."""
+Glance does not run here: the image service is an in-memory one."""
 
 import io
 import subprocess
@@ -14,40 +13,10 @@ from oslo_config import cfg
 
 from tests.functional.clients import qemu_io
 from tests.functional.clients import run
+from tests.functional.cinder.image_service import MemoryImageService
 
 pytestmark = pytest.mark.slow
 MiB = 1 << 20
-
-
-class MemoryImageService:
-    def __init__(self):
-        self.images = {}
-        self.data = {}
-        self.temp_images = None   # cinder caches downloads here, as for glance
-
-    def add(self, path, disk_format):
-        image_id = str(uuid.uuid4())
-        with open(path, 'rb') as f:
-            self.data[image_id] = f.read()
-        self.images[image_id] = {'id': image_id, 'status': 'active', 'disk_format': disk_format,
-                                 'container_format': 'bare', 'size': len(self.data[image_id]),
-                                 'properties': {}}
-        return image_id
-
-    def show(self, context, image_id):
-        return dict(self.images[image_id])
-
-    def download(self, context, image_id, data=None):
-        if data is None:
-            return [self.data[image_id]]
-        data.write(self.data[image_id])
-
-    def update(self, context, image_id, metadata, data=None, purge_props=False,
-               store_id=None, base_image_ref=None):
-        self.images[image_id].update(metadata)
-        if data is not None:
-            self.data[image_id] = data.read() if hasattr(data, 'read') else b''.join(data)
-        return self.images[image_id]
 
 
 @pytest.fixture
