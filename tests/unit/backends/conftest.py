@@ -3,18 +3,23 @@ import pytest
 from ovs_daemon.backends import local
 
 # Every backend in this list runs the whole conformance suite.
-BACKENDS = ['local']
+BACKENDS = ['local', 's3']
 
 
-def make_backend(kind, tmp_path):
+def make_backend(kind, root):
+    """``root``: a directory for local, an ``s3_store.Place`` for s3."""
     if kind == 'local':
-        return local.LocalBackend(tmp_path / 'store')
+        return local.LocalBackend(root / 'store')
+    if kind == 's3':
+        return root.backend()
     raise ValueError(kind)
 
 
 @pytest.fixture(params=BACKENDS)
 def backend_spec(request, tmp_path):
     """(kind, root): enough for another process to open the same store."""
+    if request.param == 's3':
+        return 's3', request.getfixturevalue('s3_test_place')
     return request.param, tmp_path
 
 

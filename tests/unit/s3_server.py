@@ -1,0 +1,52 @@
+"""moto's S3 server, with each mutating request applied atomically.
+
+    python -m tests.unit.s3_server --port PORT
+
+moto checks If-None-Match / If-Match and then stores the object in two
+steps, without a lock, on a threaded server: two racing conditional writes
+could in principle both pass the check. A real store makes them atomic.
+This runs moto's own WSGI application on werkzeug's threaded server, as
+``python -m moto.server`` does, but serialises the requests that change
+something (reads still run in parallel), so the tests exercise the
+backend against the store semantics it is written for.
+"""
+
+import argparse
+import threading
+
+from moto.moto_server import werkzeug_app
+from werkzeug import serving
+
+_READS = {'GET', 'HEAD', 'OPTIONS'}
+
+
+class SerialisedWrites:
+    """WSGI middleware: one mutating request at a time."""
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        if environ.get('REQUEST_METHOD') in _READS:
+            return self.app(environ, start_response)
+        with self.lock:
+            # The whole response is built under the lock: moto's responses
+            # are bytes, not streams.
+            return list(self.app(environ, start_response))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--host', default='127.0.0.1')
+    parser.add_argument('--port', type=int, required=True)
+    args = parser.parse_args(argv)
+    app = werkzeug_app.DomainDispatcherApplication(
+        werkzeug_app.create_backend_app)
+    serving.run_simple(args.host, args.port, SerialisedWrites(app),
+                       threaded=True,
+                       request_handler=werkzeug_app.MotoRequestHandler)
+
+
+if __name__ == '__main__':
+    main()
