@@ -7,7 +7,10 @@ Published through the ``oslo.config.opts`` entry point, so
 
 from oslo_config import cfg
 
+from ovs_daemon.backends import base
 from ovs_daemon.backends import local
+from ovs_daemon.backends import s3
+from ovs_daemon.backends import s3_calls
 from ovs_daemon.engine import volume
 
 router_opts = [
@@ -69,11 +72,50 @@ zookeeper_opts = [
 ]
 
 backend_opts = [
-    cfg.StrOpt('backend', default='local', choices=['local'],
+    cfg.StrOpt('backend', default='local', choices=['local', 's3'],
                help='Where volumes are stored. "local": a directory on this '
-                    'host, shared by the routers running here.'),
+                    'host, shared by the routers running here. "s3": an '
+                    'S3-compatible object store with conditional writes '
+                    '(AWS S3, MinIO, Ceph RGW, R2), shared by the routers '
+                    'of the vPool on any host.'),
     cfg.StrOpt('local_path', default='/var/lib/ovs-edge/backend',
                help='Directory of the local backend.'),
+    cfg.URIOpt('s3_endpoint_url', schemes=['http', 'https'],
+               help='Endpoint of the S3 store, e.g. https://rgw.example:7480. '
+                    'Unset: AWS S3 of s3_region.'),
+    cfg.StrOpt('s3_region',
+               help='Region of the S3 store; unset: boto3\'s default.'),
+    cfg.StrOpt('s3_bucket',
+               help='Bucket of the vPool (must exist). Required with '
+                    'backend = s3.'),
+    cfg.StrOpt('s3_prefix', default='',
+               help='Key prefix of this vPool in the bucket, e.g. "vpool1/"; '
+                    'vPools sharing a bucket need distinct prefixes. A "/" '
+                    'is added when missing.'),
+    cfg.StrOpt('s3_access_key', secret=True,
+               help='Access key id. Unset: boto3\'s standard credential '
+                    'chain (environment, shared credentials file, instance '
+                    'role).'),
+    cfg.StrOpt('s3_secret_key', secret=True,
+               help='Secret access key, with s3_access_key.'),
+    cfg.IntOpt('s3_multipart_threshold_mib', default=64, min=5,
+               help='Objects of this size or more are uploaded in parts.'),
+    cfg.IntOpt('s3_multipart_chunk_mib', default=16, min=5,
+               help='Size of each part of a multipart upload.'),
+    cfg.IntOpt('s3_max_attempts', default=6, min=1,
+               help='Attempts of a request failing with a transient error '
+                    '(5xx, timeout, lost connection) before giving up. A '
+                    'conditional write whose outcome is unknown is read '
+                    'back before it is tried again; a 412 is never retried.'),
+    cfg.FloatOpt('s3_retry_base_delay', default=0.05, min=0.0,
+                 help='Seconds of the first retry\'s backoff; it doubles '
+                      'with each attempt, with jitter.'),
+    cfg.FloatOpt('s3_retry_max_delay', default=2.0, min=0.0,
+                 help='Longest backoff between two attempts, in seconds.'),
+    cfg.FloatOpt('s3_connect_timeout', default=5.0, min=0.1,
+                 help='Seconds to wait for a connection to the store.'),
+    cfg.FloatOpt('s3_read_timeout', default=30.0, min=0.1,
+                 help='Seconds to wait for the store to answer a request.'),
 ]
 
 engine_opts = [
@@ -99,7 +141,35 @@ def register_opts(conf):
 
 
 def make_backend(conf):
+    """The configured backend. An s3 backend is checked first: an endpoint
+    that does not honour conditional writes raises
+    ``s3.ConditionalWritesUnsupported``."""
+    if conf.backend.backend == 's3':
+        backend = s3.S3Backend(s3_settings(conf))
+        backend.check_conditional_writes()
+        return backend
     return local.LocalBackend(conf.backend.local_path)
+
+
+def s3_settings(conf):
+    group = conf.backend
+    if not group.s3_bucket:
+        raise base.BackendError('[backend] s3_bucket is required with '
+                                'backend = s3')
+    prefix = group.s3_prefix
+    if prefix and not prefix.endswith('/'):
+        prefix += '/'
+    return s3_calls.Settings(
+        bucket=group.s3_bucket, prefix=prefix,
+        endpoint_url=group.s3_endpoint_url, region=group.s3_region,
+        access_key=group.s3_access_key, secret_key=group.s3_secret_key,
+        multipart_threshold=group.s3_multipart_threshold_mib << 20,
+        multipart_chunk=group.s3_multipart_chunk_mib << 20,
+        max_attempts=group.s3_max_attempts,
+        retry_base_delay=group.s3_retry_base_delay,
+        retry_max_delay=group.s3_retry_max_delay,
+        connect_timeout=group.s3_connect_timeout,
+        read_timeout=group.s3_read_timeout)
 
 
 def make_tuning(conf):

@@ -20,6 +20,7 @@ from oslo_log import log as logging
 
 from ovs_daemon import opts
 from ovs_daemon.api import token as token_mod
+from ovs_daemon.backends import base as backends
 from ovs_daemon.engine import store as store_mod
 from ovs_daemon.nbd import server as nbd_server_mod
 from ovs_daemon.router import api as api_mod
@@ -49,7 +50,11 @@ class RouterService:
             raise StartupError(str(exc)) from exc
         self.executor = concurrent.futures.ThreadPoolExecutor(
             router.io_threads, thread_name_prefix='router-io')
-        self.store = store_mod.VolumeStore(opts.make_backend(conf), opts.make_tuning(conf))
+        try:
+            backend = opts.make_backend(conf)
+        except backends.BackendError as exc:
+            raise StartupError('backend %s: %s' % (conf.backend.backend, exc)) from exc
+        self.store = store_mod.VolumeStore(backend, opts.make_tuning(conf))
         self.metrics = metrics_mod.RouterMetrics(self.router_id)
         self.zk = kazoo_client.KazooClient(
             hosts=conf.zookeeper.hosts, timeout=conf.zookeeper.session_timeout,

@@ -18,23 +18,27 @@ _CONDITIONS = ('If-None-Match', 'If-Match')
 
 @dataclasses.dataclass
 class Fault:
-    """``action``: 'fail_before', 'fail_after', 'drop_after' or
-    'strip_conditions'. Matches requests of ``method`` whose path contains
-    ``path`` and, with ``conditional``, only those carrying a conditional
-    header. ``times`` matches at most (None: forever)."""
+    """``action``: 'fail_before', 'fail_after', 'drop_after',
+    'strip_conditions' or 'pass' (forward as it is). Matches requests of
+    ``method`` whose path contains ``path`` and, with ``header``, only
+    those carrying that conditional header (strip_conditions then strips
+    that one only). ``times`` matches at most (None:
+    forever). ``hook()``, if given, runs first: another client's request
+    that lands while this one is held."""
 
     action: str
     method: str = 'PUT'
     path: str = ''
-    conditional: bool = False
+    header: str = None
     times: int = 1
     status: int = 500
     code: str = 'InternalError'
+    hook: object = None
 
     def matches(self, method, path, headers):
         if self.times == 0 or method != self.method or self.path not in path:
             return False
-        return not self.conditional or any(h in headers for h in _CONDITIONS)
+        return self.header is None or self.header in headers
 
 
 @dataclasses.dataclass
@@ -103,10 +107,13 @@ class FaultProxy:
         headers = {k: v for k, v in request.headers.items()}
         fault = self._take_fault(method, path, headers)
         action = fault.action if fault else None
+        if fault and fault.hook:
+            fault.hook()
         status = None
         if action == 'strip_conditions':
+            stripped = (fault.header,) if fault.header else _CONDITIONS
             headers = {k: v for k, v in headers.items()
-                       if k.title() not in _CONDITIONS}
+                       if k.title() not in stripped}
         if action != 'fail_before':
             status, reply_headers, reply = self._forward(method, path,
                                                          headers, body)
