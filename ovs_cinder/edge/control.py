@@ -56,6 +56,20 @@ def directory_mode(gid):
     return 0o700 if gid is None else 0o711
 
 
+def make_directories(path, gid):
+    """Create ``path`` and its missing parents with :func:`directory_mode`.
+    os.makedirs gives the mode to the last directory only, and through the
+    umask; a parent the group cannot traverse would hide every socket."""
+    if os.path.isdir(path):
+        return
+    make_directories(os.path.dirname(path), gid)
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        return
+    os.chmod(path, directory_mode(gid))
+
+
 def share_socket(path, gid):
     """Open a socket made with mode 0600 to group ``gid`` (no-op for None).
     The group is set before the mode widens, so no other group ever gets in."""
@@ -74,7 +88,7 @@ class ControlServer:
         self._server = None
 
     async def start(self):
-        os.makedirs(os.path.dirname(self.path), mode=directory_mode(self._gid), exist_ok=True)
+        make_directories(os.path.dirname(self.path), self._gid)
         if os.path.exists(self.path):
             os.unlink(self.path)
         # The mode is set through the umask so the socket is never wider.

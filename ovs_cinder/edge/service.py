@@ -118,8 +118,7 @@ class EdgeService:
             raise control.ControlError('the socket path %s is longer than a unix socket '
                                        'allows (%d bytes): shorten [edge] socket_dir'
                                        % (path, MAX_UNIX_PATH - 1))
-        os.makedirs(os.path.dirname(path), mode=control.directory_mode(self._gid),
-                    exist_ok=True)
+        control.make_directories(os.path.dirname(path), self._gid)
 
         async def resolve(name):
             if name not in ('', volume):

@@ -136,3 +136,18 @@ def test_socket_groups_by_name_or_number():
     assert control.group_id('4242') == 4242
     with pytest.raises(ValueError, match='no group'):
         control.group_id('no-such-group-here')
+
+
+@pytest.mark.parametrize('gid, mode', [(None, 0o700), (4242, 0o711)])
+def test_socket_directories_get_their_mode_whatever_the_umask(tmp_path, gid, mode):
+    old_umask = os.umask(0o077)
+    try:
+        control.make_directories(str(tmp_path / 'run' / 'volumes' / 'default'), gid)
+    finally:
+        os.umask(old_umask)
+    for directory in ('run', 'run/volumes', 'run/volumes/default'):
+        assert stat.S_IMODE((tmp_path / directory).stat().st_mode) == mode, directory
+    # An existing directory is the operator's: left as it is.
+    (tmp_path / 'run').chmod(0o750)
+    control.make_directories(str(tmp_path / 'run' / 'volumes' / 'other'), gid)
+    assert stat.S_IMODE((tmp_path / 'run').stat().st_mode) == 0o750
