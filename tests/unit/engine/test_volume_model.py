@@ -12,13 +12,15 @@ import tempfile
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, \
-    initialize, invariant, precondition, rule
+    initialize, invariant, precondition, rule, run_state_machine_as_test
+import pytest
 
 from ovs_daemon.backends import base
 from ovs_daemon.backends import local
 from ovs_daemon.engine import errors
 from ovs_daemon.engine import store as store_mod
 from ovs_daemon.engine import volume as volume_mod
+from tests.unit import s3_store
 
 BLOCK = volume_mod.BLOCK_SIZE
 TUNING = volume_mod.Tuning(container_bytes=4 * BLOCK,
@@ -34,20 +36,44 @@ class Model:
         self.epoch = 1
 
 
+class LocalStore:
+    """A fresh local backend for each example."""
+
+    def open(self):
+        self.root = tempfile.mkdtemp(prefix='ovs-model-')
+        return local.LocalBackend(self.root)
+
+    def close(self):
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class S3Store:
+    """A fresh prefix of the test session's S3 store for each example."""
+
+    def __init__(self, place):
+        self.session_place = place
+
+    def open(self):
+        self.place = self.session_place.under(s3_store.fresh_prefix())
+        return self.place.backend()
+
+    def close(self):
+        s3_store.remove_prefix(self.place)
+
+
 class VolumeMachine(RuleBasedStateMachine):
     volumes = Bundle('volumes')
+    backing = LocalStore()
 
     def __init__(self):
         super().__init__()
-        self.root = tempfile.mkdtemp(prefix='ovs-model-')
-        self.store = store_mod.VolumeStore(local.LocalBackend(self.root),
-                                           TUNING)
+        self.store = store_mod.VolumeStore(self.backing.open(), TUNING)
         self.engines = {}
         self.models = {}
         self.counter = 0
 
     def teardown(self):
-        shutil.rmtree(self.root, ignore_errors=True)
+        self.backing.close()
 
     def _new_name(self, prefix):
         self.counter += 1
@@ -190,7 +216,18 @@ class VolumeMachine(RuleBasedStateMachine):
             assert set(self.engines[name].snapshots) == set(model.snapshots)
 
 
-VolumeMachine.TestCase.settings = settings(max_examples=200,
-                                           stateful_step_count=40,
-                                           deadline=None)
-test_volume_model = VolumeMachine.TestCase
+# (examples, steps). An s3 step is tens of HTTP requests to moto (the
+# invariant reads every volume back): fewer, shorter examples keep the
+# suite fast, while the local backend runs the full count.
+EXAMPLES = {'local': (200, 40), 's3': (12, 30)}
+
+
+@pytest.mark.parametrize('kind', sorted(EXAMPLES))
+def test_volume_model(kind, request):
+    backing = LocalStore() if kind == 'local' else \
+        S3Store(request.getfixturevalue('s3_place'))
+    machine = type('VolumeMachineOn' + kind.title(), (VolumeMachine,),
+                   {'backing': backing})
+    examples, steps = EXAMPLES[kind]
+    run_state_machine_as_test(machine, settings=settings(
+        max_examples=examples, stateful_step_count=steps, deadline=None))
