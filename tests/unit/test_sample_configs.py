@@ -31,3 +31,12 @@ def test_sample_config_is_up_to_date(generator_config, tmp_path):
         committed = f.read()
     assert fresh.read_text() == committed, (
         '%s is stale: run tox -e genconfig' % output_file(generator_config))
+
+
+def test_every_sample_is_generated():
+    # The router's, the edge's and the Cinder driver's: a sample without a
+    # generator config would never be checked.
+    samples = {os.path.basename(p) for p in glob.glob(os.path.join(REPO, 'etc', '*.sample'))}
+    generated = {os.path.basename(output_file(c)) for c in GENERATOR_CONFIGS}
+    assert samples == generated == {'ovs-router.conf.sample', 'ovs-edge.conf.sample',
+                                     'cinder-ovs.conf.sample'}
