@@ -58,10 +58,15 @@ remove was chosen by the stale writer from its own state:
   one), needing no slot up to ``upto``; or the check is fenced;
 * checkpoints older than its own latest: the new owner restores from the
   latest it finds, by the same argument;
-* containers the stale writer's collector found unreferenced: those the
-  committed log it shares with the new owner says are dead. (The collector
-  must decide from committed state only, never from writes not yet
-  committed; see the engine's ``VolumeStore.collect``.)
+* containers the stale writer's collector found unreferenced. The
+  collector commits and checkpoints first, so what it finds dead is what
+  the committed log it shares with the new owner says is dead. This holds
+  as long as the collector decides from committed state only: a write
+  that lands in another thread between its checkpoint and its look at the
+  map (not yet committed, and never to be, once fenced) could make a
+  container look dead that the committed state still needs. That window
+  is the engine's, the same on ``local`` for a router that crashes before
+  its next flush; on s3 a delete delayed past a claim widens it.
 
 What remains is a name reused across owners, such as a snapshot deleted
 and created again under the same name: a stale writer's put or delete of
