@@ -4,8 +4,6 @@ real NBD clients see on the edge's socket."""
 import grp
 import json
 import os
-import pwd
-import socket
 import stat
 
 import pytest
@@ -14,6 +12,7 @@ from ovs_cinder.edge import control_client
 from ovs_daemon.devcluster import cluster as cluster_mod
 from tests.functional.clients import qemu_io
 from tests.functional.clients import run
+from tests import unix_peer
 
 pytestmark = pytest.mark.slow
 MiB = 1 << 20
@@ -80,32 +79,6 @@ def test_bad_attach_requests_are_refused_and_attach_nothing(local_vpool, request
     assert edge.list() == []
 
 
-def nbd_greeting_as(path, user, group):
-    """The first bytes the NBD server at ``path`` sends to a process of
-    ``user``:``group`` (no other groups), or None when it may not connect."""
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(reader)
-        try:
-            os.setgroups([])
-            os.setgid(grp.getgrnam(group).gr_gid)
-            os.setuid(pwd.getpwnam(user).pw_uid)
-            with socket.socket(socket.AF_UNIX) as sock:
-                sock.settimeout(10)
-                sock.connect(path)
-                os.write(writer, sock.recv(8))
-        except PermissionError:
-            pass
-        finally:
-            os._exit(0)
-    os.close(writer)
-    with os.fdopen(reader, 'rb') as pipe:
-        greeting = pipe.read()
-    os.waitpid(pid, 0)
-    return greeting or None
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason='connecting as other users needs root')
 def test_a_socket_group_reaches_the_volume_sockets(tmp_path):
     """QEMU runs as another user than the edge: with socket_group, a member
@@ -126,7 +99,7 @@ def test_a_socket_group_reaches_the_volume_sockets(tmp_path):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
         assert os.stat(path).st_gid == grp.getgrnam('daemon').gr_gid
         assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o711
-        assert nbd_greeting_as(path, 'nobody', 'daemon') == b'NBDMAGIC'
-        assert nbd_greeting_as(path, 'nobody', 'nogroup') is None
+        assert unix_peer.exchange_as(path, 'nobody', 'daemon') == b'NBDMAGIC'
+        assert unix_peer.exchange_as(path, 'nobody', 'nogroup') is None
     finally:
         cluster.down()
