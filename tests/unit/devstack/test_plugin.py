@@ -445,3 +445,20 @@ def test_stack_fails_when_the_edge_makes_no_socket(tmp_path):
     result = Stack(tmp_path, EDGE_MAKES_NO_SOCKET='1').stack(check=False)
     assert result.returncode != 0
     assert 'The edge made no control socket' in result.stderr
+
+
+@pytest.mark.parametrize('backends, enabled, default, section', [
+    ('lvm:lvmdriver-1', 'ovs,lvmdriver-1', 'ovs', 'ovs'),
+    ('lvm:lvmdriver-1,ovs:fast', 'lvmdriver-1,fast', 'lvmdriver-1', 'fast'),
+])
+def test_the_ovs_backend_is_added_to_a_given_backend_list(tmp_path, backends, enabled,
+                                                          default, section):
+    node = Stack(tmp_path, CINDER_ENABLED_BACKENDS=backends)
+    node.stack()
+    cinder = node.ini(node.cinder_conf)
+    assert cinder['DEFAULT']['enabled_backends'] == enabled
+    assert cinder['DEFAULT']['default_volume_type'] == default
+    assert cinder[section]['volume_driver'] == 'ovs_cinder.volume.driver.OVSEdgeDriver'
+    assert cinder[section]['volume_backend_name'] == section
+    # lvm's own section is lib/cinder_backends/lvm's business.
+    assert not cinder.has_section('lvmdriver-1')
