@@ -51,7 +51,9 @@ router_opts = [
                       'forwarded to it.'),
     cfg.IntOpt('max_unflushed_mib', default=64, min=1,
                help='Unflushed data a volume may hold before the router '
-                    'flushes it itself.'),
+                    'starts a flush of its own in the background; writes '
+                    'wait for that flush once twice this much is unflushed, '
+                    'so a volume holds at most twice this in memory.'),
     cfg.IntOpt('io_threads', default=8, min=1,
                help='Worker threads for backend and ZooKeeper calls.'),
     cfg.FloatOpt('collect_interval', default=300.0, min=1.0,

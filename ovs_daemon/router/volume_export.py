@@ -3,8 +3,12 @@
 Reads and writes touch only memory (and the page cache of the local
 backend), so they run on the event loop; flush uploads and commits, so it
 runs in a worker thread and the loop keeps serving. When a volume has
-gathered too much unflushed data, the write that passes the limit flushes,
-bounding what a router holds in memory for a client that never flushes.
+gathered more unflushed data than its limit, the router starts a flush of
+its own in the background and writes go on while it uploads; only past
+twice the limit do writes wait for it. That bounds what a router holds in
+memory for a client that never flushes, and keeps the disk and the network
+busy at the same time. A failed background flush loses nothing: its data
+stays unflushed and the next flush retries it.
 
 Every request passes the volume's :class:`~ovs_daemon.router.gate.IOGate`
 before it runs and again before it is acknowledged, so a router whose
@@ -58,6 +62,7 @@ class VolumeExport(export.Export):
         self._max_unflushed = max_unflushed_bytes
         self._on_halt = on_halt
         self._observe = observe
+        self._background_flush = None
 
     @property
     def size(self):
@@ -107,8 +112,22 @@ class VolumeExport(export.Export):
         await self._settle(fua)
 
     async def _settle(self, fua):
-        if fua or self.volume.unflushed_bytes > self._max_unflushed:
+        if fua:
             await self.flush()
+            return
+        unflushed = self.volume.unflushed_bytes
+        if unflushed <= self._max_unflushed:
+            return
+        if self._background_flush is None or self._background_flush.done():
+            self._background_flush = asyncio.ensure_future(self.flush())
+            self._background_flush.add_done_callback(self._background_flush_done)
+        if unflushed > 2 * self._max_unflushed:
+            await asyncio.shield(self._background_flush)
+
+    def _background_flush_done(self, task):
+        if not task.cancelled() and task.exception() is not None:
+            LOG.warning('%s: background flush failed, the next flush retries: %s',
+                        self.name, task.exception())
 
 
 class AttachedExport(export.Export):

@@ -1,0 +1,101 @@
+"""A volume served over NBD: the router's own flush when a client writes a
+lot without flushing (real engine, local backend with faults injected)."""
+
+import asyncio
+import threading
+
+import pytest
+
+from ovs_daemon.backends import base
+from ovs_daemon.backends import local
+from ovs_daemon.engine import volume as volume_mod
+from ovs_daemon.router import volume_export
+
+MiB = 1 << 20
+LIMIT = 1 * MiB
+TUNING = volume_mod.Tuning(container_bytes=256 << 10)
+
+
+class FaultyBackend(local.LocalBackend):
+    """A local backend whose uploads can be held back or made to fail."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.uploads_may_go = threading.Event()
+        self.uploads_may_go.set()
+        self.failures_left = 0
+
+    def put(self, namespace, name, data, key):
+        self.uploads_may_go.wait(30)
+        if self.failures_left:
+            self.failures_left -= 1
+            raise base.BackendError('injected: disk full')
+        super().put(namespace, name, data, key)
+
+
+@pytest.fixture
+def backend(tmp_path):
+    return FaultyBackend(tmp_path / 'store')
+
+
+@pytest.fixture
+def volume(backend):
+    return volume_mod.Volume.create(backend, 'v1', 16 * MiB, base.OwnerKey.generate(1),
+                                    tuning=TUNING)
+
+
+def pattern(n):
+    return bytes([n % 251 + 1]) * MiB
+
+
+async def write_mib(export, first, count):
+    for n in range(first, first + count):
+        await export.write(n * MiB, pattern(n), fua=False)
+
+
+def test_writes_past_the_limit_start_a_flush_of_the_routers_own(backend, volume):
+    async def scenario():
+        export = volume_export.VolumeExport(volume, max_unflushed_bytes=LIMIT)
+        await write_mib(export, 0, 3)
+        for _ in range(100):
+            if volume.unflushed_bytes <= LIMIT:
+                break
+            await asyncio.sleep(0.05)
+    asyncio.run(scenario())
+
+    assert volume.unflushed_bytes <= LIMIT
+    reopened = volume_mod.Volume.open(backend, 'v1', base.OwnerKey.generate(2))
+    assert reopened.read(0, MiB) == pattern(0)
+
+
+def test_writes_go_on_while_the_flush_uploads_and_wait_past_twice_the_limit(backend,
+                                                                          volume):
+    async def scenario():
+        export = volume_export.VolumeExport(volume, max_unflushed_bytes=LIMIT)
+        backend.uploads_may_go.clear()
+        # 2 MiB: past the limit, a flush starts and is held in its upload.
+        await asyncio.wait_for(write_mib(export, 0, 2), timeout=5)
+        # Past twice the limit the next write waits for that flush.
+        blocked = asyncio.ensure_future(write_mib(export, 2, 1))
+        await asyncio.sleep(0.3)
+        waited = not blocked.done()
+        backend.uploads_may_go.set()
+        await asyncio.wait_for(blocked, timeout=10)
+        return waited
+    assert asyncio.run(scenario())
+    assert volume.read(2 * MiB, MiB) == pattern(2)
+
+
+def test_a_failed_background_flush_loses_nothing(backend, volume):
+    async def scenario():
+        export = volume_export.VolumeExport(volume, max_unflushed_bytes=LIMIT)
+        backend.failures_left = 1
+        await write_mib(export, 0, 2)
+        await asyncio.sleep(0.2)
+        await export.flush()
+    asyncio.run(scenario())
+
+    assert backend.failures_left == 0     # the background flush did fail once
+    reopened = volume_mod.Volume.open(backend, 'v1', base.OwnerKey.generate(2))
+    for n in range(2):
+        assert reopened.read(n * MiB, MiB) == pattern(n)
