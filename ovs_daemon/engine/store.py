@@ -110,14 +110,15 @@ class VolumeStore:
         state under the volume's locks and deletes with the volume's key,
         so a collector of a fenced copy removes nothing.
         """
-        kept_snapshots = set(volume.snapshots) | \
-            set(self.dependents(volume.namespace).values())
-        volume.checkpoint()
-        referenced = volume.referenced_containers()
-        committed = volume.committed_containers()
-        for snap in kept_snapshots:
-            raw = self.backend.get(volume.namespace,
-                                   records.snapshot_name(snap))
+        # A snapshot made after the checkpoint refers to containers the
+        # checkpoint's map refers to, or to newer ones: none is removed.
+        referenced, committed, snapshots = volume.checkpoint()
+        clones_need = set(self.dependents(volume.namespace).values())
+        for snap in snapshots | clones_need:
+            try:
+                raw = self.backend.get(volume.namespace, records.snapshot_name(snap))
+            except backends.NotFound:
+                continue  # deleted since the checkpoint
             referenced |= records.decode_map_state(raw)['map'].containers()
         removed = 0
         for name in self.backend.list(volume.namespace,
@@ -127,14 +128,10 @@ class VolumeStore:
             if number in referenced and current and current[0] == epoch:
                 continue
             if epoch == volume.key.epoch and number not in committed:
-                continue  # being written by this owner right now
+                continue  # being written, or committed since the checkpoint
             self.backend.delete(volume.namespace, name, volume.key)
             removed += 1
-        for name in self.backend.list(volume.namespace,
-                                      records.SNAPSHOT_PREFIX):
-            if name[len(records.SNAPSHOT_PREFIX):] not in kept_snapshots:
-                self.backend.delete(volume.namespace, name, volume.key)
-                removed += 1
+        removed += volume.remove_stale_snapshot_objects(clones_need)
         volume.forget_containers(set(committed) - referenced)
         return removed
 

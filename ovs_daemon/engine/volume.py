@@ -385,18 +385,39 @@ class Volume:
         with self._flush_lock:
             self._commit()
 
-    def _commit(self, extra_ops=(), before_record=None):
+    def _commit(self, extra_ops=(), before_record=None, checkpoint=False):
         """Upload the sealed containers and commit one record. Called with
         ``_flush_lock`` held. ``before_record(map_copy)`` runs after the
-        seal, before the record, with the map as of the seal."""
+        seal, before the record, with the map as of the seal.
+
+        A checkpoint (forced by ``checkpoint``, or due) follows a commit of
+        writes alone: its map is copied at the seal, because writes go on
+        while containers upload and the live map soon holds writes no
+        record covers. Returns the checkpoint's map, or None.
+        """
         with self._lock:
             self._check_live()
             if not self._ops and not extra_ops:
-                return
-            self._open_container = None
-            containers = dict(self._buffers)
-            ops, self._ops = self._ops, []
-            frozen = self.map.copy() if before_record else None
+                # Nothing uncommitted: the live map is the committed state.
+                frozen = self.map.copy() if checkpoint else None
+                containers = None
+            else:
+                self._open_container = None
+                containers = dict(self._buffers)
+                ops, self._ops = self._ops, []
+                checkpoint = not extra_ops and (checkpoint or self._checkpoint_due())
+                frozen = self.map.copy() if before_record or checkpoint else None
+        if containers is not None:
+            record = self._upload_and_record(containers, ops, extra_ops, before_record,
+                                             frozen)
+            self._records_since_checkpoint += 1
+            self._bytes_since_checkpoint += len(record)
+        if checkpoint:
+            self._checkpoint(frozen)
+            return frozen
+        return None
+
+    def _upload_and_record(self, containers, ops, extra_ops, before_record, frozen):
         try:
             added = {}
             for number, data in containers.items():
@@ -420,13 +441,11 @@ class Volume:
                 self._buffers.pop(number, None)
             for op in extra_ops:
                 self._apply(op)
-        self._records_since_checkpoint += 1
-        self._bytes_since_checkpoint += len(record)
-        if self._records_since_checkpoint >= \
-                self.tuning.checkpoint_every_records or \
-                self._bytes_since_checkpoint >= \
-                self.tuning.checkpoint_every_bytes:
-            self._checkpoint()
+        return record
+
+    def _checkpoint_due(self):
+        return (self._records_since_checkpoint + 1 >= self.tuning.checkpoint_every_records
+                or self._bytes_since_checkpoint >= self.tuning.checkpoint_every_bytes)
 
     def _append_record(self, record):
         slot = self._next_slot
@@ -449,13 +468,14 @@ class Volume:
             return found == slot and raw == record
         return False
 
-    def _checkpoint(self):
-        """Write the whole state as of the last record, then drop the log
-        before it. Called with ``_flush_lock`` held."""
+    def _checkpoint(self, committed_map):
+        """Write the state as of the last record (``committed_map``, the
+        map as of its seal), then drop the log before it. Called with
+        ``_flush_lock`` held."""
         with self._lock:
             slot = self._next_slot - 1
             state = records.encode_map_state(
-                self.size, self.map.copy(), dict(self._containers),
+                self.size, committed_map, dict(self._containers),
                 snapshots=dict(self.snapshots))
         try:
             self.backend.put(self.namespace, records.checkpoint_name(slot),
@@ -473,9 +493,15 @@ class Volume:
         self._bytes_since_checkpoint = 0
 
     def checkpoint(self):
+        """Commit and checkpoint; returns what the committed state holds:
+        ``(containers its map refers to, {container: [epoch, blocks]} of
+        every committed container, snapshot names)``, all as of one
+        moment. Containers committed later are numbered higher."""
         with self._flush_lock:
-            self._commit()
-            self._checkpoint()
+            committed_map = self._commit(checkpoint=True)
+            with self._lock:
+                return (committed_map.containers(), dict(self._containers),
+                        set(self.snapshots))
 
     # Metadata operations: each commits everything written before it.
 
@@ -545,14 +571,18 @@ class Volume:
 
     # Facts
 
-    def referenced_containers(self):
-        """Containers that the live map refers to."""
-        with self._lock:
-            return self.map.containers()
-
-    def committed_containers(self):
-        with self._lock:
-            return dict(self._containers)
+    def remove_stale_snapshot_objects(self, keep):
+        """Delete snapshot map objects of snapshots that are gone, except
+        those named in ``keep`` (clones read them). Returns how many.
+        Under ``_flush_lock``: no snapshot is created meanwhile."""
+        removed = 0
+        with self._flush_lock:
+            for name in self.backend.list(self.namespace, records.SNAPSHOT_PREFIX):
+                snapshot = name[len(records.SNAPSHOT_PREFIX):]
+                if snapshot not in self.snapshots and snapshot not in keep:
+                    self.backend.delete(self.namespace, name, self.key)
+                    removed += 1
+        return removed
 
     def forget_containers(self, numbers):
         """The collector removed these containers."""

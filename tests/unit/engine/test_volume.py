@@ -1,6 +1,7 @@
 """Scenarios of the volume engine on the local backend."""
 
 import os
+import threading
 
 import pytest
 
@@ -10,6 +11,7 @@ from ovs_daemon.engine import errors
 from ovs_daemon.engine import records
 from ovs_daemon.engine import store as store_mod
 from ovs_daemon.engine import volume as volume_mod
+from tests.unit.faulty_backend import FaultyBackend
 
 MiB = 1 << 20
 TiB = 1 << 40
@@ -190,3 +192,52 @@ def test_snapshot_revert_and_extend(store):
     assert (vol.size, vol.read(0, 4096)) == (MiB, b'1' * 4096)
     with pytest.raises(errors.SnapshotNotFound):
         vol.revert('nope')
+
+
+# Writes go on while a commit uploads: what a checkpoint or the collector
+# takes for the committed state must be the state as of the seal.
+
+@pytest.fixture
+def faulty_store(tmp_path):
+    return store_mod.VolumeStore(FaultyBackend(tmp_path / 'backend'))
+
+
+def run_while_uploads_are_held(backend, commit, meanwhile):
+    """Run ``commit`` in a thread, hold its uploads, run ``meanwhile``."""
+    backend.uploads_may_go.clear()
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(result=commit()))
+    thread.start()
+    assert backend.upload_waiting.wait(10)
+    meanwhile()
+    backend.uploads_may_go.set()
+    thread.join(10)
+    return outcome.get('result')
+
+
+def test_a_checkpoint_holds_no_write_made_during_its_commit(faulty_store):
+    store = store_mod.VolumeStore(faulty_store.backend,
+                                  volume_mod.Tuning(checkpoint_every_records=1))
+    vol = store.create('v', 8 * MiB, key(1))
+    vol.write(0, b'a' * 4096)
+
+    run_while_uploads_are_held(store.backend, vol.flush,
+                               lambda: vol.write(4096, b'b' * 4096))
+
+    # The owner dies before flushing again: the next one sees the first
+    # write, and the second (never committed) reads as zeroes, not an error.
+    again = store.open('v', key(2))
+    assert again.read(0, 8192) == b'a' * 4096 + bytes(4096)
+
+
+def test_the_collector_keeps_what_the_committed_state_refers_to(faulty_store):
+    vol = faulty_store.create('v', 8 * MiB, key(1))
+    vol.write(0, b'a' * 4096)
+    vol.flush()
+    vol.write(4096, b'b' * 4096)     # something for the collector's commit
+
+    run_while_uploads_are_held(faulty_store.backend, lambda: faulty_store.collect(vol),
+                               lambda: vol.write(0, b'c' * 4096))
+
+    again = faulty_store.open('v', key(2))
+    assert again.read(0, 8192) == b'a' * 4096 + b'b' * 4096

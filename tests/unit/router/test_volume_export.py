@@ -2,35 +2,17 @@
 lot without flushing (real engine, local backend with faults injected)."""
 
 import asyncio
-import threading
 
 import pytest
 
 from ovs_daemon.backends import base
-from ovs_daemon.backends import local
 from ovs_daemon.engine import volume as volume_mod
 from ovs_daemon.router import volume_export
+from tests.unit.faulty_backend import FaultyBackend
 
 MiB = 1 << 20
 LIMIT = 1 * MiB
 TUNING = volume_mod.Tuning(container_bytes=256 << 10)
-
-
-class FaultyBackend(local.LocalBackend):
-    """A local backend whose uploads can be held back or made to fail."""
-
-    def __init__(self, path):
-        super().__init__(path)
-        self.uploads_may_go = threading.Event()
-        self.uploads_may_go.set()
-        self.failures_left = 0
-
-    def put(self, namespace, name, data, key):
-        self.uploads_may_go.wait(30)
-        if self.failures_left:
-            self.failures_left -= 1
-            raise base.BackendError('injected: disk full')
-        super().put(namespace, name, data, key)
 
 
 @pytest.fixture

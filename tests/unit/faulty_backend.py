@@ -1,0 +1,25 @@
+"""A local backend whose uploads (``put``) a test can hold back or fail."""
+
+import threading
+
+from ovs_daemon.backends import base
+from ovs_daemon.backends import local
+
+
+class FaultyBackend(local.LocalBackend):
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.uploads_may_go = threading.Event()
+        self.uploads_may_go.set()
+        self.upload_waiting = threading.Event()
+        self.failures_left = 0
+
+    def put(self, namespace, name, data, key):
+        if not self.uploads_may_go.is_set():
+            self.upload_waiting.set()
+            self.uploads_may_go.wait(30)
+        if self.failures_left:
+            self.failures_left -= 1
+            raise base.BackendError('injected: disk full')
+        super().put(namespace, name, data, key)
