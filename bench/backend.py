@@ -20,6 +20,7 @@ import statistics
 import tempfile
 import time
 
+from bench import results
 from bench import engine as engine_bench
 from ovs_daemon.backends import base
 from ovs_daemon.backends import local
@@ -133,10 +134,7 @@ def main():
     lines += ['| %s | %s | %s |' % (name, value, s3[name])
               for name, value in local_figures.items()]
     text = '\n'.join(lines)
-    print(text)
-    os.makedirs(os.path.dirname(args.results) or '.', exist_ok=True)
-    with open(args.results, 'w') as f:
-        f.write(text + '\n')
+    results.publish(text, args.results)
 
 
 if __name__ == '__main__':

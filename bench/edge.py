@@ -22,6 +22,7 @@ import shutil
 import statistics
 import tempfile
 
+from bench import results
 from bench import fio as fio_mod
 from ovs_cinder.edge import control_client
 from ovs_daemon.devcluster import cluster as cluster_mod
@@ -149,10 +150,7 @@ def main():
         network.destroy()
         shutil.rmtree(workdir, ignore_errors=True)
     text = report(pauses, fio_results)
-    print(text)
-    os.makedirs(os.path.dirname(args.results), exist_ok=True)
-    with open(args.results, 'w') as f:
-        f.write(text + '\n')
+    results.publish(text, args.results)
 
 
 if __name__ == '__main__':

@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import time
 
+from bench import results
 from ovs_daemon.backends import base
 from ovs_daemon.backends import local
 from ovs_daemon.engine import store as store_mod
@@ -129,10 +130,7 @@ def main():
     lines = ['| figure | value |', '|---|---|']
     lines += ['| %s | %s |' % row for row in rows]
     text = '\n'.join(lines)
-    print(text)
-    os.makedirs(os.path.dirname(args.results) or '.', exist_ok=True)
-    with open(args.results, 'w') as f:
-        f.write(text + '\n')
+    results.publish(text, args.results)
 
 
 if __name__ == '__main__':

@@ -24,6 +24,7 @@ import statistics
 import tempfile
 import time
 
+from bench import results
 from bench import fio as fio_mod
 from ovs_daemon.devcluster import cluster as cluster_mod
 from ovs_daemon.nbd import client as nbd_client
@@ -155,10 +156,7 @@ def main():
         cluster.down()
         shutil.rmtree(workdir, ignore_errors=True)
     text = report(handover, steal, fio_results, args)
-    print(text)
-    os.makedirs(os.path.dirname(args.results), exist_ok=True)
-    with open(args.results, 'w') as f:
-        f.write(text + '\n')
+    results.publish(text, args.results)
 
 
 if __name__ == '__main__':
