@@ -1,18 +1,21 @@
 """Benchmark: the volume engine on the s3 backend next to local, in one run
 (not a test).
 
-    .venv/bin/python -m bench.backend [--data-mib 256] [--ops 5000]
+    .venv/bin/python -m bench.backend [--data-mib 256] [--ops 5000] [--rounds 2]
 
 The s3 store is moto's S3 server, started here in a process of its own and
 stopped by its PID, or the real store named by OVS_TEST_S3_ENDPOINT and
 OVS_TEST_S3_BUCKET (see tests/unit/s3_store.py). Single-threaded calls into
-the engine; each figure is measured on local, then on s3. Prints a table
+the engine; each figure is measured on local, then on s3. Then fio's nbd
+engine (4 KiB random read/write at queue depth 16, 1 MiB sequential write)
+straight to a router on each backend, alternating (medians). Prints a table
 and writes it to results/backend.md. moto keeps objects in memory and
 answers on loopback: its figures show the cost of the protocol and of the
 engine's request pattern, not of a real store's disks and network.
 """
 
 import argparse
+import contextlib
 import os
 import random
 import shutil
@@ -22,8 +25,10 @@ import time
 
 from bench import results
 from bench import engine as engine_bench
+from bench import fio as fio_mod
 from ovs_daemon.backends import base
 from ovs_daemon.backends import local
+from ovs_daemon.devcluster import cluster as cluster_mod
 from ovs_daemon.engine import store as store_mod
 from tests.unit import s3_store
 
@@ -95,7 +100,10 @@ def engine_figures(backend, data_mib, ops):
     return figures
 
 
-def s3_figures(data_mib, ops, workdir):
+@contextlib.contextmanager
+def s3_place(workdir):
+    """``(place, where)``: a fresh prefix on moto's server (started here)
+    or on the store OVS_TEST_S3_* names; removed afterwards."""
     place = s3_store.configured_place()
     server = None
     if place is None:
@@ -106,8 +114,7 @@ def s3_figures(data_mib, ops, workdir):
             place = server.place()
         place = place.under(s3_store.fresh_prefix())
         try:
-            return engine_figures(place.backend(), data_mib, ops), \
-                'moto' if server else place.endpoint_url or 'aws'
+            yield place, 'moto' if server else place.endpoint_url or 'aws'
         finally:
             s3_store.remove_prefix(place)
     finally:
@@ -115,10 +122,51 @@ def s3_figures(data_mib, ops, workdir):
             server.stop()
 
 
+def router_backend_options(place):
+    """A router's [backend] section for ``place``."""
+    access, secret = place.credentials or (None, None)
+    options = {'backend': 's3', 's3_bucket': place.bucket, 's3_prefix': place.prefix,
+               's3_endpoint_url': place.endpoint_url, 's3_region': place.region,
+               's3_access_key': access, 's3_secret_key': secret}
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def router_figures(place, args, workdir):
+    """fio straight to one router on local and one on s3, alternating."""
+    clusters = {'local': cluster_mod.Cluster(os.path.join(workdir, 'vpool-local')),
+                's3': cluster_mod.Cluster(os.path.join(workdir, 'vpool-s3'))}
+    try:
+        clusters['local'].up(routers=1)
+        clusters['s3'].up(routers=1,
+                          options={'backend': router_backend_options(place)})
+        targets = []
+        for name, cluster in clusters.items():
+            cluster.client().create_volume('fio', args.fio_size_mib * MiB)
+            targets.append((name, 'nbd://%s/fio' % cluster.router('r1')['nbd']))
+        return fio_mod.alternate(targets, args.rounds, args.runtime, args.fio_size_mib,
+                                 workdir)
+    finally:
+        for cluster in clusters.values():
+            cluster.down()
+
+
+def router_rows(fio_results):
+    rows = []
+    for workload, _ in fio_mod.WORKLOADS:
+        for unit in ('iops', 'mib_s'):
+            rows.append(('router, fio %s (%s)' % (workload, unit.replace('mib_s', 'MiB/s')),
+                         '%.0f' % fio_mod.median(fio_results[workload, 'local'], unit),
+                         '%.0f' % fio_mod.median(fio_results[workload, 's3'], unit)))
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--data-mib', type=int, default=256)
     parser.add_argument('--ops', type=int, default=5000)
+    parser.add_argument('--rounds', type=int, default=2, help='fio rounds (medians)')
+    parser.add_argument('--runtime', type=int, default=3, help='seconds per fio run')
+    parser.add_argument('--fio-size-mib', type=int, default=256)
     parser.add_argument('--workdir')
     parser.add_argument('--results', default='results/backend.md')
     args = parser.parse_args()
@@ -127,12 +175,16 @@ def main():
         local_figures = engine_figures(
             local.LocalBackend(os.path.join(workdir, 'local')),
             args.data_mib, args.ops)
-        s3, where = s3_figures(args.data_mib, args.ops, workdir)
+        with s3_place(workdir) as (place, where):
+            s3 = engine_figures(place.backend(), args.data_mib, args.ops)
+        with s3_place(workdir) as (place, _):
+            rows = router_rows(router_figures(place, args, workdir))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     lines = ['| figure | local | s3 (%s) |' % where, '|---|---|---|']
     lines += ['| %s | %s | %s |' % (name, value, s3[name])
               for name, value in local_figures.items()]
+    lines += ['| %s | %s | %s |' % row for row in rows]
     text = '\n'.join(lines)
     results.publish(text, args.results)
 
