@@ -142,6 +142,9 @@ def test_up_refuses_a_running_cluster_and_replaces_a_stopped_one(make_cluster, w
     # As after a reboot: nothing runs, cluster.json stays behind.
     first.kill_router('r1')
     os.kill(first.zookeeper_pid, signal.SIGKILL)
+    # A JVM takes a moment to die of SIGKILL.
+    cluster_mod.Cluster.wait_until(lambda: not helpers.alive(first.zookeeper_pid),
+                                   timeout=10, what='ZooKeeper gone')
     second = make_cluster().up(routers=1)
 
     assert described(workdir)['routers'][0]['pid'] == second.router('r1')['pid']
