@@ -52,8 +52,10 @@ def fio(uri, options, runtime, size_mib, workdir):
             "--size=%dM" % size_mib, "--time_based",
             "--runtime=%d" % runtime, "--ramp_time=1",
             "--output-format=json"] + options
-    result = subprocess.run(args, capture_output=True, text=True,
-                            check=True, cwd=workdir)
+    result = subprocess.run(args, capture_output=True, text=True, cwd=workdir)
+    if result.returncode != 0:
+        raise RuntimeError('fio failed (%d) on %s:\n%s%s' % (
+            result.returncode, uri, result.stdout[-2000:], result.stderr[-2000:]))
     # The nbd engine prints a line of its own before the JSON.
     report = result.stdout[result.stdout.index("{"):]
     job = json.loads(report)["jobs"][0]

@@ -90,11 +90,13 @@ class FramedConnection(asyncio.BufferedProtocol):
         self._end += nbytes
         if self._framing:
             self._parse()
-        elif self._end - self._start > MAX_HANDSHAKE_BACKLOG:
-            # No handshake has this much in flight: a flood, not a peer.
-            self.transport.abort()
-        else:
-            self._wake_reader()
+            return
+        if self._end - self._start > MAX_HANDSHAKE_BACKLOG:
+            # A client may send its first requests (megabytes of writes)
+            # right after our last handshake reply, before framing starts:
+            # read no more until the handshake has consumed what it needs.
+            self.pause_receiving()
+        self._wake_reader()
 
     def eof_received(self):
         return False  # close our side too; NBD has no half-open use
@@ -117,6 +119,9 @@ class FramedConnection(asyncio.BufferedProtocol):
             await self._waiter
         data = bytes(self._view[self._start:self._start + n])
         self._start += n
+        if self._receiving_paused and self._end - self._start <= MAX_HANDSHAKE_BACKLOG:
+            self._receiving_paused = False
+            self.transport.resume_reading()
         return data
 
     def _wake_reader(self):
@@ -127,7 +132,10 @@ class FramedConnection(asyncio.BufferedProtocol):
 
     def start_framing(self):
         self._framing = True
-        self._parse()
+        if self._receiving_paused:
+            self.resume_receiving()
+        else:
+            self._parse()
 
     def expect_payload(self, length, callback):
         """Deliver the next `length` bytes as a bytearray to callback."""
