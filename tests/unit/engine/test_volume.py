@@ -18,14 +18,22 @@ TiB = 1 << 40
 
 
 @pytest.fixture
-def store(tmp_path):
+def store(request, tmp_path):
+    """A store on the local backend, or on s3 for tests marked
+    ON_EACH_BACKEND."""
+    if getattr(request, 'param', 'local') == 's3':
+        return store_mod.VolumeStore(request.getfixturevalue('s3_test_place').backend())
     return store_mod.VolumeStore(local.LocalBackend(tmp_path / 'backend'))
+
+
+ON_EACH_BACKEND = pytest.mark.parametrize('store', ['local', 's3'], indirect=True)
 
 
 def key(epoch):
     return base.OwnerKey.generate(epoch)
 
 
+@ON_EACH_BACKEND
 def test_second_owner_fences_the_first(store):
     first = store.create('v', 8 * MiB, key(1))
     first.write(0, b'a' * 4096)
@@ -45,6 +53,7 @@ def test_second_owner_fences_the_first(store):
         b'a' * 4096 + bytes(8192)
 
 
+@ON_EACH_BACKEND
 def test_fenced_writer_cannot_sneak_a_commit_in(store):
     first = store.create('v', MiB, key(1))
     store.open('v', key(2))
@@ -157,6 +166,7 @@ def test_deleted_parent_is_kept_until_its_last_clone_goes(store):
     assert store.backend.list_namespaces() == []
 
 
+@ON_EACH_BACKEND
 def test_collector_removes_overwritten_and_fenced_containers(store):
     vol = store.create('v', MiB, key(1))
     for _ in range(3):
