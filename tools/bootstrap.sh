@@ -7,8 +7,8 @@ set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${OVS_VENV:-$top/.venv}
 
-apt_packages=(zookeeper nbdkit libnbd-bin qemu-utils fio nftables iproute2 procps shellcheck)
-commands_of_packages=(/usr/share/java/zookeeper.jar nbdkit nbdinfo qemu-io fio nft ip pgrep shellcheck)
+apt_packages=(zookeeper nbdkit libnbd-bin qemu-utils fio nftables iproute2 procps shellcheck systemd)
+commands_of_packages=(/usr/share/java/zookeeper.jar nbdkit nbdinfo qemu-io fio nft ip pgrep shellcheck systemd-analyze)
 
 missing=()
 for i in "${!apt_packages[@]}"; do
