@@ -148,11 +148,11 @@ class _Owner:
 
 class S3Backend(base.Backend):
 
-    def __init__(self, settings, client=None):
+    def __init__(self, settings):
         self.settings = settings
         self.bucket = settings.bucket
         self.prefix = settings.prefix
-        self._client = client or s3_calls.make_client(settings)
+        self._client = s3_calls.make_client(settings)
         self._backoff = s3_calls.Backoff(settings)
 
     def __repr__(self):

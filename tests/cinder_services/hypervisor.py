@@ -6,6 +6,7 @@ host's network namespace: the os-brick calls nova makes, and a guest.
     hypervisor.py disconnect [--force]       {"attachment", "device_info"} on stdin
     hypervisor.py guest SOCKET VOLUME DIR    a verifying guest writer until DIR/stop
     hypervisor.py verify SOCKET VOLUME DIR   check the guest's writes (DIR/guest.json)
+    hypervisor.py attached                   the volumes this host's edge has attached
 
 The edge's control socket comes from ``OVS_EDGE_CONTROL_SOCKET``, as for
 nova-compute. Run it in a process of its own: the test process is
@@ -24,6 +25,7 @@ import os_brick.privileged
 from nova.volume import cinder as nova_cinder
 
 from ovs_cinder.brick import connector as ovs_connector
+from ovs_cinder.edge import control_client
 from ovs_daemon.devcluster import guest as guest_mod
 
 
@@ -84,10 +86,17 @@ def verify(socket_path, volume, directory):
     with open(os.path.join(directory, 'guest.json')) as f:
         state = json.load(f)
     writer = guest_mod.GuestWriter(guest_mod.unix_connector(socket_path, volume))
+    # Checked as durable writes are: the routers held every acknowledged
+    # write, only the guest's host was lost.
     writer.durable = {int(b): seq for b, seq in state['acked'].items()}
     writer.attempted = {int(b): seq for b, seq in state['attempted'].items()}
     checked, wrong = writer.verify(durable_only=True)
     return {'checked': checked, 'wrong': wrong}
+
+
+def attached():
+    return [v['volume'] for v in
+            control_client.EdgeControlClient(ovs_connector.control_socket()).list()]
 
 
 def main(argv):
@@ -102,6 +111,8 @@ def main(argv):
         result = guest(*args)
     elif command == 'verify':
         result = verify(*args)
+    elif command == 'attached':
+        result = attached()
     else:
         raise SystemExit('unknown command %r' % command)
     json.dump(result, sys.stdout)

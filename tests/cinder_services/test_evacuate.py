@@ -70,11 +70,7 @@ class Hypervisor:
                          timeout=120)
 
     def attached_volumes(self):
-        listing = self.host.exec(['env', 'PYTHONPATH=%s' % ROOT, sys.executable, '-c',
-                                  'import json, sys; from ovs_cinder.edge import control_client;'
-                                  'print(json.dumps(control_client.EdgeControlClient('
-                                  'sys.argv[1]).list()))', self.edge['control']])
-        return [v['volume'] for v in json.loads(listing.stdout)]
+        return self._run('attached')
 
 
 class Guest:
