@@ -6,6 +6,7 @@ from oslo_config import cfg
 
 edge_opts = [
     cfg.StrOpt('host', default=socket.gethostname(),
+               sample_default='<current_hostname>',
                help='This host\'s name, as Cinder knows it (connector["host"]).'),
     cfg.StrOpt('site', default='default',
                help='Failure domain of this host: the edge fails over to '
