@@ -36,7 +36,7 @@ import tempfile
 
 from bench import results
 from bench import fio as fio_mod
-from ovs_cinder.edge import control_client
+from ovs_daemon.api import edge_client
 from ovs_daemon.devcluster import cluster as cluster_mod
 from ovs_daemon.devcluster import guest as guest_mod
 from ovs_daemon.devcluster import netns
@@ -53,7 +53,7 @@ class Bench:
         self.cluster = cluster
         self.hosts = hosts
         self.api = cluster.client()
-        self.edge = control_client.EdgeControlClient(edge['control'])
+        self.edge = edge_client.EdgeControlClient(edge['control'])
         self.count = 0
 
     def attach(self, size, router='r1'):

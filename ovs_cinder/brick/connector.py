@@ -45,7 +45,7 @@ from os_brick.initiator import connector as brick_connector
 from os_brick.initiator.connectors import base
 from oslo_log import log as logging
 
-from ovs_cinder.edge import control_client
+from ovs_daemon.api import edge_client
 
 LOG = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class OVSEdgeConnector(base.BaseLinuxConnector):
 
     def __init__(self, root_helper, driver=None, *args, **kwargs):
         super().__init__(root_helper, driver, *args, **kwargs)
-        self.edge = control_client.EdgeControlClient(control_socket())
+        self.edge = edge_client.EdgeControlClient(control_socket())
 
     @staticmethod
     def get_connector_properties(root_helper, *args, **kwargs):
@@ -77,8 +77,8 @@ class OVSEdgeConnector(base.BaseLinuxConnector):
         site = os.environ.get('OVS_EDGE_SITE')
         if site is None:
             try:
-                site = control_client.EdgeControlClient(path, timeout=5).status()['site']
-            except control_client.EdgeError as exc:
+                site = edge_client.EdgeControlClient(path, timeout=5).status()['site']
+            except edge_client.EdgeError as exc:
                 LOG.warning('OVS edge not reachable at %s: %s', path, exc)
         properties = {'ovs_edge_socket': path}
         if site is not None:
@@ -95,14 +95,14 @@ class OVSEdgeConnector(base.BaseLinuxConnector):
     def get_all_available_volumes(self, connection_properties=None):
         try:
             return [v['socket'] for v in self.edge.list()]
-        except control_client.EdgeError:
+        except edge_client.EdgeError:
             return []
 
     def check_valid_device(self, path, run_as_root=True):
         try:
             return any(v['socket'] == path and v['state'] == 'connected'
                        for v in self.edge.list())
-        except control_client.EdgeError:
+        except edge_client.EdgeError:
             return False
 
     @base.synchronized('ovs_edge')
@@ -113,7 +113,7 @@ class OVSEdgeConnector(base.BaseLinuxConnector):
                                       connection_properties['token'])
         except KeyError as exc:
             raise OVSEdgeError(reason='connection properties lack %s' % exc) from None
-        except control_client.EdgeError as exc:
+        except edge_client.EdgeError as exc:
             raise OVSEdgeError(reason='cannot attach %s: %s' % (volume, exc)) from exc
         LOG.info('Attached %s through the OVS edge at %s', volume, answer['socket'])
         return {'type': 'nbd', 'path': answer['socket'], 'uri': answer['uri'],
@@ -131,11 +131,11 @@ class OVSEdgeConnector(base.BaseLinuxConnector):
         volume, vpool = _volume_of(connection_properties)
         try:
             answer = self.edge.detach(volume, vpool)
-        except control_client.EdgeUnavailable as exc:
+        except edge_client.EdgeUnavailable as exc:
             # No edge running: nothing is attached here.
             LOG.warning('OVS edge unavailable while detaching %s: %s', volume, exc)
             return
-        except control_client.EdgeError as exc:
+        except edge_client.EdgeError as exc:
             if force or ignore_errors:
                 LOG.warning('Ignoring failed detach of %s: %s', volume, exc)
                 return
@@ -146,14 +146,14 @@ class OVSEdgeConnector(base.BaseLinuxConnector):
         volume, vpool = _volume_of(connection_properties)
         try:
             return self.edge.refresh(volume, vpool)
-        except control_client.EdgeError as exc:
+        except edge_client.EdgeError as exc:
             raise OVSEdgeError(reason='cannot extend %s: %s' % (volume, exc)) from exc
 
     def _attached(self, connection_properties):
         volume, vpool = _volume_of(connection_properties)
         try:
             volumes = self.edge.list()
-        except control_client.EdgeError:
+        except edge_client.EdgeError:
             return None
         for attached in volumes:
             if (attached['volume'], attached['vpool']) == (volume, vpool):

@@ -26,6 +26,7 @@ import re
 import sys
 
 from ovs_daemon.api import client as api_client
+from ovs_daemon.api import edge_client
 from ovs_daemon.api import token as token_mod
 
 _UNITS = {'': 1, 'b': 1, 'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30, 't': 1 << 40}
@@ -134,8 +135,6 @@ def status(client, args):
 
 
 def _edge(args):
-    # Imported here: ovs_daemon does not depend on ovs_cinder otherwise.
-    from ovs_cinder.edge import control_client
     path = args.edge_socket or os.environ.get('OVS_EDGE_SOCKET')
     cluster_file = _cluster_file(args)
     if not path and cluster_file:
@@ -143,29 +142,29 @@ def _edge(args):
             path = json.load(f).get('edge', {}).get('control')
     if not path:
         path = '/run/ovs-edge/control.sock'
-    return control_client, control_client.EdgeControlClient(path)
+    return edge_client.EdgeControlClient(path)
 
 
 def attach(client, args):
     """Attach through the local edge, as the os-brick connector does."""
-    control_client, edge = _edge(args)
+    edge = _edge(args)
     try:
         host = edge.status()['host']
         token = client.create_attachment(args.volume, host)['token']
         routers = [{k: r.get(k) for k in ('id', 'site', 'api', 'nbd')}
                    for r in client.routers()]
         answer = edge.attach(args.volume, args.vpool, routers, token)
-    except control_client.EdgeError as exc:
+    except edge_client.EdgeError as exc:
         raise AdminError('edge: %s' % exc) from None
     return answer if args.json else answer['uri']
 
 
 def detach(client, args):
-    control_client, edge = _edge(args)
+    edge = _edge(args)
     try:
         host = edge.status()['host']
         answer = edge.detach(args.volume, args.vpool)
-    except control_client.EdgeError as exc:
+    except edge_client.EdgeError as exc:
         raise AdminError('edge: %s' % exc) from None
     client.delete_attachment(args.volume, host)
     return answer if args.json else 'detached %s%s' % (

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 
-from ovs_cinder.edge import control_client
+from ovs_daemon.api import edge_client
 from ovs_daemon.cmd import admin
 from ovs_daemon.devcluster import cluster as cluster_mod
 from ovs_daemon.devcluster import guest as guest_mod
@@ -66,7 +66,7 @@ def run(workdir, seconds):
         say('Created volume demo: 256 MiB, owner %s, epoch %d' % (record['owner'],
                                                                     record['epoch']))
         token = api.create_attachment('demo', 'hv1')['token']
-        attached = control_client.EdgeControlClient(edge['control']).attach(
+        attached = edge_client.EdgeControlClient(edge['control']).attach(
             'demo', cluster.state['vpool'], cluster.connection_routers(), token)
         say('Attached through the edge: %s' % attached['uri'])
 

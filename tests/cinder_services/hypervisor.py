@@ -37,7 +37,7 @@ import os_brick.privileged
 from nova.volume import cinder as nova_cinder
 
 from ovs_cinder.brick import connector as ovs_connector
-from ovs_cinder.edge import control_client
+from ovs_daemon.api import edge_client
 from ovs_daemon.devcluster import guest as guest_mod
 
 
@@ -108,7 +108,7 @@ def verify(socket_path, volume, directory):
 
 def attached():
     return [v['volume'] for v in
-            control_client.EdgeControlClient(ovs_connector.control_socket()).list()]
+            edge_client.EdgeControlClient(ovs_connector.control_socket()).list()]
 
 
 def main(argv):

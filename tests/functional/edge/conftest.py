@@ -12,7 +12,7 @@
 
 import pytest
 
-from ovs_cinder.edge import control_client
+from ovs_daemon.api import edge_client
 from ovs_daemon.devcluster import cluster as cluster_mod
 from ovs_daemon.devcluster import guest as guest_mod
 
@@ -53,7 +53,7 @@ class Hypervisor:
     def __init__(self, vpool, name):
         self.vpool = vpool
         self.name = name
-        self.edge = control_client.EdgeControlClient(vpool.edge(name)['control'])
+        self.edge = edge_client.EdgeControlClient(vpool.edge(name)['control'])
 
     def attach(self, volume, routers=None):
         token = self.vpool.client().create_attachment(volume, self.name)['token']

@@ -20,7 +20,7 @@ import stat
 
 import pytest
 
-from ovs_cinder.edge import control_client
+from ovs_daemon.api import edge_client
 from ovs_daemon.devcluster import cluster as cluster_mod
 from tests.functional.clients import qemu_io
 from tests.functional.clients import run
@@ -44,7 +44,7 @@ def local_vpool(tmp_path):
 def test_attach_serves_real_clients_and_detach_is_idempotent(local_vpool, tmp_path):
     api = local_vpool.client()
     api.create_volume('v1', 64 * MiB)
-    edge = control_client.EdgeControlClient(local_vpool.edge('hv1')['control'])
+    edge = edge_client.EdgeControlClient(local_vpool.edge('hv1')['control'])
     token = api.create_attachment('v1', 'hv1')['token']
     routers = local_vpool.connection_routers()
 
@@ -81,11 +81,11 @@ def test_attach_serves_real_clients_and_detach_is_idempotent(local_vpool, tmp_pa
 def test_bad_attach_requests_are_refused_and_attach_nothing(local_vpool, request_fields,
                                                            error_type):
     local_vpool.client().create_volume('v1', 16 * MiB)
-    edge = control_client.EdgeControlClient(local_vpool.edge('hv1')['control'])
+    edge = edge_client.EdgeControlClient(local_vpool.edge('hv1')['control'])
     fields = dict(request_fields)
     if fields.get('routers', ()) is not None and 'routers' not in fields:
         fields['routers'] = local_vpool.connection_routers()
-    with pytest.raises(control_client.EdgeRequestError) as error:
+    with pytest.raises(edge_client.EdgeRequestError) as error:
         edge.call('attach', **fields)
     assert error.value.type == error_type
     assert edge.list() == []
@@ -101,7 +101,7 @@ def test_a_socket_group_reaches_the_volume_sockets(tmp_path):
         cluster.add_edge('hv1', options={'edge': {'socket_group': 'daemon'}})
         api = cluster.client()
         api.create_volume('v1', 16 * MiB)
-        edge = control_client.EdgeControlClient(cluster.edge('hv1')['control'])
+        edge = edge_client.EdgeControlClient(cluster.edge('hv1')['control'])
         path = edge.attach('v1', 'default', cluster.connection_routers(),
                            api.create_attachment('v1', 'hv1')['token'])['socket']
         # The socket_dir the test cluster made (0700) is opened the way an

@@ -116,7 +116,7 @@ def test_our_modules_import_no_eventlet_of_their_own():
     code = ('import sys\n'
             'import os_brick.initiator.connector, os_brick.initiator.connectors.base\n'
             'before = set(sys.modules)\n'
-            'import ovs_cinder.brick.connector, ovs_cinder.edge.control_client\n'
+            'import ovs_cinder.brick.connector, ovs_daemon.api.edge_client\n'
             'print(sorted(m for m in set(sys.modules) - before if "eventlet" in m))\n')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                             check=True)

@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from ovs_cinder.edge import control_client
+from ovs_daemon.api import edge_client
 from ovs_daemon.devcluster import cluster as cluster_mod
 from ovs_daemon.devcluster import guest as guest_mod
 from tests.functional.clients import qemu_io
@@ -148,7 +148,7 @@ def test_6_a_revoked_attachment_can_neither_read_nor_write(vpool, hypervisors):
     record = api.volume('v1')
     assert (record['owner'], record['epoch']) == ('r1', 1)   # it did not move the volume
     assert hva.edge.detach('v1', 'default') == dict(ok=True, attached=True)
-    with pytest.raises(control_client.EdgeRequestError, match='Refused'):
+    with pytest.raises(edge_client.EdgeRequestError, match='Refused'):
         hva.edge.attach('v1', 'default', vpool.connection_routers(), 'not-a-current-token')
 
 
@@ -175,7 +175,7 @@ def test_8_with_no_router_left_io_fails_with_eio_after_the_failover_timeout(tmp_
         api = cluster.client()
         api.create_volume('v1', 16 * MiB)
         token = api.create_attachment('v1', 'hv1')['token']
-        uri = control_client.EdgeControlClient(edge['control']).attach(
+        uri = edge_client.EdgeControlClient(edge['control']).attach(
             'v1', 'default', cluster.connection_routers(), token)['uri']
         qemu_io(uri, 'write -P 3 0 64k', 'flush')
         cluster.kill_router('r1')

@@ -26,7 +26,7 @@ import threading
 import pytest
 
 from ovs_cinder.edge import control
-from ovs_cinder.edge import control_client
+from ovs_daemon.api import edge_client
 from tests import unix_peer
 
 
@@ -85,13 +85,13 @@ def test_bad_requests_get_errors_and_the_connection_keeps_working(edge_socket):
 
 
 def test_client_raises_distinct_errors(edge_socket, tmp_path):
-    client = control_client.EdgeControlClient(edge_socket, timeout=5)
+    client = edge_client.EdgeControlClient(edge_socket, timeout=5)
     assert client.status()['host'] == 'hv1'
-    with pytest.raises(control_client.EdgeRequestError) as error:
+    with pytest.raises(edge_client.EdgeRequestError) as error:
         client.detach('v9', 'default')
     assert error.value.type == 'NotFound'
-    with pytest.raises(control_client.EdgeUnavailable):
-        control_client.EdgeControlClient(str(tmp_path / 'nothing.sock')).status()
+    with pytest.raises(edge_client.EdgeUnavailable):
+        edge_client.EdgeControlClient(str(tmp_path / 'nothing.sock')).status()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason='changing a socket\'s group and '
