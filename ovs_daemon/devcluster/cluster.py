@@ -12,12 +12,14 @@
 
 """A local vPool for development, tests, benchmarks and the demo.
 
-ZooKeeper, N storage routers sharing one ``local`` backend directory, and
-edges, all real processes started in the background under one work
-directory; ``cluster.json`` there says what runs where, so another process
-(``ovs-devcluster down``) can stop everything by PID. Routers and edges
-may be placed in simulated hosts (network namespaces, see netns.py) for
-partition tests; ZooKeeper then listens on the bridge's address, which
+ZooKeeper (one server or an ensemble), N storage routers sharing one
+backend (a ``local`` directory, or an S3 store: moto's server started here
+or one given), and edges, all real processes started in the background
+under one work directory; ``cluster.json`` there says what runs where, so
+another process (``ovs-devcluster down``, ``kill``, ``start``, ...) can
+stop, kill and start them by PID and name. Routers and edges may be placed
+in simulated hosts (network namespaces, see netns.py) for partition tests;
+ZooKeeper (and the S3 server) then listen on the bridge's address, which
 every host reaches.
 """
 
@@ -25,13 +27,17 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import time
 
+import boto3
+import botocore.config
 from oslo_log import log as logging
 
 from ovs_daemon.api import client as api_client
+from ovs_daemon.devcluster import netns as netns_mod
 from ovs_daemon.devcluster import process as process_mod
 from ovs_daemon.devcluster import sockets
 from ovs_daemon.devcluster import zookeeper
@@ -42,6 +48,12 @@ BIN_DIR = os.path.dirname(os.path.abspath(sys.executable))
 # Short enough that a dead router's volumes can be stolen quickly in tests,
 # long enough for a loaded 2-core machine.
 SESSION_TIMEOUT = 4.0
+# moto's server accepts any credentials; these are the ones its docs use.
+MOTO_CREDENTIALS = ('testing', 'testing')
+MOTO_REGION = 'us-east-1'
+# What ``partition`` calls the root namespace: ZooKeeper, the S3 server and
+# the operator's shell all answer from the bridge's address.
+ROOT_HOST = 'zookeeper'
 
 
 class ClusterError(Exception):
@@ -76,6 +88,7 @@ class Cluster:
         self.state_path = os.path.join(self.workdir, STATE_FILE)
         self.state = None
         self._processes = {}
+        self._network = None
 
     # -- state --------------------------------------------------------------------
 
@@ -155,13 +168,19 @@ class Cluster:
     # -- up -----------------------------------------------------------------------
 
     def up(self, routers=3, sites=None, vpool='default', zookeeper_hosts=None,
-           zookeeper_host=None, hosts=None, options=None, progress=None):
+           zookeeper_host=None, hosts=None, options=None, progress=None,
+           zookeepers=1, netns=None, s3=None):
         """Start ZooKeeper (unless ``zookeeper_hosts`` names one) and
         ``routers`` routers r1..rN; returns self.
 
         ``sites`` lists each router's site; ``hosts`` maps router ids to
         netns Hosts to run them in; ZooKeeper then listens on their
         network's bridge address unless ``zookeeper_host`` says otherwise.
+        ``netns`` (``(prefix, subnet)``) builds a network of the cluster's
+        own instead, one host per router (and per edge added later), torn
+        down by down(). ``zookeepers`` > 1 starts an ensemble of that many.
+        ``s3`` puts the backend on S3: ``{'endpoint': URL, 'bucket': NAME,
+        'prefix': ..., 'region': ...}``, or ``{}`` to start moto's server.
         ``options`` adds config options (``{group: {option: value}}``) to
         every router. On failure everything started is stopped again.
         """
@@ -173,24 +192,31 @@ class Cluster:
             raise ClusterError('%d sites given for %d routers' % (len(sites), routers))
         if not all(sites):
             raise ClusterError('empty site name in %s' % ','.join(sites))
+        if zookeepers < 1 or zookeepers % 2 == 0:
+            raise ClusterError('ZooKeeper needs an odd number of servers, not %d' % zookeepers)
         self._replace_stopped_cluster(say)
-        zookeeper_host = zookeeper_host or _bridge_address(hosts)
         os.makedirs(self.workdir, exist_ok=True)
         self.state = {'instance': secrets.token_hex(8), 'vpool': vpool,
                       'workdir': self.workdir, 'routers': [], 'edges': [],
                       'backend': os.path.join(self.workdir, 'backend'),
                       'token_file': self._write_token(), 'zookeeper_process': None,
-                      'router_options': options or {}}
+                      'zookeeper_members': [], 'router_options': options or {},
+                      'network': None, 'partitions': []}
         self._save()
         try:
+            if netns is not None:
+                hosts = self._build_network(netns, ['r%d' % i for i in range(1, routers + 1)])
+                say('simulated hosts on bridge %s: %s' % (
+                    self.network.bridge, ', '.join('%s %s' % (h.name, h.address)
+                                                   for h in hosts.values())))
+            zookeeper_host = zookeeper_host or _bridge_address(hosts)
             if zookeeper_hosts is None:
                 say('starting ZooKeeper ...')
-                server = zookeeper.ZooKeeperServer(os.path.join(self.workdir, 'zookeeper'),
-                                                   host=zookeeper_host).start()
-                zookeeper_hosts = server.hosts
-                self.state['zookeeper_process'] = server.process.to_record()
+                zookeeper_hosts = self._start_zookeeper(zookeeper_host, zookeepers)
                 say('ZooKeeper serving on %s' % zookeeper_hosts)
             self.state['zookeeper'] = zookeeper_hosts
+            if s3 is not None:
+                self._use_s3(s3, zookeeper_host, say)
             self._save()
             for index, site in enumerate(sites, 1):
                 router_id = 'r%d' % index
@@ -205,6 +231,81 @@ class Cluster:
             self.down()
             raise
         return self
+
+    def _start_zookeeper(self, host, size):
+        """Start a server (or an ensemble of ``size``); returns its hosts string."""
+        directory = os.path.join(self.workdir, 'zookeeper')
+        if size == 1:
+            server = zookeeper.ZooKeeperServer(directory, host=host).start()
+            self.state['zookeeper_process'] = server.process.to_record()
+            return server.hosts
+        ensemble = zookeeper.ZooKeeperEnsemble(directory, size=size, host=host).start()
+        self.state['zookeeper_members'] = [p.to_record() for p in ensemble.processes]
+        return ensemble.hosts
+
+    def _use_s3(self, s3, address, say):
+        """Point the routers' backend at S3, starting moto's server unless
+        an endpoint is given."""
+        settings = {'backend': 's3', 's3_bucket': s3.get('bucket') or 'ovs-devcluster',
+                    's3_prefix': s3.get('prefix') or ''}
+        if s3.get('region'):
+            settings['s3_region'] = s3['region']
+        if s3.get('endpoint'):
+            settings['s3_endpoint_url'] = s3['endpoint']
+        else:
+            say('starting moto\'s S3 server ...')
+            settings['s3_endpoint_url'] = self._start_moto(address)
+            settings['s3_access_key'], settings['s3_secret_key'] = MOTO_CREDENTIALS
+            settings['s3_region'] = MOTO_REGION
+            _s3_client(settings).create_bucket(Bucket=settings['s3_bucket'])
+            say('moto\'s S3 server serving on %s' % settings['s3_endpoint_url'])
+        self.state['backend'] = '%s/%s/%s' % (settings['s3_endpoint_url'] or 's3:/',
+                                             settings['s3_bucket'], settings['s3_prefix'])
+        self.state['backend_options'] = settings
+
+    def _start_moto(self, address):
+        port = sockets.free_port(address)
+        process = process_mod.Process.start(
+            's3', [sys.executable, '-m', 'ovs_daemon.devcluster.s3_server',
+                   '--host', address, '--port', str(port)],
+            os.path.join(self.workdir, 's3'))
+        self._processes[process.name] = process
+        self.state['s3_process'] = process.to_record()
+        self._save()
+        try:
+            process.wait_for_port(address, port)
+        except process_mod.ProcessError as exc:
+            raise ClusterError('moto\'s S3 server did not start (is moto installed? '
+                               'pip install "moto[server]"): %s' % exc) from exc
+        return 'http://%s:%d' % (address, port)
+
+    def _build_network(self, netns, names):
+        prefix, subnet = netns
+        try:
+            self.network = netns_mod.Network(prefix, subnet)
+        except (RuntimeError, ValueError) as exc:
+            raise ClusterError('cannot build the simulated hosts\' network (root, '
+                               'iproute2 and nftables are needed): %s' % exc) from exc
+        self.state['network'] = self.network.describe()
+        self._save()
+        return {name: self._add_host(name) for name in names}
+
+    def _add_host(self, name):
+        host = self.network.add_host(name)
+        self.state['network'] = self.network.describe()
+        self._save()
+        return host
+
+    @property
+    def network(self):
+        """The cluster's own simulated hosts' network, or None."""
+        if self._network is None and self.state and self.state.get('network'):
+            self._network = netns_mod.Network.attach(self.state['network'])
+        return self._network
+
+    @network.setter
+    def network(self, network):
+        self._network = network
 
     def _replace_stopped_cluster(self, say):
         """Refuse to start over a running cluster; forget one that is gone
@@ -241,7 +342,8 @@ class Cluster:
                        'api_port': api_port, 'token_file': self.token_file},
             'zookeeper': {'hosts': self.state['zookeeper'],
                           'session_timeout': SESSION_TIMEOUT},
-            'backend': {'backend': 'local', 'local_path': self.state['backend']},
+            'backend': self.state.get('backend_options') or {
+                'backend': 'local', 'local_path': self.state['backend']},
         }, self.state['router_options'])
         config = os.path.join(directory, 'ovs-router.conf')
         with open(config, 'w') as f:
@@ -346,6 +448,8 @@ class Cluster:
         Its volume sockets go in a short directory under /tmp: a unix socket
         path has at most 107 bytes, which a deep work directory exceeds.
         """
+        if host is None and self.network is not None:
+            host = self._add_host(name)
         directory = os.path.join(self.workdir, 'edges', name)
         os.makedirs(directory, exist_ok=True)
         sockets_dir = tempfile.mkdtemp(prefix='ovs-edge-')
@@ -388,10 +492,174 @@ class Cluster:
     def kill_edge(self, name):
         self._kill(self.edge(name)['process'])
 
+    def stop_edge(self, name):
+        self._stop(self.edge(name)['process'])
+
     def start_edge(self, name):
         edge = self.edge(name)
         self._refuse_if_running(edge['process'])
         self._start_edge(edge)
+
+    # -- ZooKeeper --------------------------------------------------------------------
+
+    def _zookeeper_records(self):
+        standalone = self.state.get('zookeeper_process')
+        return [standalone] if standalone else list(self.state.get('zookeeper_members', []))
+
+    def _zookeeper_index(self, name):
+        for index, record in enumerate(self._zookeeper_records()):
+            if record['name'] == name:
+                return index
+        raise ClusterError('no ZooKeeper server %s in this cluster' % name)
+
+    def _set_zookeeper_record(self, index, record):
+        if self.state.get('zookeeper_process'):
+            self.state['zookeeper_process'] = record
+        else:
+            self.state['zookeeper_members'][index] = record
+        self._save()
+
+    def start_zookeeper(self, name):
+        """Start a stopped or killed ZooKeeper server (or ensemble member)
+        again, on its old ports and data."""
+        index = self._zookeeper_index(name)
+        record = self._zookeeper_records()[index]
+        self._refuse_if_running(record)
+        process = process_mod.Process.start(record['name'], record['argv'],
+                                            os.path.dirname(record['log_path']),
+                                            netns=record.get('netns'))
+        self._processes[process.name] = process
+        self._set_zookeeper_record(index, process.to_record())
+        host, _, port = self.state['zookeeper'].split(',')[index].rpartition(':')
+        process.wait_for_port(host, int(port), timeout=60)
+        running = sum(self._attached(r) is not None for r in self._zookeeper_records())
+        # Without a majority running no member serves: its JVM start is all
+        # there is to wait for.
+        if running > len(self._zookeeper_records()) // 2:
+            process.wait_until(
+                lambda: 'Mode: ' in _four_letter_word(host, int(port), 'srvr'), 60,
+                'serving clients on %s:%s' % (host, port))
+
+    # -- any process by name ------------------------------------------------------------
+
+    def process_names(self):
+        """Every process of the cluster as ``kill``, ``start`` and ``status``
+        name it: ZooKeeper's, routers' (router-r1) and edges' (edge-NAME)."""
+        return [record['name'] for record in self._records()]
+
+    def _resolve(self, name):
+        """(kind, key) of the process called ``name``: a process name as
+        ``status`` shows it, or just a router id or an edge name."""
+        for router in self.state['routers']:
+            if name in (router['id'], 'router-%s' % router['id']):
+                return 'router', router['id']
+        for edge in self.state['edges']:
+            if name in (edge['name'], 'edge-%s' % edge['name']):
+                return 'edge', edge['name']
+        for record in self._zookeeper_records():
+            if name == record['name']:
+                return 'zookeeper', name
+        raise ClusterError('no process %s in this cluster; it runs %s'
+                           % (name, ', '.join(self.process_names())))
+
+    def _record(self, kind, key):
+        if kind == 'router':
+            return self.router(key)['process']
+        if kind == 'edge':
+            return self.edge(key)['process']
+        return self._zookeeper_records()[self._zookeeper_index(key)]
+
+    def kill(self, name, sig=signal.SIGKILL):
+        """Send ``sig`` (a crash by default) to one process, by name."""
+        record = self._record(*self._resolve(name))
+        process = self._attached(record)
+        if process is None:
+            raise ClusterError('%s is not running' % record['name'])
+        process.kill(sig)
+        if sig == signal.SIGKILL:
+            self._forget(record['name'])
+
+    def stop(self, name):
+        """Stop one process as an operator does: SIGTERM (SIGKILL if it lingers)."""
+        record = self._record(*self._resolve(name))
+        if self._attached(record) is None:
+            raise ClusterError('%s is not running' % record['name'])
+        self._stop(record)
+
+    def start(self, name):
+        """Start one stopped or killed process again; returns its new PID."""
+        kind, key = self._resolve(name)
+        {'router': self.start_router, 'edge': self.start_edge,
+         'zookeeper': self.start_zookeeper}[kind](key)
+        return self._record(kind, key)['pid']
+
+    def restart(self, name):
+        """Stop (if running) and start one process; returns its new PID."""
+        record = self._record(*self._resolve(name))
+        if self._attached(record) is not None:
+            self._stop(record)
+        return self.start(name)
+
+    def pids(self):
+        """``{process name: recorded pid}``."""
+        return {record['name']: record['pid'] for record in self._records()}
+
+    # -- partitions ---------------------------------------------------------------------
+
+    def _host(self, name):
+        if self.network is None:
+            raise ClusterError('this cluster runs on no simulated hosts: start it with '
+                               '`up --netns` to make partitions')
+        for router in self.state['routers']:
+            if name in (router['id'], 'router-%s' % router['id']):
+                name = router['id']
+        for edge in self.state['edges']:
+            if name == 'edge-%s' % edge['name']:
+                name = edge['name']
+        if name == ROOT_HOST or name in self.network.hosts:
+            return name
+        raise ClusterError('no simulated host %s: there are %s' % (
+            name, ', '.join(sorted(self.network.hosts) + [ROOT_HOST])))
+
+    def partition(self, first, second=None):
+        """Silently drop traffic between two hosts, or (``second`` None)
+        between ``first`` and everyone. ``zookeeper`` stands for the root
+        namespace: ZooKeeper, the S3 server and the operator's shell."""
+        first = self._host(first)
+        second = self._host(second) if second is not None else None
+        if first == second:
+            raise ClusterError('cannot partition %s from itself' % first)
+        if [first, second] in self.state['partitions']:
+            raise ClusterError('%s is already partitioned' % ' from '.join(
+                [first] + ([second] if second else [])))
+        if second is None and first == ROOT_HOST:
+            raise ClusterError('name a simulated host to isolate, not %s' % ROOT_HOST)
+        self._apply_partition(first, second, cut=True)
+        self.state['partitions'].append([first, second])
+        self._save()
+
+    def heal(self):
+        """Undo every partition; returns them, as ``[first, second]`` pairs."""
+        healed = self.state.get('partitions', [])
+        for first, second in healed:
+            self._apply_partition(first, second, cut=False)
+        self.state['partitions'] = []
+        self._save()
+        return healed
+
+    def _apply_partition(self, first, second, cut):
+        hosts = self.network.hosts
+        if second is None:
+            host = hosts[first]
+            host.isolate() if cut else host.heal()
+        elif ROOT_HOST in (first, second):
+            host = hosts[second if first == ROOT_HOST else first]
+            address = self.network.address
+            host.block_address(address) if cut else host.unblock_address(address)
+        elif cut:
+            hosts[first].block(hosts[second])
+        else:
+            hosts[first].unblock(hosts[second])
 
     # -- down -----------------------------------------------------------------------
 
@@ -421,6 +689,8 @@ class Cluster:
                                % (', '.join(survivors), self.state_path))
         for scratch in self.state.get('scratch', []):
             shutil.rmtree(scratch, ignore_errors=True)
+        if self.state.get('network'):
+            netns_mod.cleanup_stale(self.state['network']['prefix'])
         self._remove_state()
         return stopped
 
@@ -441,7 +711,7 @@ class Cluster:
     def _records(self, stopping_order=False):
         """Process records of ZooKeeper, the routers and the edges, in the
         order they start or (``stopping_order``) the reverse."""
-        records = [self.state.get('zookeeper_process')]
+        records = self._zookeeper_records() + [self.state.get('s3_process')]
         records += [r.get('process') for r in self.state.get('routers', [])]
         records += [e.get('process') for e in self.state.get('edges', [])]
         records = [record for record in records if record]
@@ -454,6 +724,21 @@ def _bridge_address(hosts):
     for host in (hosts or {}).values():
         return host.network.address
     return '127.0.0.1'
+
+
+def _s3_client(settings):
+    return boto3.client(
+        's3', endpoint_url=settings['s3_endpoint_url'], region_name=settings['s3_region'],
+        aws_access_key_id=settings['s3_access_key'],
+        aws_secret_access_key=settings['s3_secret_key'],
+        config=botocore.config.Config(s3={'addressing_style': 'path'}))
+
+
+def _four_letter_word(host, port, word):
+    try:
+        return zookeeper.four_letter_word(host, port, word)
+    except OSError:
+        return ''
 
 
 def _tail(path, lines=20):

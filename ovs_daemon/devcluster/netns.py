@@ -205,7 +205,7 @@ class Host:
 class Network:
     """A bridge in the root namespace with hosts attached; see the module doc."""
 
-    def __init__(self, prefix='ovst', subnet='10.213.0.0/24'):
+    def __init__(self, prefix='ovst', subnet='10.213.0.0/24', create=True):
         if not _PREFIX_RE.match(prefix):
             raise ValueError('prefix must be 1-8 lowercase letters/digits: %r' % prefix)
         self.prefix = prefix
@@ -215,8 +215,29 @@ class Network:
         self.hosts = {}
         self._free_addresses = self.subnet.hosts()
         self.address = str(next(self._free_addresses))
-        cleanup_stale(prefix)
-        self._create_bridge()
+        if create:
+            cleanup_stale(prefix)
+            self._create_bridge()
+
+    def describe(self):
+        """What :meth:`attach` needs to find this network again, JSON-ready."""
+        return {'prefix': self.prefix, 'subnet': str(self.subnet),
+                'hosts': {name: {'netns': host.name, 'address': host.address,
+                                 'veth': host.veth}
+                          for name, host in self.hosts.items()}}
+
+    @classmethod
+    def attach(cls, record):
+        """The network another process built and described with
+        :meth:`describe`; nothing is created or removed."""
+        network = cls(record['prefix'], record['subnet'], create=False)
+        for name, host in record['hosts'].items():
+            network.hosts[name] = Host(network, name, host['netns'], host['address'],
+                                       host['veth'])
+        used = {host.address for host in network.hosts.values()}
+        network._free_addresses = (address for address in network.subnet.hosts()
+                                   if str(address) not in used | {network.address})
+        return network
 
     def _create_bridge(self):
         _run(['ip', 'link', 'add', self.bridge, 'type', 'bridge'])

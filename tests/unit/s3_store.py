@@ -100,7 +100,7 @@ class MotoServer:
         self.url = 'http://127.0.0.1:%d' % self.port
         self._log = open(log_path, 'wb')
         self.process = subprocess.Popen(
-            [sys.executable, '-m', 'tests.unit.s3_server',
+            [sys.executable, '-m', 'ovs_daemon.devcluster.s3_server',
              '--port', str(self.port)],
             cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True)

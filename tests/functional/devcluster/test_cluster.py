@@ -108,9 +108,12 @@ def test_down_from_another_process_after_a_kill_9_stops_the_rest(make_cluster, w
     os.kill(cluster_json['routers'][1]['pid'], signal.SIGKILL)
 
     assert devcluster.main(['status', '--workdir', workdir]) == 0
-    status = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
-    assert status == {'zookeeper': 'running', 'router-r1': 'running',
-                      'router-r2': 'not running', 'router-r3': 'running'}
+    status = {name: (int(pid), state) for name, pid, state in
+              (line.split(None, 2) for line in capsys.readouterr().out.splitlines())}
+    assert status == {'zookeeper': (cluster_json['zookeeper_process']['pid'], 'running'),
+                      'router-r1': (cluster_json['routers'][0]['pid'], 'running'),
+                      'router-r2': (cluster_json['routers'][1]['pid'], 'not running'),
+                      'router-r3': (cluster_json['routers'][2]['pid'], 'running')}
     # What `ovs-devcluster down` does in its own interpreter.
     stopped = cluster_mod.Cluster.load(workdir).down()
 

@@ -20,6 +20,7 @@ import sys
 import pytest
 import requests
 
+from ovs_daemon.devcluster import cluster as cluster_mod
 from tests.functional.devcluster import helpers
 
 pytestmark = pytest.mark.slow
@@ -57,3 +58,145 @@ def test_up_writes_cluster_json_and_down_stops_every_process(tmp_path):
     assert 'stopped zookeeper' in out and 'stopped router-r1' in out
     assert [pid for pid in pids if helpers.alive(pid)] == []
     assert 'nothing to stop' in devcluster('down', '--workdir', workdir)
+
+
+def described(workdir):
+    with open(os.path.join(workdir, 'cluster.json')) as f:
+        return json.load(f)
+
+
+def status_lines(workdir):
+    """``{name: (pid, state)}`` as `ovs-devcluster status` prints them."""
+    lines = devcluster('status', '--workdir', workdir).splitlines()
+    return {name: (int(pid), state) for name, pid, state in
+            (line.split(None, 2) for line in lines if not line.startswith('partitioned'))}
+
+
+def test_kill_stop_start_restart_one_process_by_name(tmp_path):
+    workdir = str(tmp_path / 'vpool')
+    try:
+        devcluster('up', '--routers', '2', '--workdir', workdir)
+        before = described(workdir)
+        old_pid = before['routers'][0]['pid']
+
+        devcluster('kill', 'r1', '--workdir', workdir)
+        assert not helpers.alive(old_pid)
+        assert status_lines(workdir)['router-r1'] == (old_pid, 'not running')
+        assert 'started r1' in devcluster('start', 'r1', '--workdir', workdir)
+        new_pid = described(workdir)['routers'][0]['pid']
+        assert new_pid != old_pid and helpers.alive(new_pid)
+        assert status_lines(workdir)['router-r1'] == (new_pid, 'running')
+        assert 'still running' in devcluster('start', 'router-r1', '--workdir', workdir,
+                                             expect=1)
+
+        edge_pid = before['edge']['pid']
+        devcluster('restart', 'edge', '--workdir', workdir)
+        after = described(workdir)
+        assert not helpers.alive(edge_pid) and helpers.alive(after['edge']['pid'])
+        assert os.path.exists(after['edge']['control'])
+
+        zookeeper_pid = before['zookeeper_process']['pid']
+        devcluster('stop', 'zookeeper', '--workdir', workdir)
+        assert status_lines(workdir)['zookeeper'] == (zookeeper_pid, 'not running')
+        devcluster('start', 'zookeeper', '--workdir', workdir)
+        assert status_lines(workdir)['zookeeper'][1] == 'running'
+        assert 'no process r9' in devcluster('stop', 'r9', '--workdir', workdir, expect=1)
+        pids = [pid for pid, _ in status_lines(workdir).values()]
+    finally:
+        out = devcluster('down', '--workdir', workdir)
+    assert 'stopped router-r1' in out and 'stopped edge-edge' in out
+    assert [pid for pid in pids if helpers.alive(pid)] == []
+
+
+def test_restart_members_of_a_zookeeper_ensemble(tmp_path):
+    workdir = str(tmp_path / 'vpool')
+    try:
+        devcluster('up', '--routers', '1', '--zookeepers', '3', '--no-edge',
+                   '--workdir', workdir)
+        cluster = described(workdir)
+        assert len(cluster['zookeeper'].split(',')) == 3
+        old = status_lines(workdir)
+        for member in ('zookeeper-1', 'zookeeper-2', 'zookeeper-3'):
+            assert 'restarted %s' % member in devcluster('restart', member,
+                                                         '--workdir', workdir)
+        new = status_lines(workdir)
+        assert all(new[m][1] == 'running' and new[m][0] != old[m][0]
+                   for m in ('zookeeper-1', 'zookeeper-2', 'zookeeper-3'))
+        with open(cluster['token_file']) as f:
+            headers = {'Authorization': 'Bearer %s' % f.read().strip()}
+        health = requests.get(cluster['routers'][0]['api'] + '/v1/health', headers=headers,
+                              timeout=10).json()
+        assert health['zookeeper'] == 'connected'
+        pids = [pid for pid, _ in new.values()]
+    finally:
+        devcluster('down', '--workdir', workdir)
+    assert [pid for pid in pids if helpers.alive(pid)] == []
+
+
+def reach(host, address, port):
+    """'OK' if an HTTP server at address:port answers from ``host``."""
+    verdict = helpers.probe(host, address, int(port), send='GET / HTTP/1.0\r\n\r\n')
+    return verdict.split()[0]
+
+
+def test_up_netns_puts_each_router_and_the_edge_on_a_host_and_partitions_them(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip('network namespaces need root')
+    workdir = str(tmp_path / 'vpool')
+    try:
+        devcluster('up', '--routers', '2', '--netns', '--netns-prefix', 'ovsdt',
+                   '--subnet', '10.213.210.0/24', '--workdir', workdir)
+        cluster = cluster_mod.Cluster.load(workdir)
+        hosts = cluster.network.hosts
+        assert sorted(hosts) == ['edge', 'r1', 'r2']
+        assert [r['netns'] for r in cluster.state['routers']] == ['ovsdt-r1', 'ovsdt-r2']
+        r2_address, r2_port = cluster.router('r2')['api'][len('http://'):].split(':')
+        assert r2_address == hosts['r2'].address
+        assert reach(hosts['r1'], r2_address, r2_port) == 'OK'
+
+        devcluster('partition', 'r1', 'r2', '--workdir', workdir)
+        assert 'partitioned: r1 | r2' in devcluster('status', '--workdir', workdir)
+        assert reach(hosts['r1'], r2_address, r2_port) == 'TimeoutError'
+        assert reach(hosts['edge'], r2_address, r2_port) == 'OK'
+        devcluster('partition', 'edge', '--workdir', workdir)
+        assert reach(hosts['edge'], r2_address, r2_port) == 'TimeoutError'
+
+        assert 'healed 2' in devcluster('heal', '--workdir', workdir)
+        assert reach(hosts['r1'], r2_address, r2_port) == 'OK'
+        assert reach(hosts['edge'], r2_address, r2_port) == 'OK'
+    finally:
+        devcluster('down', '--workdir', workdir)
+    namespaces = subprocess.run(['ip', 'netns', 'list'], capture_output=True, text=True)
+    assert 'ovsdt-' not in namespaces.stdout
+
+
+def test_up_backend_s3_runs_the_vpool_on_motos_server(tmp_path):
+    pytest.importorskip('moto')
+    workdir = str(tmp_path / 'vpool')
+    try:
+        devcluster('up', '--routers', '2', '--backend', 's3', '--no-edge',
+                   '--workdir', workdir)
+        cluster = cluster_mod.Cluster.load(workdir)
+        assert 's3' in cluster.status() and cluster.status()['s3']
+        with open(cluster.router('r1')['config']) as f:
+            assert 'backend = s3' in f.read()
+        cluster.client().create_volume('v1', 4 << 20, router='r1')
+        nbd = 'nbd://%s/v1' % cluster.router('r1')['nbd']
+        subprocess.run(['qemu-io', '-f', 'raw', '-c', 'write -P 0x5a 0 64k', '-c', 'flush',
+                        nbd], check=True, capture_output=True, timeout=60)
+        settings = cluster.state['backend_options']
+        keys = cluster_mod._s3_client(settings).list_objects_v2(
+            Bucket=settings['s3_bucket'])['KeyCount']
+        assert keys > 0
+
+        devcluster('kill', 'r1', '--workdir', workdir)
+        cluster.client('r2').acquire('v1', 'failover')
+        read = subprocess.run(
+            ['qemu-io', '-f', 'raw', '-c', 'read -P 0x5a 0 64k',
+             'nbd://%s/v1' % cluster.router('r2')['nbd']],
+            capture_output=True, text=True, timeout=60)
+        assert read.returncode == 0 and 'Pattern verification failed' not in read.stdout
+        s3_pid = cluster.state['s3_process']['pid']
+    finally:
+        out = devcluster('down', '--workdir', workdir)
+    assert 'stopped s3' in out and not helpers.alive(s3_pid)

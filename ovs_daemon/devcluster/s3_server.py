@@ -12,7 +12,10 @@
 
 """moto's S3 server, with each mutating request applied atomically.
 
-    python -m tests.unit.s3_server --port PORT
+    python -m ovs_daemon.devcluster.s3_server --port PORT
+
+The s3 backend's tests and ``ovs-devcluster up --backend s3`` run it; moto
+is a test requirement (test-requirements.txt), not one of the daemon's.
 
 moto checks If-None-Match / If-Match and then stores the object in two
 steps, without a lock, on a threaded server: two racing conditional writes
