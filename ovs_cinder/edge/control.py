@@ -26,30 +26,14 @@ import os
 
 from oslo_log import log as logging
 
+from ovs_daemon.api import errors as api_errors
+
 LOG = logging.getLogger(__name__)
 MAX_LINE = 1 << 20
 
 
-class ControlError(Exception):
-    """An error answer: ``type`` as docs/edge.md lists them."""
-
-    type = 'Error'
-
-
-class BadRequest(ControlError):
-    type = 'BadRequest'
-
-
-class NotFound(ControlError):
-    type = 'NotFound'
-
-
-class Unavailable(ControlError):
-    type = 'Unavailable'
-
-
-class Refused(ControlError):
-    type = 'Refused'
+class Refused(api_errors.ApiError):
+    """A router refused the attachment token."""
 
 
 def group_id(group):
@@ -129,7 +113,7 @@ class ControlServer:
                 try:
                     line = await reader.readline()
                 except (asyncio.LimitOverrunError, ValueError):
-                    writer.write(_encode(_error(BadRequest('request line too long'))))
+                    writer.write(_encode(_error(api_errors.BadRequest('request line too long'))))
                     break
                 if not line:
                     break
@@ -144,16 +128,17 @@ class ControlServer:
         try:
             request = json.loads(line)
         except ValueError as exc:
-            return _error(BadRequest('malformed JSON: %s' % exc))
+            return _error(api_errors.BadRequest('malformed JSON: %s' % exc))
         try:
             if not isinstance(request, dict) or not isinstance(request.get('op'), str):
-                raise BadRequest('a request is a JSON object with an "op"')
+                raise api_errors.BadRequest('a request is a JSON object with an "op"')
             answer = await self._handler(request)
-        except ControlError as exc:
+        except api_errors.ApiError as exc:
             return _error(exc)
         except Exception as exc:
             LOG.exception('Control request failed')
-            return _error(ControlError('internal error: %s' % exc))
+            return _error(api_errors.ApiError('internal error: %s' % exc,
+                                              error_type='InternalError'))
         return dict(answer, ok=True)
 
 

@@ -26,6 +26,7 @@ import time
 from oslo_log import log as logging
 
 from ovs_daemon.api import client as api_client
+from ovs_daemon.api import errors as api_errors
 from ovs_daemon.nbd import client as nbd_client
 from ovs_daemon.nbd import errors as nbd_errors
 from ovs_daemon.nbd import protocol
@@ -109,11 +110,11 @@ class Locator:
                                             self.attachment_token,
                                             timeout=self._settings.acquire_timeout)
                 return await self._connect(location['router'], location['epoch'])
-            except api_client.NotFound:
+            except api_errors.NotFound:
                 raise
-            except api_client.Forbidden as exc:
+            except api_errors.Forbidden as exc:
                 raise AttachmentRevoked('volume %s: %s' % (self.volume, exc)) from exc
-            except (api_client.ApiError, OSError, asyncio.TimeoutError,
+            except (api_errors.ApiError, OSError, asyncio.TimeoutError,
                     nbd_errors.NBDError) as exc:
                 LOG.warning('Volume %s: router %s cannot take it over: %s', self.volume,
                             router['id'], exc)
@@ -124,9 +125,9 @@ class Locator:
             try:
                 return await self._call(router, 'locate', self.volume,
                                         timeout=self._settings.connect_timeout * 2)
-            except api_client.NotFound:
+            except api_errors.NotFound:
                 raise
-            except (api_client.ApiError, OSError) as exc:
+            except (api_errors.ApiError, OSError) as exc:
                 LOG.info('Volume %s: router %s cannot locate it: %s', self.volume,
                          router['id'], exc)
         return None

@@ -24,6 +24,7 @@ from ovs_cinder.edge import control
 from ovs_cinder.edge import locator as locator_mod
 from ovs_cinder.edge import volume_proxy
 from ovs_daemon.api import client as api_client
+from ovs_daemon.api import errors as api_errors
 from ovs_daemon.api import token as token_mod
 from ovs_daemon.backends import base as backends
 from ovs_daemon.nbd import errors as nbd_errors
@@ -84,7 +85,7 @@ class EdgeService:
         handler = {'attach': self.attach, 'detach': self.detach, 'list': self.list,
                    'refresh': self.refresh, 'status': self.status}.get(op)
         if handler is None:
-            raise control.BadRequest('unknown op %r' % op)
+            raise api_errors.BadRequest('unknown op %r' % op)
         return await handler(request)
 
     async def status(self, request):
@@ -99,7 +100,7 @@ class EdgeService:
         routers = _routers(request.get('routers'))
         token = request.get('token')
         if not isinstance(token, str) or not token:
-            raise control.BadRequest('"token" (the attachment token) is required')
+            raise api_errors.BadRequest('"token" (the attachment token) is required')
         async with self._lock(vpool, volume):
             existing = self.attachments.get((vpool, volume))
             if existing is not None:
@@ -118,18 +119,18 @@ class EdgeService:
         proxy = volume_proxy.VolumeProxy(locator, self.settings)
         try:
             await proxy.connect()
-        except api_client.NotFound as exc:
-            raise control.NotFound(str(exc)) from exc
+        except api_errors.NotFound as exc:
+            raise api_errors.NotFound(str(exc)) from exc
         except locator_mod.AttachmentRevoked as exc:
             raise control.Refused(str(exc)) from exc
         except locator_mod.NoRouter as exc:
-            raise control.Unavailable(str(exc)) from exc
+            raise api_errors.Unavailable(str(exc)) from exc
         path = os.path.join(self.settings.socket_dir, vpool, '%s.sock' % volume)
         if len(path.encode()) >= MAX_UNIX_PATH:
             await proxy.detach()
-            raise control.ControlError('the socket path %s is longer than a unix socket '
-                                       'allows (%d bytes): shorten [edge] socket_dir'
-                                       % (path, MAX_UNIX_PATH - 1))
+            raise api_errors.ApiError('the socket path %s is longer than a unix socket '
+                                      'allows (%d bytes): shorten [edge] socket_dir'
+                                      % (path, MAX_UNIX_PATH - 1), error_type='InternalError')
         control.make_directories(os.path.dirname(path), self._gid)
 
         async def resolve(name):
@@ -161,7 +162,8 @@ class EdgeService:
         vpool, volume = _key(request)
         attachment = self.attachments.get((vpool, volume))
         if attachment is None:
-            raise control.NotFound('volume %s of vPool %s is not attached here' % (volume, vpool))
+            raise api_errors.NotFound('volume %s of vPool %s is not attached here'
+                                      % (volume, vpool))
         router = attachment.proxy.locator.preference()[0]
         client = api_client.ControlClient([router['api']], self._api_token,
                                           timeout=self.settings.acquire_timeout,
@@ -169,8 +171,8 @@ class EdgeService:
         loop = asyncio.get_running_loop()
         try:
             record = await loop.run_in_executor(self.executor, client.volume, volume)
-        except api_client.ApiError as exc:
-            raise control.Unavailable(str(exc)) from exc
+        except api_errors.ApiError as exc:
+            raise api_errors.Unavailable(str(exc)) from exc
         attachment.proxy.set_size(record['size'])
         return {'size': attachment.proxy.size}
 
@@ -199,19 +201,19 @@ def _key(request):
     vpool, volume = request.get('vpool'), request.get('volume')
     for kind, value in (('vpool', vpool), ('volume', volume)):
         if not isinstance(value, str):
-            raise control.BadRequest('"%s" is required' % kind)
+            raise api_errors.BadRequest('"%s" is required' % kind)
         try:
             backends.check_name(kind, value)
         except backends.InvalidName as exc:
-            raise control.BadRequest(str(exc)) from None
+            raise api_errors.BadRequest(str(exc)) from None
     return vpool, volume
 
 
 def _routers(routers):
     if not isinstance(routers, list) or not routers:
-        raise control.BadRequest('"routers" must be a non-empty list')
+        raise api_errors.BadRequest('"routers" must be a non-empty list')
     for router in routers:
         if not isinstance(router, dict) or not all(
                 isinstance(router.get(k), str) for k in ('id', 'api', 'nbd')):
-            raise control.BadRequest('each router needs "id", "api" and "nbd" strings')
+            raise api_errors.BadRequest('each router needs "id", "api" and "nbd" strings')
     return [dict(r) for r in routers]

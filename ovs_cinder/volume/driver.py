@@ -55,6 +55,7 @@ from oslo_utils import units
 
 from ovs_cinder.brick import connector as ovs_connector
 from ovs_daemon.api import client as api_client
+from ovs_daemon.api import errors as api_errors
 from ovs_daemon.api import token as token_mod
 
 LOG = logging.getLogger(__name__)
@@ -136,11 +137,11 @@ class OVSEdgeDriver(driver.VolumeDriver):
         """Run an API call; its errors become errors an operator can act on."""
         try:
             return fn(*args, **kwargs)
-        except api_client.Unauthorized as exc:
+        except api_errors.Unauthorized as exc:
             raise OVSEdgeDriverError(data='cannot %s: the routers refuse the token in %s (%s)'
                                      % (action, self.configuration.ovs_api_token_file,
                                         exc)) from None
-        except api_client.ApiError as exc:
+        except api_errors.ApiError as exc:
             raise OVSEdgeDriverError(data='cannot %s: %s' % (action, exc)) from None
 
     # -- names ----------------------------------------------------------------
@@ -164,9 +165,9 @@ class OVSEdgeDriver(driver.VolumeDriver):
         name = self._name(volume)
         try:
             self._client.delete_volume(name)
-        except api_client.NotFound:
+        except api_errors.NotFound:
             LOG.info('Volume %s is already gone from the vPool', name)
-        except api_client.ApiError as exc:
+        except api_errors.ApiError as exc:
             raise OVSEdgeDriverError(data='cannot delete volume %s: %s' % (name, exc)) from None
 
     def create_volume_from_snapshot(self, volume, snapshot):
@@ -205,9 +206,9 @@ class OVSEdgeDriver(driver.VolumeDriver):
         name = self._name(snapshot.volume)
         try:
             self._client.delete_snapshot(name, snapshot.name)
-        except api_client.NotFound:
+        except api_errors.NotFound:
             LOG.info('Snapshot %s of %s is already gone', snapshot.name, name)
-        except api_client.ApiError as exc:
+        except api_errors.ApiError as exc:
             raise OVSEdgeDriverError(data='cannot delete snapshot %s of %s: %s'
                                      % (snapshot.name, name, exc)) from None
 
@@ -251,9 +252,9 @@ class OVSEdgeDriver(driver.VolumeDriver):
                 self._client.delete_attachments(name)
             else:
                 self._client.delete_attachment(name, connector['host'])
-        except api_client.NotFound:
+        except api_errors.NotFound:
             LOG.info('Volume %s is gone: no attachment to revoke', name)
-        except api_client.ApiError as exc:
+        except api_errors.ApiError as exc:
             raise OVSEdgeDriverError(data='cannot revoke the attachment of %s: %s'
                                      % (name, exc)) from None
 
@@ -306,11 +307,11 @@ class OVSEdgeDriver(driver.VolumeDriver):
                 existing_ref=existing_ref, reason='source-name is required')
         try:
             return self._client.volume(name)
-        except api_client.NotFound:
+        except api_errors.NotFound:
             raise exception.ManageExistingInvalidReference(
                 existing_ref=existing_ref,
                 reason='no volume %s in vPool %s' % (name, self.configuration.ovs_vpool))
-        except api_client.ApiError as exc:
+        except api_errors.ApiError as exc:
             raise OVSEdgeDriverError(data=str(exc)) from None
 
     def manage_existing(self, volume, existing_ref):

@@ -17,52 +17,12 @@ It fails over between endpoints: a router that cannot be connected to, or
 answers 503, is skipped for the next one, and the last one that worked is
 tried first next time. A call whose request may have reached a router
 (a read timeout) is not sent again elsewhere unless it is a read-only call:
-its outcome is unknown and :class:`Unavailable` says so.
+its outcome is unknown and :class:`~ovs_daemon.api.errors.Unavailable` says so.
 """
 
 import requests
 
-
-class ApiError(Exception):
-    """An error answer, or no answer, from the control API."""
-
-    status = None
-
-    def __init__(self, message, status=None, error_type=None):
-        super().__init__(message)
-        self.message = message
-        if status is not None:
-            self.status = status
-        self.type = error_type or type(self).__name__
-
-
-class BadRequest(ApiError):
-    status = 400
-
-
-class Unauthorized(ApiError):
-    status = 401
-
-
-class Forbidden(ApiError):
-    status = 403
-
-
-class NotFound(ApiError):
-    status = 404
-
-
-class Conflict(ApiError):
-    status = 409
-
-
-class Unavailable(ApiError):
-    """503, or no router could be reached; retry later."""
-    status = 503
-
-
-_ERRORS = {cls.status: cls for cls in (BadRequest, Unauthorized, Forbidden, NotFound,
-                                       Conflict, Unavailable)}
+from ovs_daemon.api import errors
 
 
 class ControlClient:
@@ -102,9 +62,10 @@ class ControlClient:
                     timeout=(self.connect_timeout, self.timeout))
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if _reached(exc) and not idempotent:
-                    raise Unavailable('%s %s on %s: the connection failed after the request '
-                                      'was sent (%s); its outcome is unknown'
-                                      % (method, path, endpoint, _reason(exc))) from None
+                    raise errors.Unavailable(
+                        '%s %s on %s: the connection failed after the request was sent '
+                        '(%s); its outcome is unknown'
+                        % (method, path, endpoint, _reason(exc))) from None
                 failures.append('%s: %s' % (endpoint, _reason(exc)))
                 continue
             if answer.status_code == 503:
@@ -116,8 +77,8 @@ class ControlClient:
             if raw:
                 return answer.text
             return answer.json() if answer.content else None
-        raise Unavailable('%s %s failed on every router: %s'
-                          % (method, path, '; '.join(failures)))
+        raise errors.Unavailable('%s %s failed on every router: %s'
+                                 % (method, path, '; '.join(failures)))
 
     def _get(self, path, raw=False):
         return self._request('GET', path, idempotent=True, raw=raw)
@@ -205,7 +166,7 @@ def _error_of(answer):
         message, error_type = error['message'], error.get('type')
     except (ValueError, KeyError, TypeError):
         message, error_type = answer.text.strip() or answer.reason, None
-    cls = _ERRORS.get(answer.status_code, ApiError)
+    cls = errors.BY_STATUS.get(answer.status_code, errors.ApiError)
     return cls(message, status=answer.status_code, error_type=error_type)
 
 

@@ -26,6 +26,7 @@ import re
 import sys
 
 from ovs_daemon.api import client as api_client
+from ovs_daemon.api import errors as api_errors
 from ovs_daemon.api import edge_client
 from ovs_daemon.api import token as token_mod
 
@@ -103,7 +104,7 @@ def status(client, args):
             state = 'up, ZooKeeper %s' % health['zookeeper']
             served, stopped = len(health['served']), len(health['halted'])
             halted.update(health['halted'])
-        except api_client.ApiError:
+        except api_errors.ApiError:
             state, served, stopped = 'unreachable', '-', '-'
             unreachable.add(router['id'])
         router_rows.append((router['id'], router.get('site') or '-', router['nbd'],
@@ -286,7 +287,7 @@ def main(argv=None):
     args = parser().parse_args(argv)
     try:
         answer = run_command(make_client(args), args)
-    except (AdminError, api_client.ApiError) as exc:
+    except (AdminError, api_errors.ApiError) as exc:
         print('ovs-admin: error: %s' % exc, file=sys.stderr)
         return 1
     if args.json and not isinstance(answer, str):

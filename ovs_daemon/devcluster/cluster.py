@@ -37,6 +37,7 @@ import botocore.config
 from oslo_log import log as logging
 
 from ovs_daemon.api import client as api_client
+from ovs_daemon.api import errors as api_errors
 from ovs_daemon.devcluster import netns as netns_mod
 from ovs_daemon.devcluster import process as process_mod
 from ovs_daemon.devcluster import sockets
@@ -158,7 +159,7 @@ class Cluster:
             try:
                 if predicate():
                     return
-            except api_client.ApiError:
+            except api_errors.ApiError:
                 pass
             if time.monotonic() > deadline:
                 raise TimeoutError('timed out after %.0f s waiting for %s'
@@ -371,7 +372,7 @@ class Cluster:
         def serving():
             try:
                 return health()['router'] == router['id']
-            except api_client.ApiError:
+            except api_errors.ApiError:
                 return False
         try:
             process.wait_until(serving, timeout, 'serving its control API')

@@ -28,7 +28,7 @@ from oslo_log import log as logging
 
 from ovs_daemon.backends import base as backends
 from ovs_daemon.engine import errors as engine_errors
-from ovs_daemon.router import errors
+from ovs_daemon.api import errors
 from ovs_daemon.router import ownership as ownership_mod
 from ovs_daemon.router import peers as peers_mod
 from ovs_daemon.router import registry as registry_mod
@@ -39,7 +39,7 @@ CLONE_SNAPSHOT = 'clone-%s'
 
 # Errors of the layers below, as API errors. The first match wins.
 _STATUS_OF = (
-    (errors.RouterError, None),
+    (errors.ApiError, None),
     (registry_mod.VolumeRecordNotFound, 404),
     (registry_mod.RouterNotFound, 404),
     (registry_mod.VolumeRecordExists, 409),
@@ -85,7 +85,7 @@ async def _errors_as_json(request, handler):
         if status is None:
             LOG.exception('%s %s failed', request.method, request.path)
             return error_response(500, 'InternalError', 'internal error: %s' % exc)
-        error_type = getattr(exc, 'error_type', None) or type(exc).__name__
+        error_type = exc.type if isinstance(exc, errors.ApiError) else type(exc).__name__
         if status >= 500:
             LOG.warning('%s %s: %s', request.method, request.path, exc)
         return error_response(status, error_type, str(exc))

@@ -13,7 +13,7 @@
 """Calls from one router to another: forwarding and handover requests.
 
 A peer that cannot be connected to within ``peer_timeout`` (refused, no
-route, silent) raises :class:`~ovs_daemon.router.errors.PeerUnreachable`;
+route, silent) raises :class:`~ovs_daemon.api.errors.PeerUnreachable`;
 that is what makes a failover acquire steal rather than wait. Once
 connected, a call may take up to its own timeout (a handover flushes).
 """
@@ -23,7 +23,7 @@ import asyncio
 import aiohttp
 from oslo_log import log as logging
 
-from ovs_daemon.router import errors
+from ovs_daemon.api import errors
 
 LOG = logging.getLogger(__name__)
 FORWARDED_BY = 'X-OVS-Forwarded-By'

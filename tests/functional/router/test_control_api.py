@@ -16,7 +16,7 @@ nothing, and the volume life cycle through any router."""
 import pytest
 import requests
 
-from ovs_daemon.api import client as api_client
+from ovs_daemon.api import errors as api_errors
 from tests.functional.clients import qemu_io
 from tests.functional.clients import tcp_uri
 
@@ -63,15 +63,15 @@ def test_bad_create_requests_get_json_errors_and_create_nothing(vpool, body, sta
 def test_conflicts_and_missing_things(vpool):
     api = vpool.client()
     api.create_volume('v1', 16 * MiB)
-    with pytest.raises(api_client.Conflict):
+    with pytest.raises(api_errors.Conflict):
         api.create_volume('v1', 16 * MiB)
-    with pytest.raises(api_client.Conflict):
+    with pytest.raises(api_errors.Conflict):
         api.extend_volume('v1', 8 * MiB)
-    with pytest.raises(api_client.NotFound):
+    with pytest.raises(api_errors.NotFound):
         api.volume('nope')
-    with pytest.raises(api_client.NotFound):
+    with pytest.raises(api_errors.NotFound):
         api.revert('v1', 'no-such-snapshot')
-    with pytest.raises(api_client.NotFound):
+    with pytest.raises(api_errors.NotFound):
         api.delete_volume('nope')
     assert api.volume('v1')['size'] == 16 * MiB
 

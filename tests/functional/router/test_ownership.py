@@ -15,6 +15,7 @@ and failover, restart, and what the old owner answers afterwards."""
 
 import pytest
 
+from ovs_daemon.api import errors as api_errors
 from tests.functional.clients import qemu_io
 from tests.functional.clients import tcp_uri
 
@@ -59,11 +60,10 @@ def test_kill_9_of_the_owner_then_failover_acquire_steals_with_epoch_plus_one(vp
 
 
 def test_normal_acquire_does_not_steal_from_an_unreachable_owner(vpool):
-    from ovs_daemon.api import client as api_client
     api = vpool.client()
     api.create_volume('v1', 16 * MiB, router='r1')
     vpool.kill_router('r1')
-    with pytest.raises(api_client.Unavailable, match='cannot hand it over'):
+    with pytest.raises(api_errors.Unavailable, match='cannot hand it over'):
         vpool.client('r2').acquire('v1', mode='normal')
     assert api.volume('v1')['owner'] == 'r1'
     assert api.volume('v1')['epoch'] == 1

@@ -26,6 +26,7 @@ import threading
 import pytest
 
 from ovs_cinder.edge import control
+from ovs_daemon.api import errors as api_errors
 from ovs_daemon.api import edge_client
 from tests import unix_peer
 
@@ -51,7 +52,7 @@ def edge_socket(tmp_path):
             return {'host': 'hv1'}
         if request['op'] == 'boom':
             raise RuntimeError('kaboom')
-        raise control.NotFound('no volume %s' % request.get('volume'))
+        raise api_errors.NotFound('no volume %s' % request.get('volume'))
     path = str(tmp_path / 'run' / 'control.sock')
     server = ServerThread(path, handler)
     yield path
@@ -79,7 +80,7 @@ def test_bad_requests_get_errors_and_the_connection_keeps_working(edge_socket):
                        b'{"op": "status"}')
     assert [a['ok'] for a in answers] == [False] * 5 + [True]
     assert [a['error']['type'] for a in answers[:5]] == [
-        'BadRequest', 'BadRequest', 'BadRequest', 'Error', 'NotFound']
+        'BadRequest', 'BadRequest', 'BadRequest', 'InternalError', 'NotFound']
     assert 'kaboom' in answers[3]['error']['message']
     assert answers[5]['host'] == 'hv1'
 
