@@ -35,9 +35,9 @@ import statistics
 import tempfile
 import time
 
-from bench import results
 from bench import engine as engine_bench
 from bench import fio as fio_mod
+from bench import results
 from ovs_daemon.backends import base
 from ovs_daemon.backends import local
 from ovs_daemon.devcluster import cluster as cluster_mod

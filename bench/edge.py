@@ -34,8 +34,8 @@ import shutil
 import statistics
 import tempfile
 
-from bench import results
 from bench import fio as fio_mod
+from bench import results
 from ovs_daemon.api import edge_client
 from ovs_daemon.devcluster import cluster as cluster_mod
 from ovs_daemon.devcluster import guest as guest_mod

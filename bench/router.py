@@ -36,8 +36,8 @@ import statistics
 import tempfile
 import time
 
-from bench import results
 from bench import fio as fio_mod
+from bench import results
 from ovs_daemon.devcluster import cluster as cluster_mod
 from ovs_daemon.nbd import client as nbd_client
 

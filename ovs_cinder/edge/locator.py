@@ -99,7 +99,7 @@ class Locator:
             if not stale and owner not in halted:
                 try:
                     return await self._connect(location['router'], location['epoch'])
-                except (OSError, asyncio.TimeoutError, nbd_errors.NBDError) as exc:
+                except (TimeoutError, OSError, nbd_errors.NBDError) as exc:
                     LOG.warning('Volume %s: owner %s unreachable from this edge: %s',
                                 self.volume, location['owner'], exc)
         if follow_only:
@@ -114,8 +114,7 @@ class Locator:
                 raise
             except api_errors.Forbidden as exc:
                 raise AttachmentRevoked('volume %s: %s' % (self.volume, exc)) from exc
-            except (api_errors.ApiError, OSError, asyncio.TimeoutError,
-                    nbd_errors.NBDError) as exc:
+            except (TimeoutError, api_errors.ApiError, OSError, nbd_errors.NBDError) as exc:
                 LOG.warning('Volume %s: router %s cannot take it over: %s', self.volume,
                             router['id'], exc)
         raise NoRouter('no router could serve volume %s' % self.volume)

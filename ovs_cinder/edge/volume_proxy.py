@@ -319,7 +319,7 @@ class VolumeProxy(export.Export):
                                                self.settings.connect_timeout)
             writer.close()
             self._last_send = time.monotonic()
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             self._lost(generation, 'router unreachable during a flush: %s'
                        % (exc or type(exc).__name__))
         finally:

@@ -42,8 +42,8 @@ import math
 import os
 
 from cinder import exception
-from cinder.image import image_utils
 from cinder import interface
+from cinder.image import image_utils
 from cinder.volume import configuration
 from cinder.volume import driver
 from cinder.volume import volume_utils

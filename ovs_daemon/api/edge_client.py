@@ -56,7 +56,7 @@ class EdgeControlClient:
             sock.sendall((json.dumps(request) + '\n').encode())
             with sock.makefile('rb') as answers:
                 line = answers.readline()
-        except socket.timeout:
+        except TimeoutError:
             raise EdgeUnavailable('the edge at %s did not answer %s within %.0f s'
                                   % (self.path, op, self.timeout)) from None
         finally:

@@ -26,8 +26,8 @@ import re
 import sys
 
 from ovs_daemon.api import client as api_client
-from ovs_daemon.api import errors as api_errors
 from ovs_daemon.api import edge_client
+from ovs_daemon.api import errors as api_errors
 from ovs_daemon.api import token as token_mod
 
 _UNITS = {'': 1, 'b': 1, 'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30, 't': 1 << 40}

@@ -38,7 +38,8 @@ from ovs_daemon.backends import base as backends
 from ovs_daemon.engine import blockmap
 from ovs_daemon.engine import errors
 from ovs_daemon.engine import records
-from ovs_daemon.engine.blockmap import UNMAPPED, ZERO
+from ovs_daemon.engine.blockmap import UNMAPPED
+from ovs_daemon.engine.blockmap import ZERO
 
 LOG = logging.getLogger(__name__)
 

@@ -130,7 +130,7 @@ class ServerSession(connection.FramedConnection):
                 HANDSHAKE_TIMEOUT)
         except errors.ConnectionLost:
             return
-        except asyncio.TimeoutError:
+        except TimeoutError:
             LOG.warning("NBD client %s did not finish the handshake in %ss",
                         self.peer, HANDSHAKE_TIMEOUT)
             self.transport.abort()

@@ -26,9 +26,9 @@ import secrets
 from aiohttp import web
 from oslo_log import log as logging
 
+from ovs_daemon.api import errors
 from ovs_daemon.backends import base as backends
 from ovs_daemon.engine import errors as engine_errors
-from ovs_daemon.api import errors
 from ovs_daemon.router import ownership as ownership_mod
 from ovs_daemon.router import peers as peers_mod
 from ovs_daemon.router import registry as registry_mod

@@ -56,11 +56,11 @@ import functools
 from kazoo.protocol import states as kz_states
 from oslo_log import log as logging
 
+from ovs_daemon.api import errors
 from ovs_daemon.backends import base as backends
 from ovs_daemon.engine import errors as engine_errors
 from ovs_daemon.nbd import errors as nbd_errors
 from ovs_daemon.nbd import protocol
-from ovs_daemon.api import errors
 from ovs_daemon.router import gate as gate_mod
 from ovs_daemon.router import registry as registry_mod
 from ovs_daemon.router import volume_export

@@ -18,7 +18,6 @@ that is what makes a failover acquire steal rather than wait. Once
 connected, a call may take up to its own timeout (a handover flushes).
 """
 
-import asyncio
 
 import aiohttp
 from oslo_log import log as logging
@@ -62,7 +61,7 @@ class Peers:
                 if answer.content_type == 'application/json':
                     return answer.status, await answer.json()
                 return answer.status, await answer.read()
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientConnectionError) as exc:
             raise errors.PeerUnreachable('router at %s did not answer %s %s: %s'
                                          % (api, method, path, _describe(exc))) from exc
 

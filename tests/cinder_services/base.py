@@ -23,19 +23,19 @@ import sys
 import tempfile
 import time
 
-import fixtures
 from cinder import service
+from cinder.compute import nova  # noqa: F401  (registers the [nova] options)
 from cinder.image import glance  # imported first, it runs into a circular import
-from cinder.tests.functional.api import client
 from cinder.tests.functional import functional_helpers
+from cinder.tests.functional.api import client
 from cinder.volume import configuration
+import fixtures
 from oslo_config import cfg
 
-from cinder.compute import nova  # noqa: F401  (registers the [nova] options)
 from ovs_cinder.volume import driver as driver_mod
+from ovs_daemon.devcluster import cluster as cluster_mod
 from tests.cinder_services import nova_stub
 from tests.functional.cinder import image_service
-from ovs_daemon.devcluster import cluster as cluster_mod
 
 GiB = 1 << 30
 DRIVER = '%s.%s' % (driver_mod.__name__, driver_mod.OVSEdgeDriver.__name__)

@@ -32,9 +32,9 @@ import os
 import sys
 import time
 
+from nova.volume import cinder as nova_cinder
 from os_brick.initiator import connector as brick_connector
 import os_brick.privileged
-from nova.volume import cinder as nova_cinder
 
 from ovs_cinder.brick import connector as ovs_connector
 from ovs_daemon.api import edge_client

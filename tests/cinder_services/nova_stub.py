@@ -18,10 +18,10 @@ this answers as a nova that no longer knows the server would (404), which
 is what cinder sees after an evacuate.
 """
 
+from http import server
 import json
 import subprocess
 import sys
-from http import server
 
 
 class _Handler(server.BaseHTTPRequestHandler):

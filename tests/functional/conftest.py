@@ -10,8 +10,8 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-import pytest
 from kazoo import client as kazoo_client
+import pytest
 
 from ovs_daemon.devcluster import netns
 

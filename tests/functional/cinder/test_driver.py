@@ -15,11 +15,11 @@ calls it, with cinder's own volume and snapshot objects."""
 
 import uuid
 
-import pytest
 from cinder import exception
 from cinder.tests.unit import fake_snapshot
 from cinder.tests.unit import fake_volume
 from oslo_utils import units
+import pytest
 
 from ovs_cinder.volume import driver as driver_mod
 

@@ -19,13 +19,13 @@ import io
 import subprocess
 import uuid
 
-import pytest
 from cinder.tests.unit import fake_volume
 from oslo_config import cfg
+import pytest
 
+from tests.functional.cinder.image_service import MemoryImageService
 from tests.functional.clients import qemu_io
 from tests.functional.clients import run
-from tests.functional.cinder.image_service import MemoryImageService
 
 pytestmark = pytest.mark.slow
 MiB = 1 << 20

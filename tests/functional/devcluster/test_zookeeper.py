@@ -14,9 +14,9 @@ import os
 import socket
 import threading
 
-import pytest
 from kazoo import protocol
 from kazoo import retry
+import pytest
 
 from ovs_daemon.devcluster import process
 from ovs_daemon.devcluster import sockets

@@ -22,9 +22,9 @@ import pytest
 
 from ovs_daemon.api import edge_client
 from ovs_daemon.devcluster import cluster as cluster_mod
+from tests import unix_peer
 from tests.functional.clients import qemu_io
 from tests.functional.clients import run
-from tests import unix_peer
 
 pytestmark = pytest.mark.slow
 MiB = 1 << 20

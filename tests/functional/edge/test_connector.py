@@ -17,11 +17,11 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from os_brick import exception as brick_exception
 from os_brick.initiator import connector as brick_connector
 import os_brick.privileged
+import pytest
+
 from ovs_cinder.brick import connector as ovs_connector
 from ovs_daemon.devcluster import cluster as cluster_mod
 from tests.functional.clients import qemu_io

@@ -24,8 +24,8 @@ import socket
 import struct
 import time
 
-from hypothesis import HealthCheck
 from hypothesis import given
+from hypothesis import HealthCheck
 from hypothesis import settings
 from hypothesis import strategies as st
 import pytest

@@ -17,8 +17,8 @@ import threading
 import time
 import uuid
 
-import pytest
 from kazoo import client as kazoo_client
+import pytest
 
 from ovs_daemon.devcluster import zookeeper
 from ovs_daemon.router import registry as registry_mod

@@ -26,8 +26,8 @@ import threading
 import pytest
 
 from ovs_cinder.edge import control
-from ovs_daemon.api import errors as api_errors
 from ovs_daemon.api import edge_client
+from ovs_daemon.api import errors as api_errors
 from tests import unix_peer
 
 

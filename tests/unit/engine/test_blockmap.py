@@ -10,11 +10,13 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from ovs_daemon.engine import blockmap
-from ovs_daemon.engine.blockmap import UNMAPPED, ZERO
+from ovs_daemon.engine.blockmap import UNMAPPED
+from ovs_daemon.engine.blockmap import ZERO
 
 SPAN = 4 * blockmap.PAGE_ENTRIES
 

@@ -23,8 +23,13 @@ import tempfile
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, \
-    initialize, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import Bundle
+from hypothesis.stateful import initialize
+from hypothesis.stateful import invariant
+from hypothesis.stateful import precondition
+from hypothesis.stateful import rule
+from hypothesis.stateful import RuleBasedStateMachine
+from hypothesis.stateful import run_state_machine_as_test
 import pytest
 
 from ovs_daemon.backends import base

@@ -15,8 +15,8 @@ config classes. No libvirt daemon runs here: the host object only answers
 "no encryption secret" for the volume."""
 
 from lxml import etree
-
 from nova.virt.libvirt import driver as libvirt_driver
+
 from ovs_cinder.brick import connector as ovs_connector
 from ovs_cinder.nova import volume
 
