@@ -12,4 +12,6 @@
 
 import setuptools
 
-setuptools.setup()
+setuptools.setup(
+    setup_requires=['pbr>=6.1.0'],
+    pbr=True)

@@ -50,10 +50,14 @@ if [[ ! -x $venv/bin/python ]]; then
 fi
 stamp=$venv/.ovs-installed
 if [[ ! -f $stamp || $top/setup.cfg -nt $stamp || $top/constraints.txt -nt $stamp \
-      || $top/test-requirements.txt -nt $stamp ]]; then
+      || $top/test-requirements.txt -nt $stamp || $top/requirements.txt -nt $stamp \
+      || $top/pyproject.toml -nt $stamp ]]; then
     echo "bootstrap: installing Python packages into $venv"
+    # Metadata left in the tree by an install before pbr would shadow the
+    # installed package's (its entry points, its version).
+    rm -rf "$top/ovs_edge.egg-info"
     "$venv/bin/pip" install -q --upgrade pip
     "$venv/bin/pip" install -q -c "$top/constraints.txt" \
-        -r "$top/test-requirements.txt" -e "$top"
+        -r "$top/requirements.txt" -r "$top/test-requirements.txt" -e "$top"
     touch "$stamp"
 fi
