@@ -99,21 +99,46 @@ class VolumeStore:
         it), which is halted. Space is freed now, or once no clone needs
         it."""
         volume.halt('deleted')
+        self._delete(name, volume.key)
+
+    def delete_unopened(self, name, key, parent=None):
+        """Delete a volume nobody serves, whatever state a crash left it in
+        (no metadata, marked deleted, its namespace already gone): ``key``,
+        of an epoch above every earlier owner's, claims it first, which
+        fences them all. ``parent`` is the volume's parent snapshot as the
+        registry knows it (``{'volume', 'snapshot'}``), for when the
+        namespace went but its deleted parent did not. Idempotent."""
+        if self.backend.namespace_exists(name):
+            self.backend.claim(name, key)
+            self._delete(name, key)
+        elif parent:
+            self._remove_if_unneeded(parent['volume'])
+
+    def _delete(self, name, key):
+        # Marked before the dependents are looked at: a clone being created
+        # writes its metadata before it checks that its parent is not
+        # deleted, so one of the two sees the other.
+        self.backend.put(name, records.DELETED_MARK, b'', key)
         if self.dependents(name):
-            self.backend.put(name, records.DELETED_MARK, b'', volume.key)
             LOG.info('volume %s deleted; kept for its clones', name)
             return
         self._remove(name)
 
     def _remove(self, name):
-        parent = self.meta(name).get('parent') \
-            if self.backend.namespace_exists(name) else None
+        try:
+            parent = self.meta(name).get('parent')
+        except errors.VolumeNotFound:
+            parent = None  # a create that died before its metadata
         self.backend.delete_namespace(name)
         LOG.info('volume %s removed from the backend', name)
-        if parent and self.backend.namespace_exists(parent['namespace']) \
-                and self._is_deleted(parent['namespace']) \
-                and not self.dependents(parent['namespace']):
-            self._remove(parent['namespace'])
+        if parent:
+            self._remove_if_unneeded(parent['namespace'])
+
+    def _remove_if_unneeded(self, name):
+        """Remove ``name`` if it is deleted and no clone needs it now."""
+        if self.backend.namespace_exists(name) and self._is_deleted(name) \
+                and not self.dependents(name):
+            self._remove(name)
 
     def collect(self, volume):
         """Remove the objects of an open volume that nothing refers to.
@@ -148,10 +173,14 @@ class VolumeStore:
         return removed
 
     def collect_deleted(self):
-        """Remove deleted volumes that no clone needs any more."""
+        """Remove deleted volumes that no clone needs any more: a parent
+        whose last clone went, also when that delete was interrupted."""
         removed = []
         for name in self.backend.list_namespaces():
-            if self._is_deleted(name) and not self.dependents(name):
-                self._remove(name)
-                removed.append(name)
+            try:
+                if self._is_deleted(name) and not self.dependents(name):
+                    self._remove(name)
+                    removed.append(name)
+            except (backends.NotFound, errors.VolumeNotFound):
+                continue  # removed meanwhile by another router
         return removed

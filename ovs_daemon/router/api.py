@@ -209,19 +209,25 @@ class ControlAPI:
     async def _owner_api(self, name, forwarded):
         """The API address of the volume's live owner, or None once this
         router has taken it (no live owner) or serves it."""
+        api = await self._live_owner_api(name, forwarded)
+        if api is None:
+            await self.own.acquire(name, ownership_mod.MODE_NORMAL)
+        return api
+
+    async def _live_owner_api(self, name, forwarded):
+        """The API address of the volume's owner if that is another live
+        router, else None."""
         record, _ = await self.own.blocking(self.registry.volume, name)
         owner = record['owner']
-        if owner is not None and owner != self.router_id:
-            try:
-                info = await self.own.blocking(self.registry.router, owner)
-            except registry_mod.RouterNotFound:
-                info = None
-            if info is not None:
-                if forwarded:
-                    raise errors.Unavailable('volume %s is owned by %s now; retry' % (name, owner))
-                return info['api']
-        await self.own.acquire(name, ownership_mod.MODE_NORMAL)
-        return None
+        if owner is None or owner == self.router_id:
+            return None
+        try:
+            info = await self.own.blocking(self.registry.router, owner)
+        except registry_mod.RouterNotFound:
+            return None
+        if forwarded:
+            raise errors.Unavailable('volume %s is owned by %s now; retry' % (name, owner))
+        return info['api']
 
     async def _forward(self, request, api, body):
         status, answer = await self.service.peers.call(
@@ -319,17 +325,16 @@ class ControlAPI:
             raise errors.PeerError(status, error.get('type'), error.get('message', str(answer)))
 
     async def delete_volume(self, request):
+        """On the owner if another live router owns the volume; here
+        otherwise, without opening it (see Ownership.delete)."""
         name = _volume_name(request)
-
-        async def local(served):
-            await self.own.delete(name)
-            return web.Response(status=204)
-        try:
-            return await self._on_owner(request, name, local)
-        except engine_errors.VolumeNotFound:
-            # A record without data (a create that died half-way).
-            await self.own.delete(name)
-            return web.Response(status=204)
+        if self.own.served(name) is None:
+            api = await self._live_owner_api(
+                name, forwarded=peers_mod.FORWARDED_BY in request.headers)
+            if api is not None:
+                return await self._forward(request, api, None)
+        await self.own.delete(name)
+        return web.Response(status=204)
 
     async def extend_volume(self, request):
         name = _volume_name(request)

@@ -206,14 +206,29 @@ class Ownership:
                                                  parent['snapshot'], key, size)
                 else:
                     volume = await self.blocking(self.store.create, name, size, key)
-            except Exception:
+            except engine_errors.VolumeExists:
+                # Not ours: a namespace kept for its clones, or left over.
                 await self._forget_record(name)
+                raise
+            except Exception:
+                await self._undo_create(name)
                 raise
             await self._serve(name, volume, record)
             self.metrics.ownership_changes(registry_mod.TRANSFER_CREATE).inc()
             LOG.info('Created volume %s (%d bytes%s)', name, size,
                      ', clone of %(volume)s@%(snapshot)s' % parent if parent else '')
             return record
+
+    async def _undo_create(self, name):
+        """Remove what a failed create left (a namespace without metadata,
+        or with it); on failure the record stays for a delete to finish."""
+        try:
+            record = await self.blocking(self.registry.mark_deleting, name)
+            await self._delete_unopened(name, record)
+            await self._forget_record(name)
+        except Exception as exc:
+            LOG.error('Could not undo the failed create of volume %s (delete it to finish): '
+                      '%s', name, exc)
 
     async def acquire(self, name, mode=MODE_NORMAL, attachment=None):
         """Make this router the owner and server of ``name``; returns the record.
@@ -351,18 +366,38 @@ class Ownership:
                               % (name, record['owner'], record['epoch'], self.router_id, epoch))
 
     async def delete(self, name):
-        """Delete a volume this router serves, or one nobody can serve."""
+        """Delete a volume this router serves, or one no live router serves.
+
+        Resumable: the record is marked ``deleting`` first (acquires are
+        refused from then on) and forgotten last, so a delete that failed,
+        or whose router died, anywhere between is finished by the next
+        delete through any router. A volume not served here is taken for
+        the delete (epoch + 1, then a claim in the backend, which fences
+        its earlier owners) without being opened: it may have no metadata
+        (a create that died) or be half deleted already.
+        """
         async with self._locks[name]:
+            record = await self.blocking(self.registry.mark_deleting, name)
             served = self._served.get(name)
-            await self.blocking(self.registry.mark_deleting, name)
-            if served is not None:
+            if served is not None and record['owner'] == self.router_id \
+                    and served.epoch == record['epoch']:
                 self.halt(name, served.epoch, 'deleted', 'deleted', keep=False)
                 await self.blocking(self.store.delete, name, served.volume)
-            elif await self.blocking(self.store.exists, name):
-                raise errors.Conflict('volume %s is not served here; delete it on its owner'
-                                      % name)
+            else:
+                await self._delete_unopened(name, record)
             await self._forget_record(name)
             LOG.info('Deleted volume %s', name)
+
+    async def _delete_unopened(self, name, record):
+        record = await self.blocking(self.registry.take_ownership, name, self.router_id,
+                                     record['owner'], record['epoch'],
+                                     registry_mod.TRANSFER_DELETE)
+        old = self._served.get(name)
+        if old is not None:
+            self.halt(name, old.epoch, 'deleted at epoch %d' % record['epoch'], 'deleted',
+                      keep=False)
+        key = backends.OwnerKey.generate(record['epoch'])
+        await self.blocking(self.store.delete_unopened, name, key, record['parent'])
 
     async def _forget_record(self, name):
         try:

@@ -59,7 +59,9 @@ TRANSFER_CREATE = 'create'
 TRANSFER_HANDOVER = 'handover'
 TRANSFER_STEAL = 'steal'
 TRANSFER_RESTART = 'restart'
-TRANSFER_KINDS = (TRANSFER_CREATE, TRANSFER_HANDOVER, TRANSFER_STEAL, TRANSFER_RESTART)
+TRANSFER_DELETE = 'delete'
+TRANSFER_KINDS = (TRANSFER_CREATE, TRANSFER_HANDOVER, TRANSFER_STEAL, TRANSFER_RESTART,
+                  TRANSFER_DELETE)
 # How many times update_volume re-reads and retries after losing a CAS race
 # to a change that its mutation does not conflict with.
 DEFAULT_CAS_RETRIES = 16

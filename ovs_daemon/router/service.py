@@ -145,7 +145,9 @@ class RouterService:
             await self.collect()
 
     async def collect(self):
-        """One garbage collection round over the volumes served here."""
+        """One garbage collection round over the volumes served here, then
+        over the deleted volumes of the vPool that no clone needs any more
+        (left by a delete that was interrupted)."""
         removed = 0
         for name in self.ownership.served_names():
             served = self.ownership.served(name)
@@ -157,6 +159,14 @@ class RouterService:
                 LOG.warning('Collecting volume %s failed: %s', name, exc)
         if removed:
             LOG.info('Collector removed %d objects', removed)
+        try:
+            gone = await self.ownership.blocking(self.store.collect_deleted)
+        except Exception as exc:
+            LOG.warning('Collecting deleted volumes failed: %s', exc)
+        else:
+            if gone:
+                LOG.info('Collector removed deleted volumes no clone needs: %s',
+                         ', '.join(gone))
         return removed
 
     async def run_until_signalled(self):

@@ -173,7 +173,8 @@ def test_deleted_parent_is_kept_until_its_last_clone_goes(store):
     store.delete('p', parent)
     assert store.names() == ['c']
     assert store.collect_deleted() == []
-    assert store.open('c', key(2)).read(0, 4096) == b'P' * 4096
+    clone = store.open('c', key(2))
+    assert clone.read(0, 4096) == b'P' * 4096
     store.delete('c', clone)
     assert store.backend.list_namespaces() == []
 
