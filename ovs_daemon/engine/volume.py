@@ -468,12 +468,23 @@ class Volume:
             raise
         except backends.BackendError:
             # The outcome is unknown: only what the slot holds now tells.
-            if self._slot_holds(slot, record):
-                LOG.warning('%s: commit of slot %d reported an error but is '
-                            'in place', self.namespace, slot)
-            else:
+            if not self._slot_holds(slot, record):
                 raise
+            LOG.warning('%s: commit of slot %d reported an error but is '
+                        'in place', self.namespace, slot)
+            self._check_still_owner(slot)
         self._next_slot = slot + 1
+
+    def _check_still_owner(self, slot):
+        """The check a backend makes after a commit it saw through, for a
+        commit found in place by reading it back: a claim that came
+        between may have trimmed the slot before the put landed, and then
+        no owner will ever read it."""
+        current = self.backend.current_epoch(self.namespace)
+        if current != self.key.epoch:
+            raise backends.Fenced('%s: claimed at epoch %d while slot %d was '
+                                  'committed; the new owner may not have it'
+                                  % (self.namespace, current, slot))
 
     def _slot_holds(self, slot, record):
         for found, raw in self.backend.read_log(self.namespace,

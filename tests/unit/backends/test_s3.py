@@ -25,6 +25,7 @@ from ovs_daemon import opts
 from ovs_daemon.backends import base
 from ovs_daemon.backends import s3
 from ovs_daemon.cmd import router as router_cmd
+from ovs_daemon.engine import volume as volume_mod
 from tests.unit import s3_proxy
 
 NS = 'vol1'
@@ -240,6 +241,30 @@ def test_a_commit_landing_after_a_claim_is_not_acknowledged(proxy, proxied,
     with pytest.raises(base.Fenced, match='claimed by another writer'):
         proxied.append_log(NS, 3, b'late', key)
     assert [s.status for s in requests_to(proxy, 'PUT', slot3)] == [200]
+
+
+def test_a_commit_found_by_the_engines_read_back_after_a_claim_is_fenced(
+        proxy, s3_test_place, direct):
+    """As above, but the writer's own read-back of its slot fails too
+    (RetriesExhausted), so the engine reads the slot back itself and finds
+    its record in place: it must still see that the volume was claimed
+    meanwhile, and not acknowledge the commit."""
+    backend = dataclasses.replace(s3_test_place, endpoint_url=proxy.url).backend(
+        max_attempts=3)
+    vol = volume_mod.Volume.create(backend, NS, 1 << 20, base.OwnerKey.generate(1))
+    vol.write(0, b'w' * 4096)
+
+    def new_owner_takes_over_and_trims():
+        new = base.OwnerKey.generate(2)
+        assert direct.claim(NS, new) == 2
+        direct.append_log(NS, 3, b'r3', new)
+        direct.trim_log(NS, 3, new)
+    proxy.add(s3_proxy.Fault('drop_after', path=SLOT2,
+                             hook=new_owner_takes_over_and_trims))
+    proxy.add(s3_proxy.Fault('fail_before', method='GET', path=SLOT2, times=3))
+    with pytest.raises(base.Fenced, match='claimed at epoch 2'):
+        vol.flush()
+    assert vol.halted
 
 
 def test_a_claim_of_unknown_outcome_is_read_back(proxy, proxied):
