@@ -52,9 +52,10 @@ router_opts = [
                     'routers, edges and the Cinder driver of the vPool. Keep '
                     'it readable by root only.'),
     cfg.FloatOpt('peer_timeout', default=1.0, min=0.05,
-                 help='Seconds to wait for another router to answer before '
-                      'it counts as unreachable (failover acquire then '
-                      'steals the volume).'),
+                 help='Seconds to wait for another router to connect, and '
+                      'to answer a health check before a handover, before it '
+                      'counts as unreachable (failover acquire then steals '
+                      'the volume).'),
     cfg.FloatOpt('handover_timeout', default=10.0, min=0.1,
                  help='Seconds an owner may take to flush and release a '
                       'volume it hands over.'),
@@ -83,6 +84,12 @@ zookeeper_opts = [
                       'does not answer its peers.'),
     cfg.FloatOpt('connect_timeout', default=15.0, min=1.0,
                  help='Seconds to wait for ZooKeeper at start-up.'),
+    cfg.FloatOpt('reconnect_max_delay', default=0.25, min=0.01,
+                 help='Longest pause, in seconds, between two attempts to '
+                      'reconnect to ZooKeeper (up to 40%% more, for jitter). '
+                      'IO held while the session is suspended resumes about '
+                      'this long after ZooKeeper serves again, whatever the '
+                      'outage lasted.'),
 ]
 
 backend_opts = [

@@ -409,6 +409,21 @@ class Cluster:
         """SIGTERM, as an operator stops it; SIGKILL if it lingers."""
         self._stop(self.router(router_id)['process'])
 
+    def pause_router(self, router_id):
+        """SIGSTOP: a hung router. The kernel still accepts TCP connections
+        for it, so only an answer tells it from a live one."""
+        self._signal_router(router_id, signal.SIGSTOP)
+
+    def resume_router(self, router_id):
+        """SIGCONT after :meth:`pause_router`."""
+        self._signal_router(router_id, signal.SIGCONT)
+
+    def _signal_router(self, router_id, sig):
+        process = self._attached(self.router(router_id)['process'])
+        if process is None:
+            raise ClusterError('router %s is not running' % router_id)
+        process.kill(sig)
+
     def _refuse_if_running(self, record):
         # A second instance would fail to bind while the record forgets the
         # first one, which then outlives down().

@@ -30,8 +30,10 @@ volume from the backend. The reason is recorded as ``transfer.kind``:
 * ``create``: a new volume, epoch 1;
 * ``handover``: the previous owner flushed, halted and released the record
   (owner null) when asked to;
-* ``steal``: the previous owner is dead (no ZooKeeper session) or did not
-  answer within ``peer_timeout`` while a failover acquire was asked for;
+* ``steal``: the previous owner is dead (no ZooKeeper session, or its
+  session expired while it was asked for a handover) or did not answer a
+  health check within ``peer_timeout`` while a failover acquire was asked
+  for;
 * ``restart``: the record names this router but this process does not serve
   the volume (a restart, or a ZooKeeper session that was lost).
 
@@ -73,6 +75,9 @@ MODES = (MODE_NORMAL, MODE_FAILOVER)
 # An acquire decides again after each lost race; other routers racing for
 # the same volume can make it lose only a few times.
 MAX_DECISIONS = 8
+# How often an acquire waiting for a handover checks that the owner still
+# has a ZooKeeper session.
+OWNER_SESSION_POLL = 0.2
 
 
 class HandedOver(Exception):
@@ -272,7 +277,7 @@ class Ownership:
                         owner, name)
             return await self._take(name, owner, epoch, registry_mod.TRANSFER_STEAL)
         try:
-            await self.peers.request_handover(info['api'], name, epoch, self.handover_timeout)
+            await self._ask_handover(owner, info['api'], name, epoch)
         except (errors.PeerUnreachable, errors.PeerError) as exc:
             if isinstance(exc, errors.PeerError) and exc.status == 409:
                 raise registry_mod.Conflict(str(exc)) from exc
@@ -283,6 +288,27 @@ class Ownership:
                         owner, name, exc)
             return await self._take(name, owner, epoch, registry_mod.TRANSFER_STEAL)
         raise HandedOver(owner)
+
+    async def _ask_handover(self, owner, api, name, epoch):
+        """Ask ``owner`` to flush and release ``name``. An owner that does
+        not answer a health check within ``peer_timeout`` is unreachable (a
+        hung process still has its TCP connections accepted by the kernel),
+        and so is one whose ZooKeeper session expires while it flushes:
+        the wait for its answer ends there, not at ``handover_timeout``."""
+        await self.peers.check_alive(api)
+        handover = asyncio.ensure_future(
+            self.peers.request_handover(api, name, epoch, self.handover_timeout))
+        try:
+            while True:
+                done, _ = await asyncio.wait({handover}, timeout=OWNER_SESSION_POLL)
+                if done:
+                    return handover.result()
+                if not await self.blocking(self.registry.is_router_alive, owner):
+                    raise errors.PeerUnreachable(
+                        'owner %s lost its ZooKeeper session while asked for a handover'
+                        % owner)
+        finally:
+            handover.cancel()
 
     async def _take(self, name, expected_owner, epoch, kind, previous=None):
         record = await self.blocking(self.registry.take_ownership, name, self.router_id,

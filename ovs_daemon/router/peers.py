@@ -13,9 +13,10 @@
 """Calls from one router to another: forwarding and handover requests.
 
 A peer that cannot be connected to within ``peer_timeout`` (refused, no
-route, silent) raises :class:`~ovs_daemon.api.errors.PeerUnreachable`;
-that is what makes a failover acquire steal rather than wait. Once
-connected, a call may take up to its own timeout (a handover flushes).
+route, silent), or does not answer its health check within it (hung),
+raises :class:`~ovs_daemon.api.errors.PeerUnreachable`; that is what
+makes a failover acquire steal rather than wait. Once connected, a call may
+take up to its own timeout (a handover flushes).
 """
 
 
@@ -64,6 +65,14 @@ class Peers:
         except (TimeoutError, aiohttp.ClientConnectionError) as exc:
             raise errors.PeerUnreachable('router at %s did not answer %s %s: %s'
                                          % (api, method, path, _describe(exc))) from exc
+
+    async def check_alive(self, api):
+        """Raise PeerUnreachable unless the router at ``api`` answers its
+        health check within ``peer_timeout``."""
+        status, answer = await self.call(api, 'GET', '/v1/health', timeout=self.peer_timeout)
+        if status != 200:
+            raise errors.PeerUnreachable('router at %s answered its health check with %d: %s'
+                                         % (api, status, answer))
 
     async def request_handover(self, api, volume, epoch, timeout):
         """Ask the owner at ``api`` to flush and release ``volume``."""

@@ -28,6 +28,7 @@ import time
 from aiohttp import web
 from kazoo import client as kazoo_client
 from kazoo import handlers
+from kazoo import retry as kazoo_retry
 from oslo_log import log as logging
 
 from ovs_daemon import opts
@@ -68,9 +69,15 @@ class RouterService:
             raise StartupError('backend %s: %s' % (conf.backend.backend, exc)) from exc
         self.store = store_mod.VolumeStore(backend, opts.make_tuning(conf))
         self.metrics = metrics_mod.RouterMetrics(self.router_id)
+        handler = handlers.threading.SequentialThreadingHandler()
+        # kazoo's default back-off grows to an hour: after a long outage the
+        # router would reconnect long after ZooKeeper serves again.
+        reconnect = kazoo_retry.KazooRetry(max_tries=-1, delay=0.05, backoff=2,
+                                           max_delay=conf.zookeeper.reconnect_max_delay,
+                                           sleep_func=handler.sleep_func)
         self.zk = kazoo_client.KazooClient(
             hosts=conf.zookeeper.hosts, timeout=conf.zookeeper.session_timeout,
-            handler=handlers.threading.SequentialThreadingHandler())
+            handler=handler, connection_retry=reconnect)
         self.registry = registry_mod.Registry(self.zk, self.vpool)
         self.peers = peers_mod.Peers(self.router_id, self._token, router.peer_timeout,
                                      router.forward_timeout)

@@ -91,3 +91,25 @@ def test_any_router_answers_by_forwarding_to_the_owner(vpool):
     assert vpool.client('r1').volume_stats('v1')['size'] == 32 * MiB
     assert vpool.client('r1').health()['served'] == ['v1']
     assert vpool.client('r3').health()['served'] == []
+
+
+def test_failover_acquire_steals_at_once_from_a_hung_owner(make_vpool):
+    # A handover_timeout far longer than the client waits: the acquire
+    # must not wait for the hung owner's handover answer at all.
+    vpool = make_vpool(routers=2, options={'router': {'handover_timeout': 60.0}})
+    api = vpool.client()
+    api.create_volume('v1', 16 * MiB, router='r1')
+    qemu_io(nbd_uri(vpool, 'r1', 'v1'), 'write -P 0x6b 0 1M', 'flush')
+
+    vpool.pause_router('r1')
+    try:
+        location = vpool.client('r2', timeout=8.0).acquire('v1', mode='failover')
+    finally:
+        vpool.resume_router('r1')
+
+    assert (location['owner'], location['epoch']) == ('r2', 2)
+    assert api.volume('v1')['transfer']['kind'] == 'steal'
+    out = qemu_io(nbd_uri(vpool, 'r2', 'v1'), 'read -P 0x6b 0 1M')
+    assert 'verification failed' not in out
+    # Woken up, the old owner sees the record change and halts its copy.
+    vpool.wait_until(lambda: 'v1' in vpool.client('r1').health()['halted'], timeout=30)

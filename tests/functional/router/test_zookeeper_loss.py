@@ -16,10 +16,12 @@ one halts the volumes; a 3-node ensemble survives the loss of its leader."""
 import asyncio
 import os
 import signal
+import socket
 import time
 
 import pytest
 
+from ovs_daemon.devcluster import sockets
 from ovs_daemon.devcluster import zookeeper
 from ovs_daemon.nbd import client as client_mod
 from ovs_daemon.nbd import errors as nbd_errors
@@ -111,4 +113,64 @@ def test_routers_keep_serving_when_the_zookeeper_leader_dies(ensemble, make_vpoo
     last = written - 1
     out = qemu_io(tcp_uri(vpool.router('r1')['nbd'], 'v1'),
                   'read -P %d %d 4k' % (last % 251, (last % 4096) * 4096))
+    assert 'verification failed' not in out
+
+
+@pytest.fixture
+def zookeeper_server(tmp_path):
+    """A standalone server on a fixed port, so that it can be restarted."""
+    server = zookeeper.ZooKeeperServer(str(tmp_path / 'zookeeper'), port=sockets.free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def count_connection_attempts(host, port, seconds):
+    """Listen on ``host:port`` for ``seconds``, dropping every connection;
+    returns how many came."""
+    attempts = 0
+    with socket.create_server((host, port), reuse_port=False) as listener:
+        listener.settimeout(0.05)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            connection.close()
+            attempts += 1
+    return attempts
+
+
+def test_a_router_keeps_knocking_through_a_long_zookeeper_outage(zookeeper_server, make_vpool):
+    # A session timeout longer than the outage: the router only suspends.
+    vpool = make_vpool(routers=1, zookeeper_hosts=zookeeper_server.hosts,
+                       options={'zookeeper': {'session_timeout': 40.0}})
+    api = vpool.client('r1')
+    api.create_volume('v1', 16 * MiB, router='r1')
+
+    async def scenario():
+        nbd = await connect(vpool, 'r1', 'v1')
+        await nbd.write(0, b'\x11' * 4096)
+        await nbd.flush()
+        zookeeper_server.stop()
+        held = asyncio.ensure_future(nbd.write(4096, b'\x22' * 4096))
+        await asyncio.sleep(8)
+        # By now a back-off growing without bound waits seconds between
+        # attempts; the router must still try several times a second.
+        attempts = await asyncio.get_running_loop().run_in_executor(
+            None, count_connection_attempts, zookeeper_server.host, zookeeper_server.port, 2.0)
+        assert attempts >= 3, attempts
+        assert not held.done(), 'a write was acknowledged without ZooKeeper'
+        await asyncio.get_running_loop().run_in_executor(None, zookeeper_server.start)
+        await asyncio.wait_for(held, 30)
+        await nbd.close()
+
+    asyncio.run(scenario())
+    record = api.volume('v1')
+    assert (record['owner'], record['epoch']) == ('r1', 1)
+    out = qemu_io(tcp_uri(vpool.router('r1')['nbd'], 'v1'), 'read -P 0x11 0 4k',
+                  'read -P 0x22 4k 4k')
     assert 'verification failed' not in out
