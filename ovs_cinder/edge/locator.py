@@ -21,6 +21,7 @@ mode; that router hands the volume over from the old owner or steals it.
 """
 
 import asyncio
+import hashlib
 import time
 
 from oslo_log import log as logging
@@ -39,17 +40,24 @@ class NoRouter(Exception):
 
 
 class AttachmentRevoked(Exception):
-    """A router refused the attachment token: this host may no longer use
-    the volume (it was detached or evacuated elsewhere)."""
+    """A router refused the attachment token ``token``: this host may no
+    longer use the volume (it was detached or evacuated elsewhere), unless
+    a new token for it is on its way (an attach again)."""
+
+    def __init__(self, message, token):
+        super().__init__(message)
+        self.token = token
 
 
 class Upstream:
-    """A connection to the router that serves the volume at ``epoch``."""
+    """A connection, made with attachment ``token``, to the router that
+    serves the volume at ``epoch``."""
 
-    def __init__(self, nbd, router, epoch):
+    def __init__(self, nbd, router, epoch, token):
         self.nbd = nbd
         self.router = router
         self.epoch = epoch
+        self.token = token
 
     @property
     def router_id(self):
@@ -68,9 +76,12 @@ class Locator:
         self._executor = executor
 
     def preference(self, last=None):
-        """Routers in the order to try: own site first, ``last`` at the end."""
-        ordered = sorted(self.routers, key=lambda r: (r['id'] == last, r.get('site') != self.site))
-        return ordered
+        """Routers in the order to try: own site first, ``last`` at the end,
+        and within that an order of this volume's own (rendezvous hashing of
+        the volume and router names), so the volumes of a lost router spread
+        over the others instead of all landing on the first one listed."""
+        return sorted(self.routers, key=lambda r: (r['id'] == last, r.get('site') != self.site,
+                                                   _rendezvous(self.volume, r['id'])))
 
     def _client(self, router, timeout):
         return api_client.ControlClient([router['api']], self._api_token, timeout=timeout,
@@ -95,7 +106,10 @@ class Locator:
         location = await self._locate(lost_id)
         if location is not None and location['alive'] and location['router']:
             owner = (location['owner'], location['epoch'])
-            stale = lost is not None and owner == (lost.router_id, lost.epoch)
+            # An owner that dropped the session of a replaced token is not
+            # lost: the new token reconnects to it.
+            stale = lost is not None and owner == (lost.router_id, lost.epoch) \
+                and lost.token == self.attachment_token
             if not stale and owner not in halted:
                 try:
                     return await self._connect(location['router'], location['epoch'])
@@ -105,15 +119,15 @@ class Locator:
         if follow_only:
             raise NoRouter('volume %s has no new owner yet' % self.volume)
         for router in self.preference(last=lost_id):
+            token = self.attachment_token
             try:
                 location = await self._call(router, 'acquire', self.volume, 'failover',
-                                            self.attachment_token,
-                                            timeout=self._settings.acquire_timeout)
+                                            token, timeout=self._settings.acquire_timeout)
                 return await self._connect(location['router'], location['epoch'])
             except api_errors.NotFound:
                 raise
             except api_errors.Forbidden as exc:
-                raise AttachmentRevoked('volume %s: %s' % (self.volume, exc)) from exc
+                raise AttachmentRevoked('volume %s: %s' % (self.volume, exc), token) from exc
             except (TimeoutError, api_errors.ApiError, OSError, nbd_errors.NBDError) as exc:
                 LOG.warning('Volume %s: router %s cannot take it over: %s', self.volume,
                             router['id'], exc)
@@ -134,15 +148,21 @@ class Locator:
     async def _connect(self, router, epoch):
         host, _, port = router['nbd'].rpartition(':')
         started = time.monotonic()
+        token = self.attachment_token
         try:
             nbd = await nbd_client.NBDClient.connect_tcp(
-                host, int(port), '%s/%s' % (self.volume, self.attachment_token),
+                host, int(port), '%s/%s' % (self.volume, token),
                 timeout=self._settings.connect_timeout * 2)
         except nbd_errors.ExportRefused as exc:
             if exc.reply_type == protocol.REP_ERR_POLICY:
                 raise AttachmentRevoked('router %s refused the attachment of volume %s: %s'
-                                        % (router['id'], self.volume, exc.message)) from exc
+                                        % (router['id'], self.volume, exc.message),
+                                        token) from exc
             raise
         LOG.info('Volume %s: connected to router %s (epoch %d) in %.3f s', self.volume,
                  router['id'], epoch, time.monotonic() - started)
-        return Upstream(nbd, router, epoch)
+        return Upstream(nbd, router, epoch, token)
+
+
+def _rendezvous(volume, router_id):
+    return hashlib.sha256(('%s\0%s' % (volume, router_id)).encode()).digest()

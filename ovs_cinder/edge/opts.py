@@ -45,10 +45,13 @@ edge_opts = [
                  help='Seconds a read or write may wait for the router before '
                       'the edge fails over to another router.'),
     cfg.FloatOpt('flush_timeout', default=30.0, min=0.1,
-                 help='Seconds a flush may wait for a router that still accepts '
-                      'connections before the edge fails over (a flush uploads '
-                      'up to replay_buffer_mib). A router that does not accept '
-                      'one within connect_timeout is failed over at once.'),
+                 help='Seconds a flush may wait for its answer, counted from '
+                      'its send, before the edge fails over (a flush uploads '
+                      'up to replay_buffer_mib). Past io_timeout without an '
+                      'answer the edge probes the router once per io_timeout: '
+                      'one that does not send its NBD greeting on a new '
+                      'connection within connect_timeout (dead, or hung) is '
+                      'failed over at once.'),
     cfg.FloatOpt('keepalive_interval', default=0.5, min=0.05,
                  help='An idle volume reads one block from its router this '
                       'often, so a silent loss is noticed within '
@@ -60,6 +63,11 @@ edge_opts = [
                  help='Seconds the edge only follows the registry after a router '
                       'halted the volume under it (a planned migrate or a steal '
                       'under way) before it asks a router to take the volume.'),
+    cfg.FloatOpt('reattach_grace', default=2.0, min=0.0,
+                 help='Seconds the edge keeps trying after a router refused its '
+                      'attachment token, in case an attach again of the volume '
+                      'with a new token is on its way; then the attachment is '
+                      'revoked and every request fails with EIO.'),
     cfg.FloatOpt('connect_timeout', default=0.5, min=0.05,
                  help='Seconds to connect to a router (control API or NBD) '
                       'before trying the next one.'),

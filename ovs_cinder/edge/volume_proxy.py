@@ -41,6 +41,7 @@ from ovs_daemon.nbd import protocol
 
 LOG = logging.getLogger(__name__)
 KEEPALIVE_BYTES = 4096
+GREETING = protocol.NBDMAGIC.to_bytes(8, 'big')
 
 
 class FailoverFailed(Exception):
@@ -66,10 +67,11 @@ class VolumeProxy(export.Export):
         self._auto_flush = None
         self._last_reply = time.monotonic()
         self._last_send = self._last_reply
-        self._flushes = 0
+        self._flushes_sent = {}
         self._watchdog = None
         self._keepalive_read = None
         self._probe = None
+        self._last_probe = 0.0
         self._closed = False
 
     # -- life cycle -------------------------------------------------------------
@@ -131,11 +133,17 @@ class VolumeProxy(export.Export):
 
     async def flush(self):
         covered = self.journal.next_seq
-        self._flushes += 1
+        key = object()
+
+        def send():
+            # flush_timeout counts from this send, to this upstream.
+            self._flushes_sent[key] = time.monotonic()
+            return self._send(protocol.CMD_FLUSH, 0, 0, 0, None)
+        generation, future = send()
         try:
-            await self._request(protocol.CMD_FLUSH, 0, 0)
+            await self._complete(future, generation, resend=send)
         finally:
-            self._flushes -= 1
+            del self._flushes_sent[key]
         self.journal.forget_before(covered)
 
     # -- requests ---------------------------------------------------------------
@@ -245,6 +253,9 @@ class VolumeProxy(export.Export):
                                                    follow_only=loop.time() < follow_until)
                 break
             except locator_mod.AttachmentRevoked as exc:
+                if self._new_token_may_come(exc, started):
+                    await asyncio.sleep(delay)
+                    continue
                 self.revoked = str(exc)
                 LOG.error('Volume %s: %s', self.name, exc)
                 raise
@@ -265,12 +276,26 @@ class VolumeProxy(export.Export):
                     '%d writes', self.name, lost.router_id if lost else None,
                     upstream.router_id, upstream.epoch, pause, replayed)
 
+    def _new_token_may_come(self, refused, started):
+        """Whether a refused attachment token may be one an attach again
+        just replaced: the new one is then tried, for ``reattach_grace``."""
+        if refused.token != self.locator.attachment_token:
+            return True
+        if asyncio.get_running_loop().time() - started < self.settings.reattach_grace:
+            LOG.warning('Volume %s: %s; waiting up to %.1f s for a new attachment token',
+                        self.name, refused, self.settings.reattach_grace)
+            return True
+        return False
+
     def _install(self, upstream, replay):
         """Make ``upstream`` current; with ``replay``, send the journal to it
         first, so the requests waiting go after every write they followed."""
         self.generation += 1
         self.upstream = upstream
         self._last_reply = time.monotonic()
+        for key in self._flushes_sent:
+            # Those waiting are sent again to this upstream: their clock restarts.
+            self._flushes_sent[key] = self._last_reply
         self.set_size(upstream.nbd.size)
         if not replay:
             return 0
@@ -283,12 +308,15 @@ class VolumeProxy(export.Export):
     async def _watch(self):
         """The watchdog of the upstream, every tenth of the IO timeout.
 
-        Requests in flight with no reply for ``io_timeout`` (``flush_timeout``
-        while a FLUSH is in flight) mean a silent loss: the upstream is
-        dropped, which fails them over. An idle upstream gets a one-block
-        read every ``keepalive_interval``, so a silent loss is noticed
-        without guest IO too. One timestamp per reply replaces a timer per
-        request.
+        Requests in flight with no reply for ``io_timeout`` mean a silent
+        loss: the upstream is dropped, which fails them over. A FLUSH may
+        take longer and holds back the replies after it, so while one is in
+        flight a silence past ``io_timeout`` only sends a probe (see
+        :meth:`_probe_router`), once per ``io_timeout``; a FLUSH unanswered
+        ``flush_timeout`` after its send is a loss whatever the probes say.
+        An idle upstream gets a one-block read every ``keepalive_interval``,
+        so a silent loss is noticed without guest IO too. One timestamp per
+        reply replaces a timer per request.
         """
         settings = self.settings
         interval = min(settings.io_timeout, settings.keepalive_interval) / 10
@@ -297,32 +325,43 @@ class VolumeProxy(export.Export):
             upstream = self.upstream
             if upstream is None:
                 continue
-            silent = time.monotonic() - max(self._last_reply, self._last_send)
-            if upstream.nbd.in_flight:
-                if silent > settings.io_timeout and not self._flushes:
+            now = time.monotonic()
+            silent = now - max(self._last_reply, self._last_send)
+            oldest_flush = min(self._flushes_sent.values(), default=None)
+            if oldest_flush is not None and now - oldest_flush > settings.flush_timeout:
+                self._lost(self.generation, 'no flush answer within %.2f s'
+                           % settings.flush_timeout)
+            elif not upstream.nbd.in_flight:
+                if silent > settings.keepalive_interval and self._keepalive_read is None:
+                    self._keepalive_read = asyncio.ensure_future(self._keep_alive())
+            elif silent > settings.io_timeout:
+                if oldest_flush is None:
                     self._lost(self.generation, 'no answer within %.2f s' % settings.io_timeout)
-                elif silent > settings.flush_timeout:
-                    self._lost(self.generation, 'no flush answer within %.2f s'
-                               % settings.flush_timeout)
-                elif silent > settings.io_timeout and self._probe is None:
-                    # A flush may take long and holds back every later reply
-                    # on this connection; a new connection tells a busy
-                    # router from a lost one.
-                    self._probe = asyncio.ensure_future(self._probe_router(self.generation))
-            elif silent > settings.keepalive_interval and self._keepalive_read is None:
-                self._keepalive_read = asyncio.ensure_future(self._keep_alive())
+                elif self._probe is None and now - self._last_probe > settings.io_timeout:
+                    self._last_probe = now
+                    self._probe = asyncio.ensure_future(
+                        self._probe_router(upstream, self.generation))
 
-    async def _probe_router(self, generation):
-        host, _, port = self.upstream.router['nbd'].rpartition(':')
+    async def _probe_router(self, upstream, generation):
+        """Tell a router busy with a flush from a lost or hung one: it must
+        send its NBD greeting on a new connection within ``connect_timeout``.
+        A TCP connect alone proves nothing: the kernel accepts it for a
+        stopped process too."""
+        host, _, port = upstream.router['nbd'].rpartition(':')
+        writer = None
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)),
-                                               self.settings.connect_timeout)
-            writer.close()
-            self._last_send = time.monotonic()
-        except (TimeoutError, OSError) as exc:
-            self._lost(generation, 'router unreachable during a flush: %s'
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, int(port)), self.settings.connect_timeout)
+            greeting = await asyncio.wait_for(reader.readexactly(8),
+                                              self.settings.connect_timeout)
+            if greeting != GREETING:
+                raise OSError('no NBD greeting: %r' % greeting)
+        except (TimeoutError, OSError, EOFError) as exc:
+            self._lost(generation, 'router unresponsive during a flush: %s'
                        % (exc or type(exc).__name__))
         finally:
+            if writer is not None:
+                writer.close()
             self._probe = None
 
     async def _keep_alive(self):

@@ -1,0 +1,94 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Faults that used to stall the guest past their timeout, with real
+processes: ZooKeeper, three routers (r1, r2 in site a, r3 in site b) and
+an edge per hypervisor, each in its own network namespace. Each test
+asserts what must happen while the fault lasts (a failover, a volume
+served by another router); the pauses are measured by bench/edge.py."""
+
+import pytest
+
+from tests.functional import clients
+from tests.functional.edge.test_use_cases import assert_nothing_lost
+
+pytestmark = pytest.mark.slow
+MiB = 1 << 20
+# Well under the edge's flush_timeout and the routers' handover_timeout
+# (30 s and 10 s by default): a request that waited for either of them
+# does not complete within this.
+WHILE_HUNG = 8
+
+
+def edge_uri(socket_path, volume):
+    return 'nbd+unix:///%s?socket=%s' % (volume, socket_path)
+
+
+def test_a_hung_owner_with_a_flush_in_flight_is_failed_over(vpool, hypervisors):
+    vpool.client().create_volume('v1', 64 * MiB, router='r1')
+    uri = edge_uri(hypervisors['hva'].attach('v1'), 'v1')
+    clients.qemu_io(uri, 'write -P 7 0 1M')
+
+    vpool.pause_router('r1')
+    try:
+        # A FLUSH in flight to a router that accepts TCP connections but
+        # answers nothing.
+        clients.run('qemu-io', '-f', 'raw', '-c', 'flush', uri, timeout=WHILE_HUNG)
+        record = vpool.client('r2').volume('v1')
+        clients.run('qemu-io', '-f', 'raw', '-c', 'read -P 7 0 1M', uri, timeout=WHILE_HUNG)
+    finally:
+        vpool.resume_router('r1')
+
+    assert record['owner'] != 'r1' and record['epoch'] == 2
+
+
+def test_attaching_again_with_a_new_token_stays_on_the_same_owner(vpool, hypervisors):
+    vpool.client().create_volume('v1', 64 * MiB, router='r1')
+    hva = hypervisors['hva']
+    socket_path = hva.attach('v1')
+    guest = hva.guest('v1', socket_path)
+    guest.start()
+    guest.wait_for_writes(1500)
+
+    # As `ovs-admin attach` run again does: a new token for this host
+    # (the old one stops being current, its sessions are dropped), then
+    # the edge is told the new one.
+    assert hva.attach('v1') == socket_path
+    guest.wait_for_writes(guest.writes + 2000, timeout=120)
+    guest.stop()
+
+    assert_nothing_lost(guest)
+    record = vpool.client().volume('v1')
+    assert (record['owner'], record['epoch']) == ('r1', 1)
+    [attached] = hva.edge.list()
+    assert (attached['router'], attached['state']) == ('r1', 'connected')
+
+
+def test_a_dead_routers_volumes_spread_over_the_routers_left(vpool, hypervisors):
+    api = vpool.client()
+    hva = hypervisors['hva']
+    # All three routers in the edge's site: r2 and r3 are both candidates.
+    routers = [dict(router, site='a') for router in vpool.connection_routers()]
+    names = ['v%d' % n for n in range(1, 7)]
+    uris = {}
+    for name in names:
+        api.create_volume(name, 16 * MiB, router='r1')
+        uris[name] = edge_uri(hva.attach(name, routers=routers), name)
+        clients.qemu_io(uris[name], 'write -P 3 0 64k')
+
+    vpool.kill_router('r1')
+    for name in names:
+        clients.qemu_io(uris[name], 'read -P 3 0 64k', 'write -P 4 64k 64k')
+
+    owners = {name: api.volume(name)['owner'] for name in names}
+    assert 'r1' not in owners.values()
+    assert set(owners.values()) == {'r2', 'r3'}, owners
