@@ -1,0 +1,43 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""A short seeded run of the fault campaign (bench/nemesis.py): real
+ZooKeeper, routers and an edge on simulated hosts, faults drawn from the
+seed, every read checked against what was acknowledged. The long runs and
+their pauses are benchmarks (docs/performance.md)."""
+
+import pytest
+
+from bench import nemesis
+
+pytestmark = pytest.mark.slow
+
+
+# Running `ovs-admin attach` again on an attached volume revokes the edge's
+# attachment for good today: the edge tries the new router with the old
+# token, is refused and fails every later request (docs/performance.md,
+# "Fault campaign"). Until that is fixed this run leaves it out.
+KNOWN_TO_FAIL = ('attach again',)
+
+
+def test_a_short_campaign_passes(tmp_path):
+    text, passed, campaign = nemesis.run_campaign(
+        seed=3, duration=60, exclude=KNOWN_TO_FAIL, results_path=str(tmp_path / 'nemesis.md'),
+        prefix='ovsnt', subnet='10.213.216.0/24')
+
+    assert passed, text
+    assert len(campaign.faults) >= 3, text
+    assert len({fault.name for fault in campaign.faults}) >= 2, text
+    live_reads = [r for r in campaign.history.reads if not r.final]
+    final_reads = [r for r in campaign.history.reads if r.final]
+    assert len(live_reads) > 1000, text
+    assert len(final_reads) == 2 * campaign.blocks, text
