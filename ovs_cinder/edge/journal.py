@@ -25,7 +25,7 @@ import collections
 
 class Entry:
     __slots__ = ('seq', 'command', 'offset', 'length', 'flags', 'payload', 'future',
-                 'generation')
+                 'generation', 'write_through')
 
     def __init__(self, seq, command, offset, length, flags, payload):
         self.seq = seq
@@ -36,6 +36,7 @@ class Entry:
         self.payload = payload
         self.future = None
         self.generation = None
+        self.write_through = False
 
 
 class WriteJournal:

@@ -63,6 +63,12 @@ class Upstream:
     def router_id(self):
         return self.router['id']
 
+    @property
+    def write_through(self):
+        """The router acknowledges a write only once it is committed (a
+        multiattach volume): it offers no FLUSH, having no write cache."""
+        return not self.nbd.transmission_flags & protocol.FLAG_SEND_FLUSH
+
 
 class Locator:
 

@@ -26,6 +26,11 @@ replays the journal of writes since the last completed FLUSH in order,
 and installs the new upstream; the requests waiting are sent again (a
 journalled write is not: the replay sent it). Any other error answer
 (EINVAL, ENOSPC, ...) is the guest's to see.
+
+Multiattach (docs/edge.md): a router that offers no FLUSH acknowledges a
+write only once it is committed, so the journal keeps a write only while
+it is in flight there: no acknowledged write is ever replayed over a later
+one of another host.
 """
 
 import asyncio
@@ -153,8 +158,11 @@ class VolumeProxy(export.Export):
             # Its completion frees the journal; the guest's writes go on meanwhile.
             self._auto_flush = asyncio.ensure_future(self._flush_for_room())
         entry = self.journal.append(command, offset, length, flags, payload)
-        entry.generation, entry.future = self._send(command, offset, length, flags, payload)
+        self._send_entry(entry)
         await self._complete(entry.future, entry.generation, resend=None, entry=entry)
+        if entry.write_through:
+            # Committed before it was acknowledged: nothing to replay.
+            self.journal.discard(entry)
 
     async def _flush_for_room(self):
         try:
@@ -170,6 +178,11 @@ class VolumeProxy(export.Export):
             return self._send(command, offset, length, 0, None)
         generation, future = resend()
         return await self._complete(future, generation, resend=resend)
+
+    def _send_entry(self, entry):
+        entry.write_through = self.upstream is not None and self.upstream.write_through
+        entry.generation, entry.future = self._send(
+            entry.command, entry.offset, entry.length, entry.flags, entry.payload)
 
     def _send(self, command, offset, length, flags, payload):
         """Put a request on the wire now: ``(generation, reply future)``, or
@@ -301,8 +314,7 @@ class VolumeProxy(export.Export):
             return 0
         entries = self.journal.entries()
         for entry in entries:
-            entry.generation, entry.future = self._send(
-                entry.command, entry.offset, entry.length, entry.flags, entry.payload)
+            self._send_entry(entry)
         return len(entries)
 
     async def _watch(self):

@@ -18,9 +18,16 @@ over between ``ovs_router_endpoints``). Attachments go through the edge on
 each host: ``initialize_connection`` records an attachment token for
 ``connector['host']`` and returns ``driver_volume_type`` ``ovs_edge``
 connection properties for the os-brick connector
-(:mod:`ovs_cinder.brick.connector`); ``terminate_connection`` revokes it,
-and with no connector (a force detach) revokes every token of the volume,
-so a host that lost its attachment can neither read nor write.
+(:mod:`ovs_cinder.brick.connector`); ``terminate_connection`` revokes it
+once no other attachment of the volume uses that host (two instances of
+one host share its token), and with no connector (a force detach) revokes
+every token of the volume, so a host that lost its attachment can neither
+read nor write.
+
+A volume of a multiattach type is created (and attached) with
+``multiattach``: the routers then acknowledge its writes only once they
+are committed, which is what keeps two hosts writing one volume safe
+across failovers (docs/edge.md, "Multiattach").
 
 A backend volume is named after ``volume.name`` (which follows
 ``name_id``), or after ``provider_location`` for a managed volume that kept
@@ -44,6 +51,7 @@ import os
 from cinder import exception
 from cinder import interface
 from cinder.image import image_utils
+from cinder.objects import fields
 from cinder.volume import configuration
 from cinder.volume import driver
 from cinder.volume import volume_utils
@@ -156,10 +164,14 @@ class OVSEdgeDriver(driver.VolumeDriver):
 
     # -- volumes --------------------------------------------------------------
 
+    @staticmethod
+    def _multiattach(volume):
+        return bool(volume.get('multiattach'))
+
     def create_volume(self, volume):
         name = self._name(volume)
         self._call('create volume %s' % name, self._client.create_volume, name,
-                   self._size(volume.size))
+                   self._size(volume.size), multiattach=self._multiattach(volume))
 
     def delete_volume(self, volume):
         name = self._name(volume)
@@ -174,13 +186,15 @@ class OVSEdgeDriver(driver.VolumeDriver):
         name = self._name(volume)
         source = {'volume': self._name(snapshot.volume), 'snapshot': snapshot.name}
         self._call('create volume %s from snapshot %s' % (name, snapshot.name),
-                   self._client.create_volume, name, self._size(volume.size), source=source)
+                   self._client.create_volume, name, self._size(volume.size), source=source,
+                   multiattach=self._multiattach(volume))
 
     def create_cloned_volume(self, volume, src_vref):
         name = self._name(volume)
         source = {'volume': self._name(src_vref)}
         self._call('clone volume %s into %s' % (source['volume'], name),
-                   self._client.create_volume, name, self._size(volume.size), source=source)
+                   self._client.create_volume, name, self._size(volume.size), source=source,
+                   multiattach=self._multiattach(volume))
 
     def extend_volume(self, volume, new_size):
         name = self._name(volume)
@@ -229,7 +243,8 @@ class OVSEdgeDriver(driver.VolumeDriver):
         if not host:
             raise exception.InvalidConnectorException(missing='host')
         token = self._call('attach volume %s to %s' % (name, host),
-                           self._client.create_attachment, name, host)['token']
+                           self._client.create_attachment, name, host,
+                           multiattach=self._multiattach(volume))['token']
         routers = self._call('list the vPool\'s routers', self._client.routers)
         return {
             'driver_volume_type': ovs_connector.DRIVER_VOLUME_TYPE,
@@ -246,7 +261,14 @@ class OVSEdgeDriver(driver.VolumeDriver):
         }
 
     def terminate_connection(self, volume, connector, **kwargs):
+        """Revoke the host's token, unless another attachment of the volume
+        still uses that host; returns whether the connection is shared
+        (cinder then keeps the export)."""
         name = self._name(volume)
+        if connector is not None and self._attached_elsewhere_on(volume, connector['host']):
+            LOG.info('Volume %s stays attached to %s for another instance: its attachment '
+                     'token is kept', name, connector['host'])
+            return True
         try:
             if connector is None:
                 self._client.delete_attachments(name)
@@ -257,6 +279,17 @@ class OVSEdgeDriver(driver.VolumeDriver):
         except api_errors.ApiError as exc:
             raise OVSEdgeDriverError(data='cannot revoke the attachment of %s: %s'
                                      % (name, exc)) from None
+        return False
+
+    @staticmethod
+    def _attached_elsewhere_on(volume, host):
+        """Whether more than one live attachment of ``volume`` is on ``host``:
+        the one being terminated is still listed as attached when cinder
+        calls terminate_connection."""
+        on_host = [a for a in volume.volume_attachment or ()
+                   if a.attach_status == fields.VolumeAttachStatus.ATTACHED
+                   and host in (a.attached_host, (a.connector or {}).get('host'))]
+        return len(on_host) > 1
 
     # -- images ---------------------------------------------------------------------
 

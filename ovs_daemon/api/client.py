@@ -109,8 +109,10 @@ class ControlClient:
     def volume(self, name):
         return self._get('/v1/volumes/%s' % name)
 
-    def create_volume(self, name, size, router=None, source=None):
+    def create_volume(self, name, size, router=None, source=None, multiattach=False):
         body = {'name': name, 'size': size}
+        if multiattach:
+            body['multiattach'] = True
         if router is not None:
             body['router'] = router
         if source is not None:
@@ -150,8 +152,11 @@ class ControlClient:
     def migrate(self, name, router):
         return self._post('/v1/volumes/%s/migrate' % name, {'router': router})
 
-    def create_attachment(self, name, host):
-        return self._post('/v1/volumes/%s/attachments' % name, {'host': host})
+    def create_attachment(self, name, host, multiattach=None):
+        body = {'host': host}
+        if multiattach is not None:
+            body['multiattach'] = multiattach
+        return self._post('/v1/volumes/%s/attachments' % name, body)
 
     def delete_attachment(self, name, host):
         self._delete('/v1/volumes/%s/attachments/%s' % (name, host))

@@ -37,6 +37,10 @@ class Export(abc.ABC):
     # cache must set this to False.
     can_multi_conn = True
     description = None
+    # False: a write is durable when acknowledged, so the export does not
+    # offer FLUSH (NBD_FLAG_SEND_FLUSH), as the NBD protocol says of a
+    # server without a write cache.
+    write_cache = True
     # True: the session passes requests on as they arrive, without waiting
     # for earlier writes; the export keeps their order itself (it must issue
     # them in call order, before its first await).

@@ -38,7 +38,9 @@ class Negotiated:
 
 
 def transmission_flags(export):
-    flags = protocol.FLAG_HAS_FLAGS | protocol.FLAG_SEND_FLUSH
+    flags = protocol.FLAG_HAS_FLAGS
+    if export.write_cache:
+        flags |= protocol.FLAG_SEND_FLUSH
     if export.can_multi_conn:
         flags |= protocol.FLAG_CAN_MULTI_CONN
     if export.read_only:

@@ -132,6 +132,13 @@ def _field(body, name, kind, required=True):
     return value
 
 
+def _flag(body, name):
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise errors.BadRequest('field %r must be true or false' % name)
+    return value
+
+
 def _name(kind, value):
     try:
         return backends.check_name(kind, value)
@@ -282,6 +289,7 @@ class ControlAPI:
         size = _field(body, 'size', int, required=False)
         router = _field(body, 'router', str, required=False)
         source = _field(body, 'source', dict, required=False)
+        multiattach = _flag(body, 'multiattach')
         parent = await self._clone_source(request, name, source) if source else None
         if size is None:
             if parent is None:
@@ -296,11 +304,11 @@ class ControlAPI:
                     router, self.router_id))
             info = await self._run(self.registry.router, router)
             body = {'name': name, 'size': size, 'router': router,
-                    'source': parent}
+                    'source': parent, 'multiattach': multiattach}
             status, answer = await self.service.peers.call(info['api'], 'POST', '/v1/volumes',
                                                            body)
             return web.json_response(answer, status=status)
-        record = await self.own.create(name, size, parent)
+        record = await self.own.create(name, size, parent, multiattach)
         return web.json_response(_public(record), status=201)
 
     async def _clone_source(self, request, name, source):
@@ -449,9 +457,13 @@ class ControlAPI:
         host = _field(body, 'host', str)
         if not host.strip():
             raise errors.BadRequest('field %r must not be empty' % 'host')
-        token = secrets.token_urlsafe(24)
-        await self._run(self.registry.set_attachment, name, host, token)
-        return web.json_response({'host': host, 'token': token}, status=201)
+        multiattach = body.get('multiattach')
+        if multiattach is not None:
+            multiattach = _flag(body, 'multiattach')
+        record = await self._run(self.registry.set_attachment, name, host,
+                                 secrets.token_urlsafe(24), multiattach)
+        return web.json_response({'host': host, 'token': record['attachments'][host]},
+                                 status=201)
 
     async def delete_attachment(self, request):
         await self._run(self.registry.remove_attachment, _volume_name(request),

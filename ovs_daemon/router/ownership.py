@@ -89,14 +89,21 @@ class HandedOver(Exception):
 
 
 class ServedVolume:
-    """A volume this router owns at ``epoch`` and serves."""
+    """A volume this router owns at ``epoch`` and serves.
 
-    def __init__(self, name, volume, epoch, gate, attachments):
+    ``attachment_tokens`` and ``multiattach`` follow the volume's record as
+    this router last saw it (at ``version``: a watch event or a read older
+    than that is ignored).
+    """
+
+    def __init__(self, name, volume, epoch, gate, record, version=-1):
         self.name = name
         self.volume = volume
         self.epoch = epoch
         self.gate = gate
-        self.attachment_tokens = set(attachments.values())
+        self.attachment_tokens = set(record['attachments'].values())
+        self.multiattach = registry_mod.is_multiattach(record)
+        self.version = version
         self.export = None
         self.watch = None
 
@@ -198,12 +205,12 @@ class Ownership:
 
     # -- taking volumes ----------------------------------------------------
 
-    async def create(self, name, size, parent=None):
+    async def create(self, name, size, parent=None, multiattach=False):
         """Create a volume (a clone of ``parent`` ``{"volume", "snapshot"}``)
         owned by this router at epoch 1, and serve it."""
         async with self._locks[name]:
             record = await self.blocking(self.registry.create_volume, name, size,
-                                         self.router_id, parent)
+                                         self.router_id, parent, multiattach)
             key = backends.OwnerKey.generate(record['epoch'])
             try:
                 if parent:
@@ -331,11 +338,11 @@ class Ownership:
     async def _serve(self, name, volume, record):
         epoch = record['epoch']
         served = ServedVolume(name, volume, epoch, gate_mod.IOGate(parent=self.router_gate),
-                              record['attachments'])
+                              record)
         served.export = volume_export.VolumeExport(
             volume, self.executor, self.max_unflushed_bytes, served.gate,
             on_halt=functools.partial(self._on_export_halt, name, epoch),
-            observe=self.metrics.observe_io)
+            observe=self.metrics.observe_io, write_through=served.multiattach)
         self._served[name] = served
         self._halted.pop(name, None)
         self.metrics.served.set(len(self._served))
@@ -470,18 +477,34 @@ class Ownership:
                 record['owner'], record['epoch'])
         return None
 
-    def _on_record(self, name, epoch, record):
+    def _on_record(self, name, epoch, record, version):
         """kazoo's watch thread: never block here."""
         reason = self._record_mismatch(epoch, record)
         if reason:
             self._loop.call_soon_threadsafe(self.halt, name, epoch, reason, 'record_changed')
         else:
-            self._loop.call_soon_threadsafe(self._attachments_changed, name, epoch,
-                                            set(record['attachments'].values()))
+            self._loop.call_soon_threadsafe(self._record_seen, name, epoch, record, version)
 
-    def _attachments_changed(self, name, epoch, tokens):
+    def _record_seen(self, name, epoch, record, version):
+        """Follow the attachments and the multiattach mode of a served
+        volume's record, unless this router has seen a newer one."""
         served = self._served.get(name)
-        if served is None or served.epoch != epoch or served.attachment_tokens == tokens:
+        if served is None or served.epoch != epoch or version <= served.version:
+            return
+        served.version = version
+        tokens = set(record['attachments'].values())
+        multiattach = registry_mod.is_multiattach(record)
+        if multiattach != served.multiattach:
+            # Only possible while the volume has no attachment (the registry
+            # refuses it otherwise): the sessions left negotiated the other
+            # mode, so they go.
+            served.multiattach = served.export.write_through = multiattach
+            served.attachment_tokens = tokens
+            LOG.warning('Volume %s now runs %s', name,
+                        'write-through (multiattach)' if multiattach else 'write-back')
+            self._spawn(self.nbd_server.disconnect_export(name))
+            return
+        if served.attachment_tokens == tokens:
             return
         served.attachment_tokens = tokens
         self._spawn(self.nbd_server.disconnect_sessions(

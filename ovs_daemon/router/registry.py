@@ -16,7 +16,7 @@ Layout under ``/ovs/<vpool>``::
 
     routers/<router_id>   EPHEMERAL  {id, site, nbd, api, started}
     volumes/<name>        PERSISTENT {name, size, owner, epoch, state, parent,
-                                      attachments, created}
+                                      attachments, multiattach, created}
 
 Rules this module keeps (design brief, section 3):
 
@@ -31,6 +31,10 @@ Rules this module keeps (design brief, section 3):
   ``claim`` in the backend. kazoo's ``Lock`` is not used.
 * Decisions are made by conditional writes, not by reads: a read (``volume``,
   ``routers``) may be stale and only tells what to try.
+* ``multiattach`` (the volume runs write-through, see docs/edge.md,
+  "Multiattach") changes only while the volume has no attachment: an edge
+  keeps acknowledged writes for replay only under an attachment token, so
+  no edge can replay a write acknowledged under the other mode.
 
 Connection problems surface as :class:`RegistryUnavailable`. After one, the
 outcome of a write is unknown: re-read the record before deciding anything.
@@ -107,6 +111,10 @@ class Conflict(RegistryError):
     Someone else changed it (for ownership: someone else took the volume).
     Never retry blindly: re-read and decide again.
     """
+
+
+class AttachedConflict(Conflict):
+    """The multiattach mode of an attached volume cannot change."""
 
 
 class NotOwner(Conflict):
@@ -187,6 +195,17 @@ def check_transition(old, new):
     if not isinstance(attachments, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in attachments.items()):
         raise RegistryError('attachments must map host names to token strings')
+    if not isinstance(new.get('multiattach', False), bool):
+        raise RegistryError('multiattach must be true or false')
+    if is_multiattach(new) != is_multiattach(old) and old['attachments']:
+        raise AttachedConflict('volume %s is attached: its multiattach mode cannot change'
+                               % old['name'])
+
+
+def is_multiattach(record):
+    """Whether the volume runs write-through for several writers (records
+    written before the field existed are not)."""
+    return bool(record.get('multiattach', False))
 
 
 class VolumeWatch:
@@ -382,7 +401,7 @@ class Registry:
 
     # -- volume records -----------------------------------------------------
 
-    def create_volume(self, name, size, owner, parent=None):
+    def create_volume(self, name, size, owner, parent=None, multiattach=False):
         """Create the record of a new volume at epoch 1; returns it.
 
         ``owner`` is the router that creates the volume in the backend (it
@@ -400,6 +419,7 @@ class Registry:
             'state': STATE_AVAILABLE,
             'parent': _check_parent(parent),
             'attachments': {},
+            'multiattach': bool(multiattach),
             'created': time.time(),
             'transfer': {'kind': TRANSFER_CREATE, 'from': None, 'at': time.time()},
         }
@@ -411,11 +431,17 @@ class Registry:
                 raise VolumeRecordExists('volume %s already exists' % name) from None
         return record
 
-    def volume(self, name):
-        """``(record, version)``; the version is what CAS writes check."""
+    def volume(self, name, sync=False):
+        """``(record, version)``; the version is what CAS writes check.
+
+        With ``sync`` the read sees every write ZooKeeper completed before
+        it (from any session): a confirmation, not a guess.
+        """
         path = self.volume_path(name)
         with _unavailable_as_error():
             try:
+                if sync:
+                    self.client.sync(path)
                 raw, stat = self.client.get(path)
             except kz_exc.NoNodeError:
                 raise VolumeRecordNotFound('volume %s does not exist' % name) from None
@@ -575,17 +601,41 @@ class Registry:
 
     # -- attachments --------------------------------------------------------
 
-    def set_attachment(self, name, host, token):
-        """Record (or replace) the attachment token of ``host``."""
+    def set_attachment(self, name, host, token, multiattach=None):
+        """Record ``token`` as the attachment token of ``host``, unless the
+        host has one already: instances of one host share its token, so
+        attaching a second one must not cut the first one's sessions.
+        Returns the record; its ``attachments[host]`` is the host's token.
+
+        ``multiattach`` (if not None) sets the volume's mode in the same
+        write; it may differ from the recorded one only while the volume has
+        no attachment (else :class:`AttachedConflict`).
+        """
         if not isinstance(host, str) or not host:
             raise RegistryError('attachment host must be a non-empty string')
         if not isinstance(token, str) or not token:
             raise RegistryError('attachment token must be a non-empty string')
 
         def attach(record):
-            record['attachments'][host] = token
+            if multiattach is not None and multiattach != is_multiattach(record):
+                if record['attachments']:
+                    raise AttachedConflict(
+                        'volume %s is attached to %s without multiattach: detach it '
+                        'everywhere before attaching it with multiattach %s'
+                        % (name, ', '.join(sorted(record['attachments'])),
+                           'on' if multiattach else 'off'))
+                record['multiattach'] = multiattach
+            record['attachments'].setdefault(host, token)
             return record
         return self.update_volume(name, attach)
+
+    def set_multiattach(self, name, multiattach):
+        """Set the volume's multiattach mode; only while it has no
+        attachment (else :class:`AttachedConflict`)."""
+        def mode(record):
+            record['multiattach'] = bool(multiattach)
+            return record
+        return self.update_volume(name, mode)
 
     def remove_attachment(self, name, host):
         """Forget ``host``'s attachment. Idempotent."""
@@ -603,8 +653,8 @@ class Registry:
     # -- watches ------------------------------------------------------------
 
     def watch_volume(self, name, callback):
-        """Call ``callback(record)`` now and at every change of the record;
-        ``callback(None)`` when it does not exist or is deleted.
+        """Call ``callback(record, version)`` now and at every change of the
+        record; ``callback(None, None)`` when it does not exist or is deleted.
 
         The callback runs on kazoo's event thread: it must not block (no
         ZooKeeper calls that wait, no IO, no flush); hand work to another
@@ -620,15 +670,16 @@ class Registry:
         def on_change(data, stat, event=None):
             if handle.cancelled:
                 return False
-            record = None
+            record = version = None
             if data is not None and stat is not None:
                 try:
                     record = _decode(data, path)
                 except RegistryError:
                     LOG.exception('Ignoring a malformed record of volume %s', name)
                     return None
+                version = stat.version
             try:
-                callback(record)
+                callback(record, version)
             except Exception:
                 LOG.exception('Volume watch callback of %s failed', name)
             return None

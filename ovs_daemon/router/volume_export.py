@@ -26,6 +26,13 @@ Every request passes the volume's :class:`~ovs_daemon.router.gate.IOGate`
 before it runs and again before it is acknowledged, so a router whose
 ZooKeeper session is suspended acknowledges nothing until it is back.
 
+A multiattach volume runs write-through (docs/edge.md, "Multiattach"): a
+write, TRIM or WRITE_ZEROES is acknowledged only once a commit covers it.
+Group commit: one commit runs at a time and covers every write applied
+before it started; the writes that arrive meanwhile share the next one.
+Such an export has no write cache, so it does not offer FLUSH: that tells
+the edge to keep no acknowledged write for replay.
+
 A halted volume (fenced, handed over, deleted) answers ESHUTDOWN: the edge
 takes that, like a dropped connection, as the sign to ask another router.
 The first such answer calls ``on_halt(reason)`` so the router stops
@@ -66,19 +73,27 @@ class VolumeExport(export.Export):
     """``observe(op, seconds, failed)``, if given, is told of every request."""
 
     def __init__(self, volume, executor=None, max_unflushed_bytes=64 << 20,
-                 gate=None, on_halt=None, observe=None):
+                 gate=None, on_halt=None, observe=None, write_through=False):
         self.volume = volume
         self.name = volume.namespace
         self.gate = gate or gate_mod.IOGate()
+        self.write_through = write_through
         self._executor = executor
         self._max_unflushed = max_unflushed_bytes
         self._on_halt = on_halt
         self._observe = observe
         self._background_flush = None
+        self._applied = 0
+        self._committed = 0
+        self._commit = None
 
     @property
     def size(self):
         return self.volume.size
+
+    @property
+    def write_cache(self):
+        return not self.write_through
 
     async def _run(self, op, fn, *args, in_thread=False):
         started = time.perf_counter()
@@ -113,6 +128,12 @@ class VolumeExport(export.Export):
         await self._settle(fua)
 
     async def flush(self):
+        if self.write_through:
+            await self._commit_applied()
+        else:
+            await self._flush_volume()
+
+    async def _flush_volume(self):
         await self._run('flush', self.volume.flush, in_thread=True)
 
     async def trim(self, offset, length, fua):
@@ -123,7 +144,24 @@ class VolumeExport(export.Export):
         await self._run('write_zeroes', self.volume.write_zeroes, offset, length)
         await self._settle(fua)
 
+    async def _commit_applied(self):
+        """Return once every write applied so far is committed (group commit)."""
+        target = self._applied
+        while self._committed < target:
+            if self._commit is None or self._commit.done():
+                self._commit = asyncio.ensure_future(self._commit_once())
+            await asyncio.shield(self._commit)
+
+    async def _commit_once(self):
+        covered = self._applied
+        await self._flush_volume()
+        self._committed = max(self._committed, covered)
+
     async def _settle(self, fua):
+        self._applied += 1
+        if self.write_through:
+            await self._commit_applied()
+            return
         if fua:
             await self.flush()
             return
@@ -131,7 +169,7 @@ class VolumeExport(export.Export):
         if unflushed <= self._max_unflushed:
             return
         if self._background_flush is None or self._background_flush.done():
-            self._background_flush = asyncio.ensure_future(self.flush())
+            self._background_flush = asyncio.ensure_future(self._flush_volume())
             self._background_flush.add_done_callback(self._background_flush_done)
         if unflushed > 2 * self._max_unflushed:
             await asyncio.shield(self._background_flush)
@@ -155,6 +193,10 @@ class AttachedExport(export.Export):
     @property
     def size(self):
         return self._export.size
+
+    @property
+    def write_cache(self):
+        return self._export.write_cache
 
     async def read(self, offset, length):
         return await self._export.read(offset, length)

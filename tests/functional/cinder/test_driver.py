@@ -16,12 +16,16 @@ calls it, with cinder's own volume and snapshot objects."""
 import uuid
 
 from cinder import exception
+from cinder import objects
+from cinder.objects import fields
 from cinder.tests.unit import fake_snapshot
 from cinder.tests.unit import fake_volume
 from oslo_utils import units
 import pytest
 
 from ovs_cinder.volume import driver as driver_mod
+from tests.functional.clients import qemu_io
+from tests.functional.clients import tcp_uri
 
 pytestmark = pytest.mark.slow
 
@@ -103,6 +107,53 @@ def test_initialize_connection_issues_a_token_per_host_and_terminate_revokes(
     assert vpool.client().volume(vol.name)['attachments'] == []
     with pytest.raises(exception.InvalidConnectorException):
         ovs_driver.initialize_connection(vol, {})
+
+
+def attached_instances(vol, *hosts):
+    """``vol.volume_attachment`` as cinder lists it: one attached instance
+    per host given."""
+    vol.volume_attachment = objects.VolumeAttachmentList(objects=[
+        objects.VolumeAttachment(id=str(uuid.uuid4()), volume_id=vol.id,
+                                 instance_uuid=str(uuid.uuid4()), attached_host=host,
+                                 connector={'host': host},
+                                 attach_status=fields.VolumeAttachStatus.ATTACHED)
+        for host in hosts])
+
+
+def test_two_instances_of_one_host_keep_its_attachment_until_the_last_detaches(
+        ovs_driver, vpool, context):
+    vol = volume(context, multiattach=True)
+    ovs_driver.create_volume(vol)
+    assert vpool.client().volume(vol.name)['multiattach'] is True
+    first = ovs_driver.initialize_connection(vol, {'host': 'hv-a'})['data']
+    second = ovs_driver.initialize_connection(vol, {'host': 'hv-a'})['data']
+    assert second['token'] == first['token']   # the first instance's sessions stay valid
+    owner = vpool.router(vpool.client().volume(vol.name)['owner'])
+    uri = tcp_uri(owner['nbd'], '%s/%s' % (vol.name, first['token']))
+
+    attached_instances(vol, 'hv-a', 'hv-a', 'hv-b')
+    assert ovs_driver.terminate_connection(vol, {'host': 'hv-a'}) is True
+    assert vpool.client().volume(vol.name)['attachments'] == ['hv-a']
+    qemu_io(uri, 'write -P 5 0 4k', 'read -P 5 0 4k')
+
+    attached_instances(vol, 'hv-a', 'hv-b')
+    assert ovs_driver.terminate_connection(vol, {'host': 'hv-a'}) is False
+    assert vpool.client().volume(vol.name)['attachments'] == []
+    assert 'token is not current' in qemu_io(uri, 'read 0 4k', expect_ok=False)
+
+
+def test_a_volume_attached_without_multiattach_cannot_be_attached_with_it(
+        ovs_driver, vpool, context):
+    vol = volume(context)
+    ovs_driver.create_volume(vol)
+    ovs_driver.initialize_connection(vol, {'host': 'hv-a'})
+    vol.multiattach = True
+    with pytest.raises(driver_mod.OVSEdgeDriverError, match='without multiattach'):
+        ovs_driver.initialize_connection(vol, {'host': 'hv-b'})
+    assert vpool.client().volume(vol.name)['multiattach'] is False
+    ovs_driver.terminate_connection(vol, None)
+    ovs_driver.initialize_connection(vol, {'host': 'hv-b'})
+    assert vpool.client().volume(vol.name)['multiattach'] is True
 
 
 def test_manage_unmanage_and_list_manageable(ovs_driver, vpool, context):

@@ -55,8 +55,9 @@ class Hypervisor:
         self.name = name
         self.edge = edge_client.EdgeControlClient(vpool.edge(name)['control'])
 
-    def attach(self, volume, routers=None):
-        token = self.vpool.client().create_attachment(volume, self.name)['token']
+    def attach(self, volume, routers=None, multiattach=None):
+        token = self.vpool.client().create_attachment(volume, self.name,
+                                                      multiattach=multiattach)['token']
         answer = self.edge.attach(volume, self.vpool.state['vpool'],
                                   routers or self.vpool.connection_routers(), token)
         return answer['socket']

@@ -254,7 +254,7 @@ def test_watch_fires_with_the_new_owner(reg, make_registry):
     other = make_registry()
     reg.create_volume('vol', 10, 'r1')
     seen = queue.Queue()
-    handle = reg.watch_volume('vol', seen.put)
+    handle = reg.watch_volume('vol', lambda record, version: seen.put(record))
     first = seen.get(timeout=10)
     assert (first['owner'], first['epoch']) == ('r1', 1)
 
@@ -373,7 +373,7 @@ def test_epoch_never_decreases_across_a_sequence(reg, make_registry):
     reg.create_volume('vol', 10, 'r1')
     epochs = []
     watched = queue.Queue()
-    reg.watch_volume('vol', lambda record: watched.put(record and record['epoch']))
+    reg.watch_volume('vol', lambda record, version: watched.put(record and record['epoch']))
 
     def note():
         epochs.append(reg.volume('vol')[0]['epoch'])

@@ -1,0 +1,124 @@
+"""Two hypervisors writing the same blocks of one multiattach volume, each
+through its own edge, across a kill -9 of the owner and a migrate: every
+block reads back, on both hosts, as the last write a router acknowledged,
+and no host's replay rolls back what the other one wrote after it."""
+
+import asyncio
+import logging
+
+import pytest
+
+from tests.functional.edge import shared_blocks
+
+pytestmark = pytest.mark.slow
+LOG = logging.getLogger(__name__)
+MiB = 1 << 20
+BLOCKS = 64
+
+
+def attach_both(vpool, hypervisors):
+    vpool.client().create_volume('v1', 16 * MiB, router='r1', multiattach=True)
+    return {name: shared_blocks.Host(name, hv.attach('v1', multiattach=True), 'v1', None)
+            for name, hv in sorted(hypervisors.items())}
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+async def connected(hosts, model):
+    for host in hosts.values():
+        host.model = model
+        await host.connect()
+
+
+def assert_reads_the_last_acknowledged_writes(model, found_by_host, since):
+    for name, found in found_by_host.items():
+        wrong = [(block, value) for block, value in enumerate(found)
+                 if not model.acceptable(block, value, since, float('inf'))]
+        assert wrong == [], 'host %s reads writes that were overwritten: %s' % (name, wrong)
+
+
+def overwritten_then(hosts, fault):
+    """hva writes every block, then hvb overwrites them all; ``fault()``;
+    then hvb does IO before hva does (hva notices the fault late)."""
+    async def scenario():
+        model = shared_blocks.SharedBlocks(BLOCKS)
+        await connected(hosts, model)
+        a, b = hosts['hva'], hosts['hvb']
+        await a.write_all(range(BLOCKS))
+        await b.write_all(range(BLOCKS))
+        await asyncio.get_running_loop().run_in_executor(None, fault)
+        await b.read(0)
+        await a.read(0)
+        since = max(w.acked for writes in model.writes.values() for w in writes.values())
+        found = {name: await host.read_all() for name, host in hosts.items()}
+        for host in hosts.values():
+            await host.close()
+        return model, found, since
+    model, found, since = run(scenario())
+    assert model.errors == []
+    for name in ('hva', 'hvb'):
+        assert [value and value[0] for value in found[name]] == ['hvb'] * BLOCKS, found[name]
+    assert_reads_the_last_acknowledged_writes(model, found, since)
+
+
+def test_a_host_that_notices_an_owner_kill_late_replays_nothing_over_the_other(
+        vpool, hypervisors, hosts):
+    io_hosts = attach_both(vpool, hypervisors)
+
+    def kill_owner_unseen_by_hva():
+        hosts['hva'].block(hosts['r1'])     # hva learns of it at its keepalive
+        vpool.kill_router('r1')
+    overwritten_then(io_hosts, kill_owner_unseen_by_hva)
+
+    record = vpool.client('r2').volume('v1')
+    assert record['epoch'] == 2 and record['multiattach'] is True
+
+
+def test_a_host_that_notices_a_migrate_late_replays_nothing_over_the_other(
+        vpool, hypervisors, hosts):
+    io_hosts = attach_both(vpool, hypervisors)
+
+    def migrate_unseen_by_hva():
+        hosts['hva'].block(hosts['r1'])
+        vpool.client('r2').migrate('v1', 'r3')
+    overwritten_then(io_hosts, migrate_unseen_by_hva)
+
+    assert vpool.client('r2').volume('v1')['owner'] == 'r3'
+
+
+def test_two_hosts_writing_the_same_blocks_across_a_migrate_and_an_owner_kill(
+        vpool, hypervisors):
+    io_hosts = attach_both(vpool, hypervisors)
+    api = vpool.client()
+
+    async def scenario():
+        model = shared_blocks.SharedBlocks(BLOCKS)
+        await connected(io_hosts, model)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        io = asyncio.gather(*(host.random_io(stop, seed=name)
+                              for name, host in io_hosts.items()))
+        await asyncio.sleep(1.0)
+        await loop.run_in_executor(None, api.migrate, 'v1', 'r2')
+        await asyncio.sleep(1.0)
+        await loop.run_in_executor(None, vpool.kill_router, 'r2')
+        await asyncio.sleep(2.0)
+        stop.set()
+        await io
+        since = max(w.acked for writes in model.writes.values() for w in writes.values())
+        found = {name: await host.read_all() for name, host in io_hosts.items()}
+        for host in io_hosts.values():
+            await host.close()
+        return model, found, since
+
+    model, found, since = run(scenario())
+    writes = sum(len(w) for w in model.writes.values())
+    LOG.warning('two hosts: %d writes, %d reads across a migrate and a kill', writes,
+                len(model.reads))
+    assert model.errors == []
+    assert writes > 200
+    assert model.stale_reads() == []
+    assert_reads_the_last_acknowledged_writes(model, found, since)
+    assert found['hva'] == found['hvb']
