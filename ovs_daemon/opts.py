@@ -59,6 +59,14 @@ router_opts = [
     cfg.FloatOpt('handover_timeout', default=10.0, min=0.1,
                  help='Seconds an owner may take to flush and release a '
                       'volume it hands over.'),
+    cfg.FloatOpt('drain_timeout', default=30.0, min=0.0,
+                 help='Seconds a router stopping on SIGTERM spends handing '
+                      'the volumes it owns over to live peers (its site '
+                      'first), so that edges follow them with a handover\'s '
+                      'pause; after that it stops anyway, flushing and '
+                      'keeping the rest. 0: no handover (a restarted router '
+                      'takes its volumes back). Keep it below systemd\'s '
+                      'TimeoutStopSec.'),
     cfg.FloatOpt('forward_timeout', default=60.0, min=1.0,
                  help='Seconds to wait for the owner when a control call is '
                       'forwarded to it.'),

@@ -152,6 +152,14 @@ class ControlClient:
     def migrate(self, name, router):
         return self._post('/v1/volumes/%s/migrate' % name, {'router': router})
 
+    def drain(self, router, timeout=None):
+        """Move every volume off ``router`` and keep placement away from it."""
+        return self._post('/v1/routers/%s/drain' % router,
+                          {'timeout': timeout} if timeout else {})
+
+    def undrain(self, router):
+        return self._post('/v1/routers/%s/undrain' % router)
+
     def create_attachment(self, name, host, multiattach=None):
         body = {'host': host}
         if multiattach is not None:

@@ -62,6 +62,13 @@ class PeerUnreachable(Unavailable):
     dead or cut off. Failover acquire steals on this."""
 
 
+class MigrationFailed(ApiError):
+    """The migration's target router did not answer or cannot take the
+    volume; not retried on another router, which would only ask the same
+    target again."""
+    status = 502
+
+
 class PeerError(ApiError):
     """Another router answered with an error; carries its status and type."""
 
@@ -70,4 +77,4 @@ class PeerError(ApiError):
 
 
 BY_STATUS = {cls.status: cls for cls in (BadRequest, Unauthorized, Forbidden, NotFound,
-                                         Conflict, Unavailable)}
+                                         Conflict, MigrationFailed, Unavailable)}

@@ -94,38 +94,50 @@ def make_client(args):
 
 # -- commands ------------------------------------------------------------------
 
-def status(client, args):
+def vpool_status(client):
+    """Routers (with each one's own health), volumes (with their owner's
+    state) and the vPool's totals, as the status table shows them."""
     routers = client.routers()
     volumes = client.volumes()
-    halted, router_rows, unreachable = {}, [], set()
+    halted = {}
     for router in routers:
         try:
             health = client.for_endpoint(router['api'], timeout=3).health()
-            state = 'up, ZooKeeper %s' % health['zookeeper']
-            served, stopped = len(health['served']), len(health['halted'])
+            router.update(state='up', zookeeper=health['zookeeper'],
+                          serves=len(health['served']), halted=len(health['halted']))
             halted.update(health['halted'])
         except api_errors.ApiError:
-            state, served, stopped = 'unreachable', '-', '-'
-            unreachable.add(router['id'])
-        router_rows.append((router['id'], router.get('site') or '-', router['nbd'],
-                            router['api'], state, served, stopped))
-    stats = client.stats()
+            router.update(state='unreachable', zookeeper=None, serves=None, halted=None)
+    states = {r['id']: r['state'] for r in routers}
+    for volume in volumes:
+        volume['owner_state'] = (states.get(volume['owner'], 'dead') if volume['owner']
+                                 else None)
+        volume['halted'] = halted.get(volume['name'])
+    return {'routers': routers, 'volumes': volumes, 'vpool': client.stats()}
+
+
+def status(client, args):
+    answer = vpool_status(client)
+    if args.json:
+        return answer
+    router_rows = [(r['id'], r.get('site') or '-', r['nbd'], r['api'],
+                    'up, ZooKeeper %s' % r['zookeeper'] if r['state'] == 'up' else r['state'],
+                    '-' if r['serves'] is None else r['serves'],
+                    '-' if r['halted'] is None else r['halted'])
+                   for r in answer['routers']]
     lines = ['Routers', table(('id', 'site', 'nbd', 'api', 'state', 'serves', 'halted'),
                               router_rows), '', 'Volumes']
-    live = {r['id'] for r in routers}
     volume_rows = []
-    for v in volumes:
+    for v in answer['volumes']:
         owner = v['owner'] or '-'
-        if v['owner'] and v['owner'] not in live:
-            owner += ' (dead)'
-        elif v['owner'] in unreachable:
-            owner += ' (unreachable)'
+        if v['owner_state'] in ('dead', 'unreachable'):
+            owner += ' (%s)' % v['owner_state']
         parent = '%(volume)s@%(snapshot)s' % v['parent'] if v['parent'] else '-'
         volume_rows.append((v['name'], format_size(v['size']), owner, v['epoch'],
-                            ','.join(v['attachments']) or '-', halted.get(v['name'], '-'),
-                            parent))
+                            ','.join(v['attachments']) or '-', v['halted'] or '-', parent))
     lines.append(table(('name', 'size', 'owner', 'epoch', 'attached to', 'halted', 'parent'),
                        volume_rows) if volume_rows else '(none)')
+    stats = answer['vpool']
     lines += ['', 'vPool: %d volumes, %s provisioned, %s stored%s' % (
         stats['volumes'], format_size(stats['provisioned_bytes']),
         format_size(stats['used_bytes']),
@@ -170,6 +182,56 @@ def detach(client, args):
     client.delete_attachment(args.volume, host)
     return answer if args.json else 'detached %s%s' % (
         args.volume, '' if answer['attached'] else ' (it was not attached here)')
+
+
+def create_attachment(client, args):
+    """An attachment for ``host`` without an edge, for tools and tests:
+    its token and the NBD export name a session of that host presents."""
+    answer = client.create_attachment(args.volume, args.host)
+    answer['export'] = '%s/%s' % (args.volume, answer['token'])
+    location = client.locate(args.volume)
+    answer['uri'] = ('nbd://%s/%s' % (location['router']['nbd'], answer['export'])
+                     if location['router'] else None)
+    if args.json:
+        return answer
+    return 'attachment of %s for %s: token %s\nNBD export %s%s' % (
+        args.volume, args.host, answer['token'], answer['export'],
+        ', at the owner: %s' % answer['uri'] if answer['uri'] else '')
+
+
+def migrate(client, args):
+    """A planned handover; a failure is one line with the volume's state."""
+    try:
+        return client.migrate(args.volume, args.router)
+    except api_errors.ApiError as exc:
+        reason = exc.message
+    raise AdminError('migrate of %s to %s failed: %s; %s'
+                     % (args.volume, args.router, reason, _where(client, args.volume)))
+
+
+def _where(client, volume):
+    """What state ``volume`` is in now, in words."""
+    try:
+        location = client.locate(volume)
+    except api_errors.ApiError as exc:
+        return 'its state is unknown (%s)' % exc.message
+    if location['owner'] is None:
+        return '%s has no owner' % volume
+    if location['alive']:
+        return '%s is served by %s, epoch %d' % (volume, location['owner'],
+                                                 location['epoch'])
+    return ('%s is owned by %s, which is not running: the next IO through an edge, or '
+            '`ovs-admin acquire --failover %s`, moves it to a live router'
+            % (volume, location['owner'], volume))
+
+
+def _drain_lines(answer):
+    lines = ['router %s drained%s: %d volume(s) moved, %d left' % (
+        answer['router'], '' if answer['running'] else ' (not running)',
+        len(answer['moved']), len(answer['left']))]
+    lines += ['  %s -> %s' % item for item in sorted(answer['moved'].items())]
+    lines += ['  %s stays: %s' % item for item in sorted(answer['left'].items())]
+    return '\n'.join(lines)
 
 
 def _volume_line(record):
@@ -225,9 +287,22 @@ def run_command(client, args):
         return attach(client, args)
     if command == 'detach':
         return detach(client, args)
+    if command == 'drain':
+        answer = client.drain(args.router, args.drain_timeout)
+        return answer if args.json else _drain_lines(answer)
+    if command == 'undrain':
+        client.undrain(args.router)
+        return ({'router': args.router} if args.json
+                else 'router %s takes volumes again' % args.router)
+    if command == 'attachment-create':
+        return create_attachment(client, args)
+    if command == 'attachment-delete':
+        client.delete_attachment(args.volume, args.host)
+        return ({'volume': args.volume, 'host': args.host} if args.json
+                else 'removed the attachment of %s for %s' % (args.volume, args.host))
     if command in ('migrate', 'locate', 'acquire'):
         if command == 'migrate':
-            location = client.migrate(args.volume, args.router)
+            location = migrate(client, args)
         elif command == 'locate':
             location = client.locate(args.volume)
         else:
@@ -278,6 +353,14 @@ def parser():
             *edge_options)
     command('detach', 'detach from the local edge and revoke its attachment', volume,
             *edge_options)
+    command('drain', 'move every volume off a router that keeps running, and keep '
+            'placement away from it', (('router',), {}),
+            (('--drain-timeout',), {'type': float, 'help': 'seconds (default: the '
+                                    'router\'s drain_timeout, or 30)'}))
+    command('undrain', 'let placement use a drained router again', (('router',), {}))
+    command('attachment-create', 'record an attachment for a host without its edge; '
+            'prints its token and NBD export name', volume, (('host',), {}))
+    command('attachment-delete', 'revoke a host\'s attachment', volume, (('host',), {}))
     command('acquire', 'make the router answering the owner', volume,
             (('--failover',), {'action': 'store_true', 'help': 'steal from an unreachable owner'}))
     return top

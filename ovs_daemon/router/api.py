@@ -60,6 +60,10 @@ _STATUS_OF = (
 )
 
 
+# Seconds ``ovs-admin drain`` gives a router whose own drain_timeout is 0.
+DEFAULT_DRAIN_TIMEOUT = 30.0
+
+
 def error_response(status, error_type, message):
     return web.json_response(
         {'error': {'code': status, 'type': error_type, 'message': message}}, status=status)
@@ -177,6 +181,8 @@ class ControlAPI:
             get('/v1/health', self.health),
             get('/metrics', self.metrics),
             get('/v1/routers', self.routers),
+            post('/v1/routers/{router}/drain', self.drain),
+            post('/v1/routers/{router}/undrain', self.undrain),
             get('/v1/stats', self.stats),
             get('/v1/volumes', self.list_volumes),
             post('/v1/volumes', self.create_volume),
@@ -264,7 +270,50 @@ class ControlAPI:
 
     async def routers(self, request):
         routers = await self._run(self.registry.routers)
-        return web.json_response({'routers': [routers[k] for k in sorted(routers)]})
+        drained = await self._run(self.registry.drained_routers)
+        return web.json_response({'routers': [dict(routers[k], drained=k in drained)
+                                              for k in sorted(routers)]})
+
+    async def drain(self, request):
+        """Mark the router drained and move its volumes to peers (on it)."""
+        router = _name('router', request.match_info['router'])
+        body = await _body(request)
+        timeout = body.get('timeout')
+        if timeout is None:
+            timeout = self.service.conf.router.drain_timeout or DEFAULT_DRAIN_TIMEOUT
+        elif (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+              or timeout <= 0):
+            raise errors.BadRequest('field \'timeout\' must be a positive number of seconds')
+        await self._run(self.registry.set_drained, router, True)
+        if router == self.router_id:
+            answer = await self.service.drainer.drain(timeout)
+            return web.json_response(dict(answer, router=router, running=True))
+        answer = await self._on_router(request, router, {'timeout': timeout}, timeout + 5)
+        if answer is None:
+            return web.json_response({'router': router, 'running': False, 'moved': {},
+                                      'left': {}})
+        return answer
+
+    async def undrain(self, request):
+        router = _name('router', request.match_info['router'])
+        await self._run(self.registry.set_drained, router, False)
+        if router == self.router_id:
+            self.own.draining = False
+            return web.json_response({'router': router, 'running': True})
+        answer = await self._on_router(request, router, {}, None)
+        return answer or web.json_response({'router': router, 'running': False})
+
+    async def _on_router(self, request, router, body, timeout):
+        """Forward a router call to ``router``; None if it is not running."""
+        if peers_mod.FORWARDED_BY in request.headers:
+            raise errors.Unavailable('router %s is not this one; retry' % router)
+        try:
+            info = await self._run(self.registry.router, router)
+        except registry_mod.RouterNotFound:
+            return None
+        status, answer = await self.service.peers.call(
+            info['api'], request.method, request.rel_url.path, body, timeout=timeout)
+        return web.json_response(answer, status=status)
 
     async def stats(self, request):
         usage = await self._run(self.service.store.backend.usage)
@@ -438,8 +487,17 @@ class ControlAPI:
             record = await self.own.acquire(name, ownership_mod.MODE_NORMAL)
             return web.json_response(await self._location(record))
         info = await self._run(self.registry.router, target)
-        status, answer = await self.service.peers.call(
-            info['api'], 'POST', '/v1/volumes/%s/migrate' % name, {'router': target})
+        try:
+            status, answer = await self.service.peers.call(
+                info['api'], 'POST', '/v1/volumes/%s/migrate' % name, {'router': target})
+        except errors.PeerUnreachable as exc:
+            raise errors.MigrationFailed('target router %s did not answer: %s'
+                                         % (target, exc.__cause__ or exc)) from exc
+        if status == 503:
+            # Every router would ask the same target again: not worth a retry.
+            error = answer.get('error', {}) if isinstance(answer, dict) else {}
+            raise errors.MigrationFailed('target router %s cannot take it: %s'
+                                         % (target, error.get('message', answer)))
         return web.json_response(answer, status=status)
 
     async def handover(self, request):

@@ -137,6 +137,8 @@ class Ownership:
         self._tasks = set()
         self._presumed_lost = None
         self._loop = None
+        # A draining router takes no volume from others (drain.py).
+        self.draining = False
 
     # -- plumbing -----------------------------------------------------------
 
@@ -259,6 +261,9 @@ class Ownership:
                 if attachment is not None and attachment not in record['attachments'].values():
                     raise errors.Forbidden('the attachment token of volume %s is not current'
                                            % name)
+                if self.draining and record['owner'] != self.router_id:
+                    raise errors.Unavailable('router %s is drained: it takes no volume'
+                                             % self.router_id)
                 try:
                     return await self._decide(name, record, mode, handed_over_by)
                 except HandedOver as exc:

@@ -231,6 +231,7 @@ class Registry:
         self.base = '%s/%s' % (ROOT, vpool)
         self.routers_path = self.base + '/routers'
         self.volumes_path = self.base + '/volumes'
+        self.drained_path = self.base + '/drained'
         self._router_info = None
         self._listener = None
         self._reregister_lock = threading.Lock()
@@ -383,14 +384,39 @@ class Registry:
         with _unavailable_as_error():
             return self.client.exists(self.router_path(router_id)) is not None
 
+    def set_drained(self, router_id, drained):
+        """Mark a router drained (placement and acquires pass it over) or
+        not. Persistent: a drained router stays drained across restarts."""
+        path = '%s/%s' % (self.drained_path, _check_name('router', router_id))
+        with _unavailable_as_error():
+            if drained:
+                self.client.ensure_path(path)
+                return
+            try:
+                self.client.delete(path)
+            except kz_exc.NoNodeError:
+                pass
+
+    def drained_routers(self):
+        """Ids of the routers marked drained."""
+        with _unavailable_as_error():
+            try:
+                return set(self.client.get_children(self.drained_path))
+            except kz_exc.NoNodeError:
+                return set()
+
     def least_loaded_router(self, site=None):
         """The id of the live router (of ``site`` if given) owning the fewest
-        volumes, ties broken by id; None if there is none.
+        volumes, ties broken by id; None if there is none. Drained routers
+        are passed over while any other is live.
 
         Used to place new volumes. Volumes owned by routers that are gone do
         not count for anyone.
         """
         live = self.routers(site=site)
+        drained = self.drained_routers()
+        live = {router_id: info for router_id, info in live.items()
+                if router_id not in drained} or live
         if not live:
             return None
         load = dict.fromkeys(live, 0)

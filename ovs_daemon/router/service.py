@@ -37,6 +37,7 @@ from ovs_daemon.backends import base as backends
 from ovs_daemon.engine import store as store_mod
 from ovs_daemon.nbd import server as nbd_server_mod
 from ovs_daemon.router import api as api_mod
+from ovs_daemon.router import drain as drain_mod
 from ovs_daemon.router import metrics as metrics_mod
 from ovs_daemon.router import ownership as ownership_mod
 from ovs_daemon.router import peers as peers_mod
@@ -86,6 +87,8 @@ class RouterService:
             self.router_id, self.registry, self.store, self.peers, self.nbd_server,
             self.metrics, self.executor, router.max_unflushed_mib << 20,
             router.handover_timeout, conf.zookeeper.session_timeout)
+        self.drainer = drain_mod.Drainer(self.router_id, self.site, self.registry,
+                                         self.ownership, self.peers)
         self._runner = None
         self._stopping = None
         self._background = []
@@ -130,6 +133,7 @@ class RouterService:
                                % (self.conf.zookeeper.hosts,
                                   self.conf.zookeeper.connect_timeout)) from None
         self.registry.ensure_paths()
+        self.ownership.draining = self.router_id in self.registry.drained_routers()
 
     def _register(self, info):
         # After a kill -9 and a quick restart the previous session's node
@@ -183,6 +187,8 @@ class RouterService:
             loop.add_signal_handler(sig, self._stopping.set)
         await self.start()
         await self._stopping.wait()
+        if self.conf.router.drain_timeout > 0:
+            await self.drainer.drain(self.conf.router.drain_timeout)
         await self.stop()
 
     async def stop(self):
