@@ -232,12 +232,17 @@ class Volume:
 
     # Reads
 
-    def read(self, offset, length):
+    def read(self, offset, length, memory_only=False):
+        """The bytes at ``offset``; with ``memory_only``, None instead of
+        reading anything from the backend (the caller then reads again
+        where waiting for the backend does no harm)."""
         with self._lock:
             self._check_live()
             self._check_range(offset, length)
             first = offset // BLOCK_SIZE
             plan = self._plan_read(first, _blocks(offset + length) - first)
+        if memory_only and _touches_backend(plan):
+            return None
         data = b''.join(self._fetch(piece) for piece in plan)
         skip = offset - first * BLOCK_SIZE
         return data[skip:skip + length]
@@ -295,31 +300,44 @@ class Volume:
     # Writes
 
     def write(self, offset, data):
+        """An unaligned write patches the blocks at its edges. Those that
+        must be read from the backend are read without ``_lock`` held (a
+        GET may take seconds; reads and writes of this volume go on), and
+        the write is applied only if the edges are still where they were
+        read from; otherwise they are read again."""
         length = len(data)
-        with self._lock:
-            self._check_live()
-            self._check_range(offset, length)
-            if not length:
-                return
-            first = offset // BLOCK_SIZE
-            head = offset - first * BLOCK_SIZE
-            if head == 0 and length % BLOCK_SIZE == 0:
-                self._write_blocks(first, memoryview(data))
-                return
-            count = _blocks(offset + length) - first
-            aligned = bytearray(self._read_edges(first, count))
-            aligned[head:head + length] = data
-            self._write_blocks(first, memoryview(aligned))
+        first = offset // BLOCK_SIZE
+        head = offset - first * BLOCK_SIZE
+        count = _blocks(offset + length) - first
+        fetched = None
+        while True:
+            with self._lock:
+                self._check_live()
+                self._check_range(offset, length)
+                if not length:
+                    return
+                if head == 0 and length % BLOCK_SIZE == 0:
+                    self._write_blocks(first, memoryview(data))
+                    return
+                plans = self._plan_edges(first, count)
+                if fetched is not None and fetched[0] == plans \
+                        or not any(map(_touches_backend, plans)):
+                    edges = fetched[1] if fetched else self._fetch_edges(plans)
+                    aligned = bytearray(_join_edges(edges, count))
+                    aligned[head:head + length] = data
+                    self._write_blocks(first, memoryview(aligned))
+                    return
+            fetched = plans, self._fetch_edges(plans)
 
-    def _read_edges(self, first, count):
-        """The blocks ``first`` and ``first + count - 1`` as they are now,
-        with zeroes between: what an unaligned write patches."""
-        head = b''.join(map(self._fetch, self._plan_read(first, 1)))
+    def _plan_edges(self, first, count):
+        """Read plans of the blocks ``first`` and ``first + count - 1``:
+        what an unaligned write patches."""
         if count == 1:
-            return head
-        tail = b''.join(map(self._fetch, self._plan_read(first + count - 1,
-                                                         1)))
-        return head + bytes((count - 2) * BLOCK_SIZE) + tail
+            return [self._plan_read(first, 1)]
+        return [self._plan_read(first, 1), self._plan_read(first + count - 1, 1)]
+
+    def _fetch_edges(self, plans):
+        return [b''.join(map(self._fetch, plan)) for plan in plans]
 
     def _write_blocks(self, block, data):
         count = len(data) // BLOCK_SIZE
@@ -372,16 +390,20 @@ class Volume:
         with self._lock:
             self._check_live()
             self._check_range(offset, length)
-            first = _blocks(offset)
-            end = (offset + length) // BLOCK_SIZE
-            if end <= first:
-                self.write(offset, bytes(length))
-                return
-            if offset < first * BLOCK_SIZE:
-                self.write(offset, bytes(first * BLOCK_SIZE - offset))
-            if offset + length > end * BLOCK_SIZE:
-                self.write(end * BLOCK_SIZE,
-                           bytes(offset + length - end * BLOCK_SIZE))
+        first = _blocks(offset)
+        end = (offset + length) // BLOCK_SIZE
+        # Partial blocks at the edges are writes of zeroes, each made
+        # without the lock held while it reads the backend.
+        if end <= first:
+            self.write(offset, bytes(length))
+            return
+        if offset < first * BLOCK_SIZE:
+            self.write(offset, bytes(first * BLOCK_SIZE - offset))
+        if offset + length > end * BLOCK_SIZE:
+            self.write(end * BLOCK_SIZE,
+                       bytes(offset + length - end * BLOCK_SIZE))
+        with self._lock:
+            self._check_live()
             value = ZERO if self._ancestors else UNMAPPED
             self.map.fill(first, end - first, value)
             self._ops.append([records.OP_FILL, first, end - first, value])
@@ -625,6 +647,18 @@ class Volume:
                                            for b in self._buffers.values()),
                     'map_bytes': self.map.memory_bytes(),
                     'halted': self._halted}
+
+
+def _touches_backend(plan):
+    """Whether a read plan has pieces to fetch from the backend."""
+    return any(isinstance(piece, list) for piece in plan)
+
+
+def _join_edges(edges, count):
+    """The edge blocks of an unaligned write with zeroes between."""
+    if count == 1:
+        return edges[0]
+    return edges[0] + bytes((count - 2) * BLOCK_SIZE) + edges[1]
 
 
 def _check_size(size):

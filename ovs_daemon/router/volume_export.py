@@ -12,9 +12,13 @@
 
 """A volume of the engine served over NBD.
 
-Reads and writes touch only memory (and the page cache of the local
-backend), so they run on the event loop; flush uploads and commits, so it
-runs in a worker thread and the loop keeps serving. When a volume has
+The event loop never waits on the backend: a read runs on the loop when
+everything it reads is in memory (unflushed blocks, zeroes), otherwise in a
+worker thread, and so do writes, TRIMs and WRITE_ZEROES that are not whole
+blocks (they patch blocks they must read first); flush uploads and commits,
+so it runs in a worker thread too. The session still passes the writes of a
+connection to the export one at a time, in order, whichever thread applies
+them. When a volume has
 gathered more unflushed data than its limit, the router starts a flush of
 its own in the background and writes go on while it uploads; only past
 twice the limit do writes wait for it. That bounds what a router holds in
@@ -40,12 +44,14 @@ exporting the volume at once.
 """
 
 import asyncio
+import inspect
 import time
 
 from oslo_log import log as logging
 
 from ovs_daemon.backends import base as backends
 from ovs_daemon.engine import errors as engine_errors
+from ovs_daemon.engine import volume as volume_mod
 from ovs_daemon.nbd import errors as nbd_errors
 from ovs_daemon.nbd import export
 from ovs_daemon.nbd import protocol
@@ -101,10 +107,11 @@ class VolumeExport(export.Export):
             if not self.gate.is_open:
                 await self.gate.wait()
             if in_thread:
-                result = await asyncio.get_running_loop().run_in_executor(
-                    self._executor, fn, *args)
+                result = await self._in_thread(fn, *args)
             else:
                 result = fn(*args)
+                if inspect.isawaitable(result):
+                    result = await result
             if not self.gate.is_open:
                 await self.gate.wait()
         except Exception as exc:
@@ -116,15 +123,25 @@ class VolumeExport(export.Export):
         self._report(op, started, failed=False)
         return result
 
+    async def _in_thread(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _read(self, offset, length):
+        data = self.volume.read(offset, length, memory_only=True)
+        if data is None:
+            data = await self._in_thread(self.volume.read, offset, length)
+        return data
+
     def _report(self, op, started, failed):
         if self._observe:
             self._observe(op, time.perf_counter() - started, failed)
 
     async def read(self, offset, length):
-        return await self._run('read', self.volume.read, offset, length)
+        return await self._run('read', self._read, offset, length)
 
     async def write(self, offset, data, fua):
-        await self._run('write', self.volume.write, offset, data)
+        await self._run('write', self.volume.write, offset, data,
+                        in_thread=not _aligned(offset, len(data)))
         await self._settle(fua)
 
     async def flush(self):
@@ -137,11 +154,13 @@ class VolumeExport(export.Export):
         await self._run('flush', self.volume.flush, in_thread=True)
 
     async def trim(self, offset, length, fua):
-        await self._run('trim', self.volume.trim, offset, length)
+        await self._run('trim', self.volume.trim, offset, length,
+                        in_thread=not _aligned(offset, length))
         await self._settle(fua)
 
     async def write_zeroes(self, offset, length, fua, may_trim):
-        await self._run('write_zeroes', self.volume.write_zeroes, offset, length)
+        await self._run('write_zeroes', self.volume.write_zeroes, offset, length,
+                        in_thread=not _aligned(offset, length))
         await self._settle(fua)
 
     async def _commit_applied(self):
@@ -178,6 +197,11 @@ class VolumeExport(export.Export):
         if not task.cancelled() and task.exception() is not None:
             LOG.warning('%s: background flush failed, the next flush retries: %s',
                         self.name, task.exception())
+
+
+def _aligned(offset, length):
+    """A request of whole blocks: it patches no block it must read first."""
+    return not (offset | length) % volume_mod.BLOCK_SIZE
 
 
 class AttachedExport(export.Export):

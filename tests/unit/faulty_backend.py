@@ -10,12 +10,15 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""A local backend whose uploads (``put``) a test can hold back or fail."""
+"""A local backend whose uploads (``put``) a test can hold back or fail, and
+whose reads of data objects it can slow down."""
 
 import threading
+import time
 
 from ovs_daemon.backends import base
 from ovs_daemon.backends import local
+from ovs_daemon.engine import records
 
 
 class FaultyBackend(local.LocalBackend):
@@ -26,6 +29,7 @@ class FaultyBackend(local.LocalBackend):
         self.uploads_may_go.set()
         self.upload_waiting = threading.Event()
         self.failures_left = 0
+        self.data_read_seconds = 0.0
 
     def put(self, namespace, name, data, key):
         if not self.uploads_may_go.is_set():
@@ -35,3 +39,8 @@ class FaultyBackend(local.LocalBackend):
             self.failures_left -= 1
             raise base.BackendError('injected: disk full')
         super().put(namespace, name, data, key)
+
+    def get(self, namespace, name, offset=0, length=None):
+        if name.startswith(records.CONTAINER_PREFIX):
+            time.sleep(self.data_read_seconds)
+        return super().get(namespace, name, offset, length)

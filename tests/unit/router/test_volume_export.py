@@ -93,3 +93,30 @@ def test_a_failed_background_flush_loses_nothing(backend, volume):
     reopened = volume_mod.Volume.open(backend, 'v1', base.OwnerKey.generate(2))
     for n in range(2):
         assert reopened.read(n * MiB, MiB) == pattern(n)
+
+
+@pytest.mark.parametrize('held', ['read', 'unaligned write'])
+def test_a_slow_backend_read_stalls_no_other_volume(backend, volume, held):
+    other = volume_mod.Volume.create(backend, 'v2', 16 * MiB, base.OwnerKey.generate(1),
+                                     tuning=TUNING)
+
+    async def scenario():
+        slow = volume_export.VolumeExport(volume)
+        fast = volume_export.VolumeExport(other)
+        await slow.write(0, pattern(1), fua=True)   # committed: read back from the backend
+        backend.data_read_seconds = 2.0
+        if held == 'read':
+            waiting = asyncio.ensure_future(slow.read(4096, 4096))
+        else:
+            waiting = asyncio.ensure_future(slow.write(4096 + 100, b'x' * 10, fua=False))
+        await asyncio.sleep(0.05)
+        await fast.write(0, pattern(2)[:65536], fua=False)
+        assert await fast.read(0, 65536) == pattern(2)[:65536]
+        served_while_held = not waiting.done()
+        await waiting
+        return served_while_held
+
+    assert asyncio.run(scenario())
+    if held == 'unaligned write':
+        expected = pattern(1)[:100] + b'x' * 10 + pattern(1)[:4096 - 110]
+        assert volume.read(4096, 4096) == expected
