@@ -45,7 +45,8 @@ function configure_cinder_backend_ovs {
     iniset "$CINDER_CONF" "$be_name" ovs_router_endpoints "$(ovs_router_endpoints)"
     iniset "$CINDER_CONF" "$be_name" ovs_api_token_file "$OVS_TOKEN_FILE"
     iniset "$CINDER_CONF" "$be_name" ovs_vpool "$OVS_VPOOL"
-    iniset "$CINDER_CONF" "$be_name" ovs_edge_control_socket "$OVS_EDGE_RUN_DIR/control.sock"
+    # cinder-volume attaches volumes for image copies through this host's edge.
+    iniset "$CINDER_CONF" ovs_edge control_socket "$OVS_EDGE_RUN_DIR/control.sock"
 }
 
 # Helpers
@@ -224,6 +225,10 @@ function configure_ovs_edge {
     if is_service_enabled ovs-edge; then
         _ovs_write_edge_config
         _ovs_share_sockets
+        if is_service_enabled n-cpu; then
+            # nova-compute attaches volumes through this host's edge.
+            iniset "$NOVA_CPU_CONF" ovs_edge control_socket "$OVS_EDGE_RUN_DIR/control.sock"
+        fi
     fi
 }
 

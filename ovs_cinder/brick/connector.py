@@ -27,9 +27,10 @@ Device info returned by ``connect_volume``::
 
     {"type": "nbd", "path": "<edge socket>", "uri": "nbd+unix:///...", "volume": ...}
 
-Where the edge is: ``OVS_EDGE_CONTROL_SOCKET`` (default
-``/run/ovs-edge/control.sock``); the host's site comes from the edge itself
-(``OVS_EDGE_SITE`` overrides it when the edge is down).
+Where the edge is: ``[ovs_edge] control_socket`` of the process's
+configuration (nova.conf, cinder.conf; :mod:`ovs_cinder.brick.opts`, which
+this module registers); the host's site comes from the edge itself
+(``[ovs_edge] site`` overrides it).
 
 os-brick has no plugin hook: :func:`register` adds the connector to its
 factory and to the connector list used by ``get_connector_properties``;
@@ -37,30 +38,30 @@ call it once in the process (nova-compute, cinder-volume) before use.
 This module uses plain sockets: no eventlet API.
 """
 
-import os
-
 from os_brick import exception
 from os_brick import initiator
+from os_brick import utils
+from os_brick.i18n import _
 from os_brick.initiator import connector as brick_connector
 from os_brick.initiator.connectors import base
+from oslo_config import cfg
 from oslo_log import log as logging
 
+from ovs_cinder.brick import opts
 from ovs_daemon.api import edge_client
 
 LOG = logging.getLogger(__name__)
 
 PROTOCOL = 'OVS_EDGE'
 DRIVER_VOLUME_TYPE = 'ovs_edge'
-DEFAULT_CONTROL_SOCKET = '/run/ovs-edge/control.sock'
 CLASS_PATH = 'ovs_cinder.brick.connector.OVSEdgeConnector'
 
-
-def control_socket():
-    return os.environ.get('OVS_EDGE_CONTROL_SOCKET', DEFAULT_CONTROL_SOCKET)
+CONF = cfg.CONF
+opts.register_opts(CONF)
 
 
 class OVSEdgeError(exception.BrickException):
-    message = 'OVS edge: %(reason)s'
+    message = _('OVS edge: %(reason)s')
 
 
 class OVSEdgeConnector(base.BaseLinuxConnector):
@@ -68,13 +69,13 @@ class OVSEdgeConnector(base.BaseLinuxConnector):
 
     def __init__(self, root_helper, driver=None, *args, **kwargs):
         super().__init__(root_helper, driver, *args, **kwargs)
-        self.edge = edge_client.EdgeControlClient(control_socket())
+        self.edge = edge_client.EdgeControlClient(CONF.ovs_edge.control_socket)
 
     @staticmethod
     def get_connector_properties(root_helper, *args, **kwargs):
         """``ovs_edge_socket`` and ``ovs_edge_site`` of this host."""
-        path = control_socket()
-        site = os.environ.get('OVS_EDGE_SITE')
+        path = CONF.ovs_edge.control_socket
+        site = CONF.ovs_edge.site
         if site is None:
             try:
                 site = edge_client.EdgeControlClient(path, timeout=5).status()['site']
@@ -105,6 +106,8 @@ class OVSEdgeConnector(base.BaseLinuxConnector):
         except edge_client.EdgeError:
             return False
 
+    @utils.trace
+    @utils.connect_volume_prepare_result
     @base.synchronized('ovs_edge')
     def connect_volume(self, connection_properties):
         volume, vpool = _volume_of(connection_properties)
@@ -112,14 +115,17 @@ class OVSEdgeConnector(base.BaseLinuxConnector):
             answer = self.edge.attach(volume, vpool, connection_properties['routers'],
                                       connection_properties['token'])
         except KeyError as exc:
-            raise OVSEdgeError(reason='connection properties lack %s' % exc) from None
+            raise OVSEdgeError(reason=_('connection properties lack %s') % exc) from None
         except edge_client.EdgeError as exc:
-            raise OVSEdgeError(reason='cannot attach %s: %s' % (volume, exc)) from exc
+            raise OVSEdgeError(reason=_('cannot attach %(volume)s: %(error)s')
+                               % {'volume': volume, 'error': exc}) from exc
         LOG.info('Attached %s through the OVS edge at %s', volume, answer['socket'])
         return {'type': 'nbd', 'path': answer['socket'], 'uri': answer['uri'],
                 'volume': volume, 'vpool': vpool}
 
+    @utils.trace
     @base.synchronized('ovs_edge')
+    @utils.connect_volume_undo_prepare_result(unlink_after=True)
     def disconnect_volume(self, connection_properties, device_info, force=False,
                           ignore_errors=False):
         """Detach from this host's edge; succeeds when nothing is attached.
@@ -139,15 +145,19 @@ class OVSEdgeConnector(base.BaseLinuxConnector):
             if force or ignore_errors:
                 LOG.warning('Ignoring failed detach of %s: %s', volume, exc)
                 return
-            raise OVSEdgeError(reason='cannot detach %s: %s' % (volume, exc)) from exc
+            raise OVSEdgeError(reason=_('cannot detach %(volume)s: %(error)s')
+                               % {'volume': volume, 'error': exc}) from exc
         LOG.info('Detached %s from the OVS edge (was attached: %s)', volume, answer['attached'])
 
+    @utils.trace
+    @utils.connect_volume_undo_prepare_result
     def extend_volume(self, connection_properties):
         volume, vpool = _volume_of(connection_properties)
         try:
             return self.edge.refresh(volume, vpool)
         except edge_client.EdgeError as exc:
-            raise OVSEdgeError(reason='cannot extend %s: %s' % (volume, exc)) from exc
+            raise OVSEdgeError(reason=_('cannot extend %(volume)s: %(error)s')
+                               % {'volume': volume, 'error': exc}) from exc
 
     def _attached(self, connection_properties):
         volume, vpool = _volume_of(connection_properties)
@@ -165,7 +175,7 @@ def _volume_of(connection_properties):
     try:
         return connection_properties['volume'], connection_properties.get('vpool', 'default')
     except (KeyError, TypeError):
-        raise OVSEdgeError(reason='connection properties name no volume') from None
+        raise OVSEdgeError(reason=_('connection properties name no volume')) from None
 
 
 def register():

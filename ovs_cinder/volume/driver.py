@@ -46,10 +46,10 @@ Example ``cinder.conf`` section::
 
 import contextlib
 import math
-import os
 
 from cinder import exception
 from cinder import interface
+from cinder.i18n import _
 from cinder.image import image_utils
 from cinder.objects import fields
 from cinder.volume import configuration
@@ -86,9 +86,6 @@ ovs_opts = [
     cfg.FloatOpt('ovs_api_connect_timeout', default=2.0, min=0.1,
                  help='Seconds to wait for a router to accept a connection '
                       'before trying the next endpoint.'),
-    cfg.StrOpt('ovs_edge_control_socket', default='/run/ovs-edge/control.sock',
-               help='Control socket of the edge on this cinder-volume host, '
-                    'used to attach volumes for image copies.'),
 ]
 
 CONF = cfg.CONF
@@ -96,7 +93,7 @@ CONF.register_opts(ovs_opts, group=configuration.SHARED_CONF_GROUP)
 
 
 class OVSEdgeDriverError(exception.VolumeBackendAPIException):
-    message = 'OVS Edge vPool: %(data)s'
+    message = _('OVS Edge vPool: %(data)s')
 
 
 @interface.volumedriver
@@ -134,23 +131,26 @@ class OVSEdgeDriver(driver.VolumeDriver):
         self._client = api_client.ControlClient(
             conf.ovs_router_endpoints, token, timeout=conf.ovs_api_timeout,
             connect_timeout=conf.ovs_api_connect_timeout)
-        # Image copies attach volumes in this process through os-brick.
-        os.environ.setdefault('OVS_EDGE_CONTROL_SOCKET', conf.ovs_edge_control_socket)
+        # Image copies attach volumes in this process through os-brick, with
+        # the edge of [ovs_edge] control_socket.
         ovs_connector.register()
 
     def check_for_setup_error(self):
-        self._call('reach the vPool\'s routers', self._client.health)
+        self._call(_('reach the vPool\'s routers'), self._client.health)
 
     def _call(self, action, fn, *args, **kwargs):
         """Run an API call; its errors become errors an operator can act on."""
         try:
             return fn(*args, **kwargs)
         except api_errors.Unauthorized as exc:
-            raise OVSEdgeDriverError(data='cannot %s: the routers refuse the token in %s (%s)'
-                                     % (action, self.configuration.ovs_api_token_file,
-                                        exc)) from None
+            raise OVSEdgeDriverError(
+                data=_('cannot %(action)s: the routers refuse the token in %(file)s '
+                       '(%(error)s)') % {'action': action, 'error': exc,
+                                         'file': self.configuration.ovs_api_token_file}
+            ) from None
         except api_errors.ApiError as exc:
-            raise OVSEdgeDriverError(data='cannot %s: %s' % (action, exc)) from None
+            raise OVSEdgeDriverError(data=_('cannot %(action)s: %(error)s')
+                                     % {'action': action, 'error': exc}) from None
 
     # -- names ----------------------------------------------------------------
 
@@ -170,7 +170,7 @@ class OVSEdgeDriver(driver.VolumeDriver):
 
     def create_volume(self, volume):
         name = self._name(volume)
-        self._call('create volume %s' % name, self._client.create_volume, name,
+        self._call(_('create volume %s') % name, self._client.create_volume, name,
                    self._size(volume.size), multiattach=self._multiattach(volume))
 
     def delete_volume(self, volume):
@@ -180,30 +180,34 @@ class OVSEdgeDriver(driver.VolumeDriver):
         except api_errors.NotFound:
             LOG.info('Volume %s is already gone from the vPool', name)
         except api_errors.ApiError as exc:
-            raise OVSEdgeDriverError(data='cannot delete volume %s: %s' % (name, exc)) from None
+            raise OVSEdgeDriverError(data=_('cannot delete volume %(volume)s: %(error)s')
+                                     % {'volume': name, 'error': exc}) from None
 
     def create_volume_from_snapshot(self, volume, snapshot):
         name = self._name(volume)
         source = {'volume': self._name(snapshot.volume), 'snapshot': snapshot.name}
-        self._call('create volume %s from snapshot %s' % (name, snapshot.name),
+        self._call(_('create volume %(volume)s from snapshot %(snapshot)s')
+                   % {'volume': name, 'snapshot': snapshot.name},
                    self._client.create_volume, name, self._size(volume.size), source=source,
                    multiattach=self._multiattach(volume))
 
     def create_cloned_volume(self, volume, src_vref):
         name = self._name(volume)
         source = {'volume': self._name(src_vref)}
-        self._call('clone volume %s into %s' % (source['volume'], name),
+        self._call(_('clone volume %(source)s into %(volume)s')
+                   % {'source': source['volume'], 'volume': name},
                    self._client.create_volume, name, self._size(volume.size), source=source,
                    multiattach=self._multiattach(volume))
 
     def extend_volume(self, volume, new_size):
         name = self._name(volume)
-        self._call('extend volume %s' % name, self._client.extend_volume, name,
+        self._call(_('extend volume %s') % name, self._client.extend_volume, name,
                    self._size(new_size))
 
     def revert_to_snapshot(self, context, volume, snapshot):
         name = self._name(volume)
-        self._call('revert volume %s to %s' % (name, snapshot.name), self._client.revert,
+        self._call(_('revert volume %(volume)s to %(snapshot)s')
+                   % {'volume': name, 'snapshot': snapshot.name}, self._client.revert,
                    name, snapshot.name)
         # Cinder keeps the volume's size across a revert.
         if volume.size > snapshot.volume_size:
@@ -213,7 +217,7 @@ class OVSEdgeDriver(driver.VolumeDriver):
 
     def create_snapshot(self, snapshot):
         name = self._name(snapshot.volume)
-        self._call('snapshot volume %s' % name, self._client.create_snapshot, name,
+        self._call(_('snapshot volume %s') % name, self._client.create_snapshot, name,
                    snapshot.name)
 
     def delete_snapshot(self, snapshot):
@@ -223,8 +227,9 @@ class OVSEdgeDriver(driver.VolumeDriver):
         except api_errors.NotFound:
             LOG.info('Snapshot %s of %s is already gone', snapshot.name, name)
         except api_errors.ApiError as exc:
-            raise OVSEdgeDriverError(data='cannot delete snapshot %s of %s: %s'
-                                     % (snapshot.name, name, exc)) from None
+            raise OVSEdgeDriverError(
+                data=_('cannot delete snapshot %(snapshot)s of %(volume)s: %(error)s')
+                % {'snapshot': snapshot.name, 'volume': name, 'error': exc}) from None
 
     # -- attachments ----------------------------------------------------------
 
@@ -242,10 +247,11 @@ class OVSEdgeDriver(driver.VolumeDriver):
         host = (connector or {}).get('host')
         if not host:
             raise exception.InvalidConnectorException(missing='host')
-        token = self._call('attach volume %s to %s' % (name, host),
+        token = self._call(_('attach volume %(volume)s to %(host)s')
+                           % {'volume': name, 'host': host},
                            self._client.create_attachment, name, host,
                            multiattach=self._multiattach(volume))['token']
-        routers = self._call('list the vPool\'s routers', self._client.routers)
+        routers = self._call(_('list the vPool\'s routers'), self._client.routers)
         return {
             'driver_volume_type': ovs_connector.DRIVER_VOLUME_TYPE,
             'data': {
@@ -277,8 +283,9 @@ class OVSEdgeDriver(driver.VolumeDriver):
         except api_errors.NotFound:
             LOG.info('Volume %s is gone: no attachment to revoke', name)
         except api_errors.ApiError as exc:
-            raise OVSEdgeDriverError(data='cannot revoke the attachment of %s: %s'
-                                     % (name, exc)) from None
+            raise OVSEdgeDriverError(
+                data=_('cannot revoke the attachment of %(volume)s: %(error)s')
+                % {'volume': name, 'error': exc}) from None
         return False
 
     @staticmethod
@@ -337,13 +344,14 @@ class OVSEdgeDriver(driver.VolumeDriver):
         name = (existing_ref or {}).get('source-name')
         if not name:
             raise exception.ManageExistingInvalidReference(
-                existing_ref=existing_ref, reason='source-name is required')
+                existing_ref=existing_ref, reason=_('source-name is required'))
         try:
             return self._client.volume(name)
         except api_errors.NotFound:
             raise exception.ManageExistingInvalidReference(
                 existing_ref=existing_ref,
-                reason='no volume %s in vPool %s' % (name, self.configuration.ovs_vpool))
+                reason=_('no volume %(volume)s in vPool %(vpool)s')
+                % {'volume': name, 'vpool': self.configuration.ovs_vpool})
         except api_errors.ApiError as exc:
             raise OVSEdgeDriverError(data=str(exc)) from None
 
@@ -362,7 +370,7 @@ class OVSEdgeDriver(driver.VolumeDriver):
         managed = {v.get('provider_location') or v.get('name') for v in cinder_volumes}
         ids = {v['id'] for v in cinder_volumes}
         entries = []
-        for record in self._call('list volumes', self._client.volumes):
+        for record in self._call(_('list volumes'), self._client.volumes):
             cinder_id = volume_utils.extract_id_from_volume_name(record['name'])
             known = record['name'] in managed or cinder_id in ids
             entries.append({
@@ -380,7 +388,7 @@ class OVSEdgeDriver(driver.VolumeDriver):
     # -- stats ------------------------------------------------------------------
 
     def _update_volume_stats(self):
-        stats = self._call('read the vPool\'s capacity', self._client.stats)
+        stats = self._call(_('read the vPool\'s capacity'), self._client.stats)
         capacity = stats.get('capacity_bytes')
         pool = {
             'pool_name': self.configuration.ovs_vpool,
@@ -388,7 +396,6 @@ class OVSEdgeDriver(driver.VolumeDriver):
             'free_capacity_gb': (round(stats['free_bytes'] / units.Gi, 2)
                                  if capacity else 'unknown'),
             'provisioned_capacity_gb': round(stats['provisioned_bytes'] / units.Gi, 2),
-            'allocated_capacity_gb': round(stats['used_bytes'] / units.Gi, 2),
             'reserved_percentage': self.configuration.reserved_percentage,
             'max_over_subscription_ratio': volume_utils.get_max_over_subscription_ratio(
                 self.configuration.max_over_subscription_ratio, supports_auto=False),

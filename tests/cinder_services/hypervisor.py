@@ -13,15 +13,17 @@
 """What nova-compute does on one hypervisor, as a command run inside that
 host's network namespace: the os-brick calls nova makes, and a guest.
 
-    hypervisor.py properties HOST IP         connector properties (JSON out)
-    hypervisor.py connect                    cinder's attachment on stdin, device out
-    hypervisor.py disconnect [--force]       {"attachment", "device_info"} on stdin
-    hypervisor.py guest SOCKET VOLUME DIR    a verifying guest writer until DIR/stop
-    hypervisor.py verify SOCKET VOLUME DIR   check the guest's writes (DIR/guest.json)
-    hypervisor.py attached                   the volumes this host's edge has attached
+    hypervisor.py EDGE_SOCKET COMMAND ARGS...
 
-The edge's control socket comes from ``OVS_EDGE_CONTROL_SOCKET``, as for
-nova-compute. Run it in a process of its own: the test process is
+    properties HOST IP         connector properties (JSON out)
+    connect                    cinder's attachment on stdin, device out
+    disconnect [--force]       {"attachment", "device_info"} on stdin
+    guest SOCKET VOLUME DIR    a verifying guest writer until DIR/stop
+    verify SOCKET VOLUME DIR   check the guest's writes (DIR/guest.json)
+    attached                   the volumes this host's edge has attached
+
+EDGE_SOCKET is this host's edge, set as ``[ovs_edge] control_socket`` as
+nova.conf sets it for nova-compute. Run it in a process of its own: the test process is
 eventlet-patched, the guest is asyncio, and nova's modules (which turn
 cinder's attachment into the connection info os-brick gets) register options
 that clash with cinder's.
@@ -35,6 +37,7 @@ import time
 from nova.volume import cinder as nova_cinder
 from os_brick.initiator import connector as brick_connector
 import os_brick.privileged
+from oslo_config import cfg
 
 from ovs_cinder.brick import connector as ovs_connector
 from ovs_daemon.api import edge_client
@@ -108,11 +111,12 @@ def verify(socket_path, volume, directory):
 
 def attached():
     return [v['volume'] for v in
-            edge_client.EdgeControlClient(ovs_connector.control_socket()).list()]
+            edge_client.EdgeControlClient(cfg.CONF.ovs_edge.control_socket).list()]
 
 
 def main(argv):
-    command, args = argv[1], argv[2:]
+    cfg.CONF.set_override('control_socket', argv[1], group='ovs_edge')
+    command, args = argv[2], argv[3:]
     if command == 'properties':
         result = properties(*args)
     elif command == 'connect':

@@ -19,8 +19,8 @@ import time
 import uuid
 
 import cinder.privsep
-import fixtures
 import os_brick.privileged
+from oslo_config import cfg
 
 from tests.cinder_services import base
 from tests.functional.clients import qemu_io
@@ -96,8 +96,8 @@ class OVSEdgeInCinderTest(base.CinderServicesTestBase):
     def test_a_volume_from_an_image_and_its_upload_to_an_image(self):
         """Both copies go through the edge on the cinder-volume host."""
         edge = self.vpool.add_edge('cinder-host', site='a')
-        self.useFixture(fixtures.EnvironmentVariable('OVS_EDGE_CONTROL_SOCKET',
-                                                     edge['control']))
+        cfg.CONF.set_override('control_socket', edge['control'], group='ovs_edge')
+        self.addCleanup(cfg.CONF.clear_override, 'control_socket', group='ovs_edge')
         # As root here: no sudo, no privsep daemons.
         os_brick.privileged.default.set_client_mode(False)
         cinder.privsep.sys_admin_pctxt.set_client_mode(False)

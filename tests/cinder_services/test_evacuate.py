@@ -45,10 +45,11 @@ class Hypervisor:
         self.host = host
         self.edge = edge
         self.workdir = workdir
-        self.env = {'PYTHONPATH': ROOT, 'OVS_EDGE_CONTROL_SOCKET': edge['control']}
+        self.env = {'PYTHONPATH': ROOT}
 
     def _command(self, *args):
-        return [sys.executable, '-m', 'tests.cinder_services.hypervisor'] + list(args)
+        return [sys.executable, '-m', 'tests.cinder_services.hypervisor',
+                self.edge['control']] + list(args)
 
     def _run(self, *args, request=None, timeout=60):
         argv = ['env'] + ['%s=%s' % item for item in self.env.items()] + self._command(*args)

@@ -60,9 +60,10 @@ def test_sample_config_is_up_to_date(generator_config, tmp_path):
 
 
 def test_every_sample_is_generated():
-    # The router's, the edge's and the Cinder driver's: a sample without a
-    # generator config would never be checked.
+    # The router's, the edge's, the Cinder driver's and the connector's (in
+    # nova.conf and cinder.conf): a sample without a generator config would
+    # never be checked.
     samples = {os.path.basename(p) for p in glob.glob(os.path.join(REPO, 'etc', '*.sample'))}
     generated = {os.path.basename(output_file(c)) for c in GENERATOR_CONFIGS}
     assert samples == generated == {'ovs-router.conf.sample', 'ovs-edge.conf.sample',
-                                     'cinder-ovs.conf.sample'}
+                                     'cinder-ovs.conf.sample', 'nova-ovs.conf.sample'}

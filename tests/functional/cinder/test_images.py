@@ -32,17 +32,18 @@ MiB = 1 << 20
 
 
 @pytest.fixture
-def edge_driver(ovs_driver, vpool, monkeypatch):
+def edge_driver(ovs_driver, vpool):
     # Tests run as root: no sudo, no privsep daemons.
     import cinder.privsep
     import os_brick.privileged
     os_brick.privileged.default.set_client_mode(False)
     cinder.privsep.sys_admin_pctxt.set_client_mode(False)
     edge = vpool.add_edge('cinder-host', site='a')
-    monkeypatch.setenv('OVS_EDGE_CONTROL_SOCKET', edge['control'])
+    cfg.CONF.set_override('control_socket', edge['control'], group='ovs_edge')
     cfg.CONF.set_override('host', 'cinder-host')
     yield ovs_driver
     cfg.CONF.clear_override('host')
+    cfg.CONF.clear_override('control_socket', group='ovs_edge')
 
 
 def test_a_qcow2_image_into_a_volume_and_the_volume_into_an_image(edge_driver, vpool,

@@ -20,6 +20,7 @@ import sys
 from os_brick import exception as brick_exception
 from os_brick.initiator import connector as brick_connector
 import os_brick.privileged
+from oslo_config import cfg
 import pytest
 
 from ovs_cinder.brick import connector as ovs_connector
@@ -31,18 +32,18 @@ MiB = 1 << 20
 
 
 @pytest.fixture
-def edge_host(tmp_path, monkeypatch):
+def edge_host(tmp_path):
     """Routers, and this host's edge in site a, known to os-brick."""
     cluster = cluster_mod.Cluster(tmp_path / 'vpool')
     try:
         cluster.up(routers=2, sites=['a', 'b'])
         edge = cluster.add_edge('hv1', site='a')
-        monkeypatch.setenv('OVS_EDGE_CONTROL_SOCKET', edge['control'])
-        monkeypatch.delenv('OVS_EDGE_SITE', raising=False)
+        cfg.CONF.set_override('control_socket', edge['control'], group='ovs_edge')
         os_brick.privileged.default.set_client_mode(False)
         ovs_connector.register()
         yield cluster
     finally:
+        cfg.CONF.clear_override('control_socket', group='ovs_edge')
         cluster.down()
 
 
@@ -99,10 +100,13 @@ def test_disconnect_after_evacuate_with_the_destinations_properties_is_harmless(
     assert (after['owner'], after['epoch']) == (record['owner'], record['epoch'])
 
 
-def test_without_an_edge_connect_fails_clearly_and_disconnect_succeeds(tmp_path, monkeypatch):
-    monkeypatch.setenv('OVS_EDGE_CONTROL_SOCKET', str(tmp_path / 'no-edge.sock'))
+def test_without_an_edge_connect_fails_clearly_and_disconnect_succeeds(tmp_path):
     ovs_connector.register()
-    connector = brick_connector.InitiatorConnector.factory('OVS_EDGE', None)
+    cfg.CONF.set_override('control_socket', str(tmp_path / 'no-edge.sock'), group='ovs_edge')
+    try:
+        connector = brick_connector.InitiatorConnector.factory('OVS_EDGE', None)
+    finally:
+        cfg.CONF.clear_override('control_socket', group='ovs_edge')
     properties = {'vpool': 'default', 'volume': 'volume-1', 'token': 't' * 24, 'routers': []}
     with pytest.raises(brick_exception.BrickException, match='no edge listens'):
         connector.connect_volume(properties)

@@ -265,11 +265,13 @@ def test_single_node_stack_configures_cinder_and_starts_the_vpool_before_nova(tm
         'ovs_router_endpoints': 'http://192.0.2.10:8765,http://192.0.2.10:8766',
         'ovs_api_token_file': str(node.conf_dir / 'token'),
         'ovs_vpool': 'default',
-        'ovs_edge_control_socket': str(node.run_dir / 'control.sock'),
     }
-    # nova-compute needs no option: the .pth hook registers the volume type.
-    assert node.nova_conf.read_text() == (
-        '[DEFAULT]\ncompute_driver = libvirt.LibvirtDriver\n')
+    # nova-compute and cinder-volume attach through this host's edge (the
+    # .pth hook registers the volume type; [ovs_edge] says where the edge is).
+    assert dict(cinder['ovs_edge']) == {'control_socket': str(node.run_dir / 'control.sock')}
+    nova = node.ini(node.nova_conf)
+    assert dict(nova['DEFAULT']) == {'compute_driver': 'libvirt.LibvirtDriver'}
+    assert dict(nova['ovs_edge']) == {'control_socket': str(node.run_dir / 'control.sock')}
 
     # ZooKeeper from the distribution; the project and its registration hook.
     assert node.calls('install_package') == [['pre-install', 'zookeeperd']]
@@ -418,6 +420,8 @@ def test_a_compute_only_node_runs_just_the_edge_pointed_at_the_controller(tmp_pa
     assert node.calls('start_service') == []
     assert not [c for c in node.calls('python') if c[0] == 'deletes']
     assert not node.cinder_conf.exists()
+    assert dict(node.ini(node.nova_conf)['ovs_edge']) == {
+        'control_socket': str(node.run_dir / 'control.sock')}
     assert sorted(os.listdir(node.conf_dir)) == ['ovs-edge.conf', 'token']
     assert (node.conf_dir / 'token').read_text() == 'ctl-token\n'
     assert ['install', '%s/python -m ovs_cinder.autoregister enable' % node.bin] in (
