@@ -142,15 +142,17 @@ class OVSEdgeDriver(driver.VolumeDriver):
         """Run an API call; its errors become errors an operator can act on."""
         try:
             return fn(*args, **kwargs)
-        except api_errors.Unauthorized as exc:
-            raise OVSEdgeDriverError(
+        except api_errors.ApiError as exc:
+            raise self._driver_error(action, exc) from None
+
+    def _driver_error(self, action, exc):
+        if isinstance(exc, api_errors.Unauthorized):
+            return OVSEdgeDriverError(
                 data=_('cannot %(action)s: the routers refuse the token in %(file)s '
                        '(%(error)s)') % {'action': action, 'error': exc,
-                                         'file': self.configuration.ovs_api_token_file}
-            ) from None
-        except api_errors.ApiError as exc:
-            raise OVSEdgeDriverError(data=_('cannot %(action)s: %(error)s')
-                                     % {'action': action, 'error': exc}) from None
+                                         'file': self.configuration.ovs_api_token_file})
+        return OVSEdgeDriverError(data=_('cannot %(action)s: %(error)s')
+                                  % {'action': action, 'error': exc})
 
     # -- names ----------------------------------------------------------------
 
@@ -180,8 +182,7 @@ class OVSEdgeDriver(driver.VolumeDriver):
         except api_errors.NotFound:
             LOG.info('Volume %s is already gone from the vPool', name)
         except api_errors.ApiError as exc:
-            raise OVSEdgeDriverError(data=_('cannot delete volume %(volume)s: %(error)s')
-                                     % {'volume': name, 'error': exc}) from None
+            raise self._driver_error(_('delete volume %s') % name, exc) from None
 
     def create_volume_from_snapshot(self, volume, snapshot):
         name = self._name(volume)
@@ -227,9 +228,9 @@ class OVSEdgeDriver(driver.VolumeDriver):
         except api_errors.NotFound:
             LOG.info('Snapshot %s of %s is already gone', snapshot.name, name)
         except api_errors.ApiError as exc:
-            raise OVSEdgeDriverError(
-                data=_('cannot delete snapshot %(snapshot)s of %(volume)s: %(error)s')
-                % {'snapshot': snapshot.name, 'volume': name, 'error': exc}) from None
+            raise self._driver_error(_('delete snapshot %(snapshot)s of %(volume)s')
+                                     % {'snapshot': snapshot.name, 'volume': name},
+                                     exc) from None
 
     # -- attachments ----------------------------------------------------------
 
@@ -283,9 +284,8 @@ class OVSEdgeDriver(driver.VolumeDriver):
         except api_errors.NotFound:
             LOG.info('Volume %s is gone: no attachment to revoke', name)
         except api_errors.ApiError as exc:
-            raise OVSEdgeDriverError(
-                data=_('cannot revoke the attachment of %(volume)s: %(error)s')
-                % {'volume': name, 'error': exc}) from None
+            raise self._driver_error(_('revoke the attachment of %s') % name,
+                                     exc) from None
         return False
 
     @staticmethod
@@ -353,7 +353,7 @@ class OVSEdgeDriver(driver.VolumeDriver):
                 reason=_('no volume %(volume)s in vPool %(vpool)s')
                 % {'volume': name, 'vpool': self.configuration.ovs_vpool})
         except api_errors.ApiError as exc:
-            raise OVSEdgeDriverError(data=str(exc)) from None
+            raise self._driver_error(_('look up volume %s') % name, exc) from None
 
     def manage_existing(self, volume, existing_ref):
         record = self._existing(existing_ref)
