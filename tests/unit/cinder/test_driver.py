@@ -106,6 +106,7 @@ def objects(context):
     snap = snapshot(context, volume(context, size=1))
     return {'volume': vol, 'snapshot': snap, 'source': snap.volume,
             'managed': volume(context, provider_location='legacy-name'),
+            'shared': volume(context, multiattach=True),
             'grown': volume(context, size=3), 'context': context,
             'connector': {'host': 'hv1', 'ovs_edge_site': 'a'}}
 
@@ -113,23 +114,29 @@ def objects(context):
 # driver method, its arguments (names of objects), the control API calls it
 # makes (with names of objects' backend names), what it returns.
 CALLS = [
-    ('create_volume', ['volume'], [('create_volume', ('{volume}', 2 * GiB), {})], None),
-    ('create_volume', ['managed'], [('create_volume', ('legacy-name', GiB), {})], None),
+    ('create_volume', ['volume'],
+     [('create_volume', ('{volume}', 2 * GiB), {'multiattach': False})], None),
+    ('create_volume', ['shared'],
+     [('create_volume', ('{shared}', GiB), {'multiattach': True})], None),
+    ('create_volume', ['managed'],
+     [('create_volume', ('legacy-name', GiB), {'multiattach': False})], None),
     ('delete_volume', ['volume'], [('delete_volume', ('{volume}',), {})], None),
     ('create_volume_from_snapshot', ['grown', 'snapshot'],
      [('create_volume', ('{grown}', 3 * GiB),
-       {'source': {'volume': '{source}', 'snapshot': '{snapshot}'}})], None),
+       {'source': {'volume': '{source}', 'snapshot': '{snapshot}'},
+        'multiattach': False})], None),
     ('create_cloned_volume', ['grown', 'volume'],
-     [('create_volume', ('{grown}', 3 * GiB), {'source': {'volume': '{volume}'}})], None),
+     [('create_volume', ('{grown}', 3 * GiB),
+       {'source': {'volume': '{volume}'}, 'multiattach': False})], None),
     ('extend_volume', ['volume', 5], [('extend_volume', ('{volume}', 5 * GiB), {})], None),
     ('create_snapshot', ['snapshot'],
      [('create_snapshot', ('{source}', '{snapshot}'), {})], None),
     ('delete_snapshot', ['snapshot'],
      [('delete_snapshot', ('{source}', '{snapshot}'), {})], None),
     ('terminate_connection', ['volume', 'connector'],
-     [('delete_attachment', ('{volume}', 'hv1'), {})], None),
+     [('delete_attachment', ('{volume}', 'hv1'), {})], False),
     ('terminate_connection', ['volume', None], [('delete_attachments', ('{volume}',), {})],
-     None),
+     False),
     ('check_for_setup_error', [], [('health', (), {})], None),
     ('create_export', ['context', 'volume', 'connector'], [], None),
     ('ensure_export', ['context', 'volume'], [], None),
@@ -221,7 +228,8 @@ def test_initialize_connection_returns_the_connectors_properties(driver, objects
                  'routers': [{k: r[k] for k in ('id', 'site', 'api', 'nbd')}
                              for r in ROUTERS]},
     }
-    assert driver._client.calls == [('create_attachment', (vol.name, 'hv1'), {}),
+    assert driver._client.calls == [('create_attachment', (vol.name, 'hv1'),
+                                     {'multiattach': False}),
                                     ('routers', (), {})]
 
 
