@@ -74,6 +74,13 @@ edge_opts = [
     cfg.FloatOpt('acquire_timeout', default=30.0, min=1.0,
                  help='Seconds a router may take to acquire a volume (a '
                       'handover flushes the old owner first).'),
+    cfg.HostAddressOpt('metrics_host', default='127.0.0.1',
+                       help='Address of the Prometheus metrics endpoint '
+                            '(GET /metrics, no token: bind it where only '
+                            'the monitoring can reach it).'),
+    cfg.PortOpt('metrics_port',
+                help='TCP port of the Prometheus metrics endpoint (0: any free '
+                     'port). Unset: no endpoint.'),
     cfg.IntOpt('replay_buffer_mib', default=32, min=1,
                help='Writes acknowledged since the last flush that the edge '
                     'keeps for replay after a failover. When full, the edge '

@@ -22,6 +22,7 @@ from oslo_log import log as logging
 
 from ovs_cinder.edge import control
 from ovs_cinder.edge import locator as locator_mod
+from ovs_cinder.edge import metrics as metrics_mod
 from ovs_cinder.edge import volume_proxy
 from ovs_daemon.api import client as api_client
 from ovs_daemon.api import errors as api_errors
@@ -77,6 +78,10 @@ class EdgeService:
         self.control = control.ControlServer(conf.edge.control_socket, self.handle,
                                             self._gid)
         self._locks = {}
+        self.metrics = None
+        if conf.edge.metrics_port is not None:
+            self.metrics = metrics_mod.MetricsServer(self, conf.edge.metrics_host,
+                                                     conf.edge.metrics_port)
 
     # -- control requests ---------------------------------------------------
 
@@ -186,12 +191,19 @@ class EdgeService:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
+        if self.metrics is not None:
+            await self.metrics.start()
+            LOG.info('Prometheus metrics on http://%s:%d/metrics', self.metrics.host,
+                     self.metrics.port)
+        # Last: the control socket appearing tells that the edge is ready.
         await self.control.start()
         await stopping.wait()
         await self.stop()
 
     async def stop(self):
         await self.control.stop()
+        if self.metrics is not None:
+            await self.metrics.stop()
         for vpool, volume in list(self.attachments):
             await self.detach({'vpool': vpool, 'volume': volume})
         self.executor.shutdown(wait=False)

@@ -470,17 +470,22 @@ class Cluster:
         os.makedirs(directory, exist_ok=True)
         sockets_dir = tempfile.mkdtemp(prefix='ovs-edge-')
         self.state.setdefault('scratch', []).append(sockets_dir)
+        address = host.address if host else '127.0.0.1'
+        metrics_port = sockets.free_port(address, host.name if host else None)
         settings = _merge({
             'DEFAULT': {'log_file': os.path.join(directory, 'edge.log')},
             'edge': {'host': name, 'site': site, 'token_file': self.token_file,
                      'control_socket': os.path.join(directory, 'control.sock'),
-                     'socket_dir': sockets_dir},
+                     'socket_dir': sockets_dir, 'metrics_host': address,
+                     'metrics_port': metrics_port},
         }, options)
         config = os.path.join(directory, 'ovs-edge.conf')
         with open(config, 'w') as f:
             f.write(_conf_text(settings))
         edge = {'name': name, 'site': site, 'config': config, 'dir': directory,
                 'control': settings['edge']['control_socket'],
+                'metrics': 'http://%s:%s/metrics' % (settings['edge']['metrics_host'],
+                                                     settings['edge']['metrics_port']),
                 'log': settings['DEFAULT']['log_file'], 'netns': host.name if host else None}
         self.state['edges'].append(edge)
         self._start_edge(edge)

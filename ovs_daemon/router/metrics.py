@@ -18,6 +18,15 @@ several routers in one process without their counters mixing.
 
 import prometheus_client as prom
 
+from ovs_daemon.backends import base as backends
+
+# Label values known in advance: their series exist (at 0) from the start,
+# so dashboards and alerts see a rate of 0, not "no data".
+OPS = ('read', 'write', 'flush', 'trim', 'write_zeroes')
+OWNERSHIP_KINDS = ('create', 'handover', 'steal', 'restart', 'released')
+HALT_CAUSES = ('fenced', 'record_changed', 'session_lost', 'deleted', 'handed_over',
+               'superseded', 'stopped')
+
 # Buckets from 50 us (a read from memory) to 10 s (a flush under load).
 LATENCY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
@@ -35,6 +44,13 @@ class RouterMetrics:
         self.io_errors = prom.Counter(
             'ovs_router_io_errors', 'NBD requests answered with an error.',
             ['op'], registry=self.registry).labels
+        self.io_bytes = prom.Counter(
+            'ovs_router_io_bytes', 'Bytes read and written by NBD requests, by operation.',
+            ['op'], registry=self.registry).labels
+        self.backend_errors = prom.Counter(
+            'ovs_router_backend_errors',
+            'NBD requests that failed on a backend error (not counting fencing).',
+            ['op'], registry=self.registry).labels
         self.io_latency = prom.Histogram(
             'ovs_router_io_latency_seconds', 'Time to serve an NBD request.',
             ['op'], buckets=LATENCY_BUCKETS, registry=self.registry).labels
@@ -45,7 +61,7 @@ class RouterMetrics:
         self.halts = prom.Counter(
             'ovs_router_volume_halts',
             'Volumes this router halted, by cause (fenced, record_changed, '
-            'session_lost, deleted).', ['cause'], registry=self.registry).labels
+            'session_lost, deleted, ...).', ['cause'], registry=self.registry).labels
         self.served = prom.Gauge(
             'ovs_router_volumes_served', 'Volumes this router serves now.',
             registry=self.registry)
@@ -53,18 +69,32 @@ class RouterMetrics:
             'ovs_router_zookeeper_connected',
             '1 while the ZooKeeper session is connected.', registry=self.registry)
         prom.Info('ovs_router', 'This router.', registry=self.registry).info(labels)
+        for op in OPS:
+            self._children(op)
+        for kind in OWNERSHIP_KINDS:
+            self.ownership_changes(kind)
+        for cause in HALT_CAUSES:
+            self.halts(cause)
 
-    def observe_io(self, op, seconds, failed):
+    def _children(self, op):
+        children = self._io_children[op] = (
+            self.io_requests(op), self.io_latency(op), self.io_errors(op),
+            self.io_bytes(op), self.backend_errors(op))
+        return children
+
+    def observe_io(self, op, seconds, nbytes, error):
         # Called for every NBD request: the labelled children are looked up
         # once per operation, not at every call.
-        children = self._io_children.get(op)
-        if children is None:
-            children = self._io_children[op] = (
-                self.io_requests(op), self.io_latency(op), self.io_errors(op))
+        children = self._io_children.get(op) or self._children(op)
         children[0].inc()
         children[1].observe(seconds)
-        if failed:
+        if nbytes:
+            children[3].inc(nbytes)
+        if error is not None:
             children[2].inc()
+            if (isinstance(error, backends.BackendError)
+                    and not isinstance(error, backends.Fenced)):
+                children[4].inc()
 
     def exposition(self):
         return prom.generate_latest(self.registry), prom.CONTENT_TYPE_LATEST

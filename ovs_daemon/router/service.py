@@ -133,6 +133,8 @@ class RouterService:
                                % (self.conf.zookeeper.hosts,
                                   self.conf.zookeeper.connect_timeout)) from None
         self.registry.ensure_paths()
+        # The session listener only hears of later changes.
+        self.metrics.zookeeper_connected.set(1)
         self.ownership.draining = self.router_id in self.registry.drained_routers()
 
     def _register(self, info):

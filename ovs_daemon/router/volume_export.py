@@ -76,7 +76,8 @@ def _request_error(exc):
 
 
 class VolumeExport(export.Export):
-    """``observe(op, seconds, failed)``, if given, is told of every request."""
+    """``observe(op, seconds, nbytes, error)``, if given, is told of every
+    request: its size in bytes and the exception it failed with, or None."""
 
     def __init__(self, volume, executor=None, max_unflushed_bytes=64 << 20,
                  gate=None, on_halt=None, observe=None, write_through=False):
@@ -101,7 +102,7 @@ class VolumeExport(export.Export):
     def write_cache(self):
         return not self.write_through
 
-    async def _run(self, op, fn, *args, in_thread=False):
+    async def _run(self, op, fn, *args, in_thread=False, nbytes=0):
         started = time.perf_counter()
         try:
             if not self.gate.is_open:
@@ -115,12 +116,12 @@ class VolumeExport(export.Export):
             if not self.gate.is_open:
                 await self.gate.wait()
         except Exception as exc:
-            self._report(op, started, failed=True)
+            self._report(op, started, nbytes, exc)
             error = _request_error(exc)
             if error.errno == protocol.ESHUTDOWN and self._on_halt:
                 self._on_halt(self.volume.halted or str(exc))
             raise error from exc
-        self._report(op, started, failed=False)
+        self._report(op, started, nbytes, None)
         return result
 
     async def _in_thread(self, fn, *args):
@@ -132,15 +133,15 @@ class VolumeExport(export.Export):
             data = await self._in_thread(self.volume.read, offset, length)
         return data
 
-    def _report(self, op, started, failed):
+    def _report(self, op, started, nbytes, error):
         if self._observe:
-            self._observe(op, time.perf_counter() - started, failed)
+            self._observe(op, time.perf_counter() - started, nbytes, error)
 
     async def read(self, offset, length):
-        return await self._run('read', self._read, offset, length)
+        return await self._run('read', self._read, offset, length, nbytes=length)
 
     async def write(self, offset, data, fua):
-        await self._run('write', self.volume.write, offset, data,
+        await self._run('write', self.volume.write, offset, data, nbytes=len(data),
                         in_thread=not _aligned(offset, len(data)))
         await self._settle(fua)
 
