@@ -24,6 +24,7 @@ from ovs_cinder.edge import control
 from ovs_cinder.edge import locator as locator_mod
 from ovs_cinder.edge import metrics as metrics_mod
 from ovs_cinder.edge import volume_proxy
+from ovs_daemon import sd_notify
 from ovs_daemon.api import client as api_client
 from ovs_daemon.api import errors as api_errors
 from ovs_daemon.api import token as token_mod
@@ -197,7 +198,11 @@ class EdgeService:
                      self.metrics.port)
         # Last: the control socket appearing tells that the edge is ready.
         await self.control.start()
+        # The control socket listens: nova-compute and cinder-volume, ordered
+        # after this unit, may attach.
+        sd_notify.ready()
         await stopping.wait()
+        sd_notify.stopping()
         await self.stop()
 
     async def stop(self):

@@ -32,6 +32,7 @@ from kazoo import retry as kazoo_retry
 from oslo_log import log as logging
 
 from ovs_daemon import opts
+from ovs_daemon import sd_notify
 from ovs_daemon.api import token as token_mod
 from ovs_daemon.backends import base as backends
 from ovs_daemon.engine import store as store_mod
@@ -188,7 +189,11 @@ class RouterService:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         await self.start()
+        # Registered in ZooKeeper and serving: units ordered after this one
+        # may start.
+        sd_notify.ready()
         await self._stopping.wait()
+        sd_notify.stopping()
         if self.conf.router.drain_timeout > 0:
             await self.drainer.drain(self.conf.router.drain_timeout)
         await self.stop()

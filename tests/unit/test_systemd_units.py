@@ -56,6 +56,10 @@ def default(options, name):
 @pytest.mark.parametrize('unit', [ROUTER, EDGE])
 def test_restart_policy_and_hardening(unit):
     service = parse(unit)['Service']
+    # Ready only once serving (ovs_daemon/sd_notify.py), so the units
+    # ordered after it start when they can use it.
+    assert service['Type'] == ['notify']
+    assert service.get('NotifyAccess', ['main']) == ['main']
     assert service['Restart'] == ['on-failure']
     assert 1 <= int(service['RestartSec'][0]) <= 5
     for key, value in [('NoNewPrivileges', 'yes'), ('ProtectSystem', 'strict'),
