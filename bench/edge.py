@@ -10,7 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Benchmark: IO through the edge, and its pause across failures (issue 4).
+"""Benchmark: IO through the edge, and its pause across failures.
 
     .venv/bin/python -m bench.edge [--rounds 3] [--runtime 5]
 
@@ -25,7 +25,7 @@ each --rounds times (a fresh volume per round). Then fio's nbd engine runs
 4 KiB random read/write at queue depth 16 and 1 MiB sequential write
 through the edge, alternating with `nbdkit memory` over TCP in the same
 run (medians of --rounds), as a ratio. Prints a table and writes it to
-results/edge.md. Targets: design brief, section 9.
+results/edge.md. Targets: docs/design.md, "Performance targets".
 """
 
 import argparse

@@ -36,7 +36,7 @@ acknowledged (bench/io_history.py). Prints each fault with the longest IO
 pause around it (the longest gap between two IO completions of a client),
 a summary per fault class, the verdicts and, last, PASS or FAIL (exit
 status 1); writes it all to results/nemesis-<mode>-seed<N>.md. Pause
-targets (design brief, section 9) are shown, not enforced: PASS means no
+targets (docs/design.md) are shown, not enforced: PASS means no
 lost or stale data, no IO error and IO always came back.
 """
 
@@ -74,7 +74,7 @@ RESUME_LIMIT = 90.0
 RESUMED_AFTER = 20
 CALM = (0.5, 2.0)
 
-# Pause targets, design brief section 9 (shown in the table, not enforced).
+# Pause targets of docs/design.md (shown in the table, not enforced).
 KILL, PARTITION, HANDOVER, OTHER = 0.25, 1.5, 0.1, 2.5
 TARGETS = {
     'kill -9 owner': KILL,

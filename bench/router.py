@@ -10,7 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Benchmark: storage routers of a local vPool (issue 3 figures).
+"""Benchmark: storage routers of a local vPool.
 
     .venv/bin/python -m bench.router [--runtime 5] [--rounds 3] [--steal-gib 1]
 

@@ -11,8 +11,7 @@
 #    under the License.
 
 """Registers the ``ovs_edge`` volume type in nova-compute and in cinder's
-volume and backup services, which have no plugin hook for it (design brief,
-section 7).
+volume and backup services, which have no plugin hook for it.
 
 A ``.pth`` file in those services' Python environment calls :func:`install`
 when the interpreter starts; ``python -m ovs_cinder.autoregister enable``

@@ -21,8 +21,8 @@ The state machine of one volume, seen from one router::
         |  owner or epoch, the ZK session is lost, handover, delete          |
         +--------------------------------------------------------------------+
 
-Taking a volume is always the same three steps, whatever the reason (the
-design brief, sections 3, 4 and 6): a compare-and-set of the ZooKeeper
+Taking a volume is always the same three steps, whatever the reason
+(docs/design.md, "Taking a volume"): a compare-and-set of the ZooKeeper
 record to ``owner = me, epoch + 1``; ``claim`` of the backend namespace
 with a new key of that epoch, which fences every older key; opening the
 volume from the backend. The reason is recorded as ``transfer.kind``:

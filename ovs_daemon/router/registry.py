@@ -18,7 +18,7 @@ Layout under ``/ovs/<vpool>``::
     volumes/<name>        PERSISTENT {name, size, owner, epoch, state, parent,
                                       attachments, multiattach, created}
 
-Rules this module keeps (design brief, section 3):
+Rules this module keeps (docs/design.md, "ZooKeeper contract"):
 
 * A volume record changes only by compare-and-set: every write carries the
   znode version it was computed from, so of two writers that read the same

@@ -10,10 +10,10 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The seed's failure use cases with real processes: ZooKeeper, three
+"""The failures of docs/design.md with real processes: ZooKeeper, three
 routers (r1, r2 in site a, r3 in site b) and an edge per hypervisor, each
 in its own network namespace, and a verifying guest writing and reading
-4 KiB blocks through the edge. Each checks the brief's invariants:
+4 KiB blocks through the edge. Each checks the invariants of docs/design.md:
 I1 no acknowledged write lost, I2 no stale read, I3 one writer, I4 no IO
 error while a live router can take over."""
 

@@ -10,7 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The contract every backend keeps (design brief, section 4)."""
+"""The contract every backend keeps (docs/design.md, "Backend contract")."""
 
 import multiprocessing
 import os
