@@ -15,6 +15,7 @@ config classes. No libvirt daemon runs here: the host object only answers
 "no encryption secret" for the volume."""
 
 from lxml import etree
+import nova.conf
 from nova.virt.libvirt import driver as libvirt_driver
 
 from ovs_cinder.brick import connector as ovs_connector
@@ -56,3 +57,15 @@ def test_registration_is_idempotent_and_names_this_driver():
     assert ovs_connector.CLASS_PATH in ovs_connector.brick_connector.unix_connector_list
     assert ovs_connector.brick_connector.unix_connector_list.count(
         ovs_connector.CLASS_PATH) == 1
+
+
+def test_the_edge_is_where_nova_conf_says(tmp_path):
+    # nova.conf's [ovs_edge], registered in nova's own configuration.
+    nova_conf = nova.conf.CONF
+    assert nova_conf.ovs_edge.control_socket == '/run/ovs-edge/control.sock'
+    nova_conf.set_override('control_socket', str(tmp_path / 'edge.sock'), group='ovs_edge')
+    try:
+        driver = volume.LibvirtOVSEdgeVolumeDriver(HostWithoutSecrets())
+        assert driver.connector.edge.path == str(tmp_path / 'edge.sock')
+    finally:
+        nova_conf.clear_override('control_socket', group='ovs_edge')
