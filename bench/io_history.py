@@ -35,6 +35,7 @@ import collections
 import hashlib
 import math
 import struct
+import time
 
 BLOCK = 4096
 _MAGIC = b'OVSNEMES'
@@ -117,19 +118,24 @@ class Read:
         self.final = final        # part of a read-back with nothing in flight
 
     def __repr__(self):
-        return '<read block %d by %s sent %.3f ended %.3f: %s>' % (
-            self.block, self.reader, self.sent, self.ended,
+        return '<%s block %d by %s sent %.3f ended %.3f: %s>' % (
+            'read-back' if self.final else 'read', self.block, self.reader, self.sent, self.ended,
             self.error or ('w%d v%d' % self.value if self.value else 'zeros'))
 
 
 class History:
-    """Every write and read of one campaign, from any number of clients."""
+    """Every write and read of one campaign, from any number of clients;
+    times are seconds since the history began (:meth:`now`)."""
 
     def __init__(self):
+        self._origin = time.monotonic()
         self.writes = {}          # (writer, version) -> Write
         self.reads = []
         self.flushes = []         # (client, sent, ended) of completed FLUSHes
         self.failures = []        # (client, what, when, error) of failed requests
+
+    def now(self):
+        return time.monotonic() - self._origin
 
     def write_sent(self, block, writer, version, when):
         write = Write(block, writer, version, when)

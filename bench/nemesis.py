@@ -116,7 +116,6 @@ class Campaign:
         self.sockets = {}
         self.faults = []
         self.blocks = 256 if multiattach else 512
-        self.started = time.monotonic()
         self._lifted = None
 
     # -- set-up ---------------------------------------------------------------------
@@ -138,7 +137,7 @@ class Campaign:
 
     def run(self, duration, max_faults, names):
         """Faults drawn from ``names`` until ``duration`` or ``max_faults``."""
-        self.wait_for_io(time.monotonic(), 'the start')
+        self.wait_for_io('the start')
         deadline = time.monotonic() + duration
         while time.monotonic() < deadline and len(self.faults) < max_faults:
             time.sleep(self.rng.uniform(*CALM))
@@ -146,26 +145,27 @@ class Campaign:
 
     def strike(self, name):
         self._lifted = None
-        start = ended = time.monotonic()
+        now = self.history.now
+        start = ended = now()
         detail = '(did not finish)'
         try:
             detail = FAULTS[name](self)
-            ended = time.monotonic()
-            settled = self.wait_for_io(ended, name)
+            ended = now()
+            settled = self.wait_for_io(name)
         except BaseException as exc:
             self.faults.append(Fault(len(self.faults) + 1, name, '%s; %s' % (detail, exc),
-                                     start, ended, self._lifted, time.monotonic()))
+                                     start, ended, self._lifted, now()))
             raise
         fault = Fault(len(self.faults) + 1, name, detail, start, ended, self._lifted, settled)
         self.faults.append(fault)
-        self.say('  %3d  %6.1f s  %-28s %s' % (fault.number, start - self.started, name,
-                                                detail))
+        self.say('  %3d  %6.1f s  %-28s %s' % (fault.number, start, name, detail))
 
-    def wait_for_io(self, since, after):
-        """Wait until every client completed some IO after ``since``."""
+    def wait_for_io(self, after):
+        """Wait until every client completed some IO from now on; returns
+        the history's time then."""
         targets = {edge: client.completed + RESUMED_AFTER
                    for edge, client in self.clients.items()}
-        deadline = since + RESUME_LIMIT
+        deadline = time.monotonic() + RESUME_LIMIT
         while any(client.completed < targets[edge] for edge, client in self.clients.items()):
             for edge, client in self.clients.items():
                 if not client.alive:
@@ -174,7 +174,7 @@ class Campaign:
                 raise CampaignError('IO did not come back within %.0f s after %s'
                                     % (RESUME_LIMIT, after))
             time.sleep(0.02)
-        return time.monotonic()
+        return self.history.now()
 
     # -- the end ----------------------------------------------------------------------
 
@@ -231,7 +231,7 @@ class Campaign:
         return seconds
 
     def lifted(self):
-        self._lifted = time.monotonic()
+        self._lifted = self.history.now()
 
     def restart(self, *routers):
         for router in routers:
@@ -447,7 +447,7 @@ def report(campaign, seed, duration, mode, violations, error, final_owner):
              '|---|---|---|---|---|---|']
     for fault, (pause, back) in zip(campaign.faults, measured):
         lines.append('| %d | %.1f s | %s | %s | %.3f s | %s |' % (
-            fault.number, fault.start - campaign.started, fault.name, fault.detail,
+            fault.number, fault.start, fault.name, fault.detail,
             pause, '-' if back is None else '%.3f s' % back))
     lines += ['', '| fault class | count | longest pause | median pause | longest IO back '
               'after lift | target |', '|---|---|---|---|---|---|']
@@ -471,18 +471,31 @@ def report(campaign, seed, duration, mode, violations, error, final_owner):
                               len(history.flushes)),
               'IO errors: %d' % len(history.failures)]
     for client, what, when, why in history.failures[:10]:
-        lines.append('  client %d, %s at %.1f s: %s' % (client, what, when - campaign.started,
-                                                       why))
-    lines.append('violations: %d' % len(violations))
-    for violation in violations[:20]:
-        lines.append('  %s, block %d: %s (%r)' % (violation.kind, violation.block,
-                                                  violation.detail, violation.read))
+        lines.append('  client %d, %s at %.1f s: %s' % (client, what, when, why))
+    kinds = collections.Counter(violation.kind for violation in violations)
+    lines.append('violations: %d%s' % (len(violations), ''.join(
+        ', %s: %d' % item for item in sorted(kinds.items()))))
+    for violation in violations[:SHOWN_VIOLATIONS]:
+        lines.append('  %s, block %d, after fault %s: %s; %r' % (
+            violation.kind, violation.block, _fault_before(campaign.faults, violation.read.sent),
+            violation.detail, violation.read))
     if error:
         lines.append('campaign stopped: %s' % error)
     passed = (not violations and not history.failures and not error and live_reads
               and final_reads and campaign.faults)
     lines.append('PASS' if passed else 'FAIL')
     return '\n'.join(lines), passed
+
+
+SHOWN_VIOLATIONS = 20
+
+
+def _fault_before(faults, when):
+    last = None
+    for fault in faults:
+        if fault.start <= when:
+            last = fault
+    return '#%d (%s)' % (last.number, last.name) if last else '- (none yet)'
 
 
 # -- running ---------------------------------------------------------------------------

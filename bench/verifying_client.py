@@ -27,7 +27,6 @@ can inject faults meanwhile.
 import asyncio
 import random
 import threading
-import time
 
 from bench import io_history
 from ovs_daemon.nbd import client as nbd_client
@@ -149,42 +148,42 @@ class VerifyingClient:
     async def _write(self, nbd, block, fua):
         version = next(self._versions)
         data = io_history.payload(block, self.client_id, version)
-        write = self.history.write_sent(block, self.client_id, version, time.monotonic())
+        write = self.history.write_sent(block, self.client_id, version, self.history.now())
         future = nbd.submit(protocol.CMD_WRITE, block * BLOCK, BLOCK,
                             protocol.CMD_FLAG_FUA if fua else 0, data)
         try:
             await self._bounded(future)
         except Exception as exc:
-            self.history.write_ended(write, time.monotonic(), ok=False)
+            self.history.write_ended(write, self.history.now(), ok=False)
             self.history.failed(self.client_id, 'write block %d' % block, write.ended,
                                 _describe(exc))
             await asyncio.sleep(ERROR_BACKOFF)
             return
-        self.history.write_ended(write, time.monotonic(), ok=True)
+        self.history.write_ended(write, self.history.now(), ok=True)
         self.completed += 1
 
     async def _read(self, nbd, block):
-        read = self.history.read_sent(block, self.client_id, time.monotonic())
+        read = self.history.read_sent(block, self.client_id, self.history.now())
         future = nbd.submit(protocol.CMD_READ, block * BLOCK, BLOCK)
         try:
             data = await self._bounded(future)
         except Exception as exc:
-            self.history.failed(self.client_id, 'read block %d' % block, time.monotonic(),
+            self.history.failed(self.client_id, 'read block %d' % block, self.history.now(),
                                 _describe(exc))
             await asyncio.sleep(ERROR_BACKOFF)
             return
-        self.history.read_ended(read, time.monotonic(), data)
+        self.history.read_ended(read, self.history.now(), data)
         self.completed += 1
 
     async def _flush(self, nbd):
-        sent = time.monotonic()
+        sent = self.history.now()
         try:
             await self._bounded(nbd.submit(protocol.CMD_FLUSH, 0, 0))
         except Exception as exc:
-            self.history.failed(self.client_id, 'flush', time.monotonic(), _describe(exc))
+            self.history.failed(self.client_id, 'flush', self.history.now(), _describe(exc))
             await asyncio.sleep(ERROR_BACKOFF)
             return
-        self.history.flushed(self.client_id, sent, time.monotonic())
+        self.history.flushed(self.client_id, sent, self.history.now())
         self.completed += 1
 
     async def _bounded(self, future):
@@ -221,14 +220,14 @@ def read_back(socket_path, export, history, client_id, blocks, depth=16):
             nbd.abort()
 
     async def one(nbd, block):
-        read = history.read_sent(block, client_id, time.monotonic(), final=True)
+        read = history.read_sent(block, client_id, history.now(), final=True)
         try:
             data = await asyncio.wait_for(nbd.read(block * BLOCK, BLOCK), REQUEST_LIMIT)
         except Exception as exc:
-            history.failed(client_id, 'read-back of block %d' % block, time.monotonic(),
+            history.failed(client_id, 'read-back of block %d' % block, history.now(),
                            _describe(exc))
             return
-        history.read_ended(read, time.monotonic(), data)
+        history.read_ended(read, history.now(), data)
     asyncio.run(run())
 
 
