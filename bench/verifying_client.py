@@ -11,8 +11,9 @@
 #    under the License.
 
 """A verifying NBD client: several connections to one export, several
-requests in flight on each, writes, reads and FLUSHes in a seeded random
-mix, every request recorded in an :class:`~bench.io_history.History`.
+requests in flight on each, writes, reads and FLUSHes (and FUA writes) in a
+seeded random mix, FLUSH and FUA only where the export offers them, every
+request recorded in an :class:`~bench.io_history.History`.
 
 Built on the project's asyncio NBD client and nothing else of the project:
 it talks to the edge's socket as QEMU would. Its writes of one block never
@@ -105,6 +106,7 @@ class VerifyingClient:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self._clients = [await self.connect() for _ in range(self.connections)]
+        self._honour(self._clients[0].transmission_flags)
         self._ready.set()
         try:
             await asyncio.gather(*(self._worker(nbd) for nbd in self._clients
@@ -193,6 +195,19 @@ class VerifyingClient:
             raise ClientError('no reply within %.0f s' % REQUEST_LIMIT) from None
 
     # -- reading everything back ----------------------------------------------
+
+    def _honour(self, flags):
+        """Send no FLUSH or FUA where the export does not offer them (an
+        export without a write cache, e.g. a write-through volume)."""
+        if not flags & protocol.FLAG_SEND_FLUSH:
+            self.flush_share = 0.0
+        if not flags & protocol.FLAG_SEND_FUA:
+            self.fua_share = 0.0
+
+    @property
+    def flushes(self):
+        """Whether the export offers FLUSH."""
+        return bool(self._clients[0].transmission_flags & protocol.FLAG_SEND_FLUSH)
 
     def send_flush(self):
         """Send a FLUSH now, besides the workload's, so one is surely in
