@@ -23,8 +23,8 @@ write's payload naming its block, writer and version. Meanwhile faults
 drawn from the seed strike one after another, each after a calm spell:
 
   kill -9 of the owner (restarted after), planned migrate, acquire by
-  another router, silent partitions edge|owner, owner|ZooKeeper and
-  owner|everyone, SIGSTOP of the owner, kill -9 of ZooKeeper (restarted),
+  another router, silent partitions edge/owner, owner/ZooKeeper and
+  owner/everyone, SIGSTOP of the owner, kill -9 of ZooKeeper (restarted),
   kill of the new owner during the replay, migrate then kill the target,
   the owner hung by SIGSTOP with a FLUSH in flight, the owner cut from
   ZooKeeper and the other routers, ZooKeeper and the owner killed together,
@@ -80,9 +80,9 @@ TARGETS = {
     'kill -9 owner': KILL,
     'migrate': HANDOVER,
     'acquire': HANDOVER,
-    'partition edge|owner': PARTITION,
-    'partition owner|zookeeper': OTHER,
-    'partition owner|everyone': PARTITION,
+    'partition edge/owner': PARTITION,
+    'partition owner/zookeeper': OTHER,
+    'partition owner/everyone': PARTITION,
     'sigstop owner': OTHER,
     'kill -9 zookeeper': None,
     'kill new owner in replay': OTHER,
@@ -305,12 +305,12 @@ class Campaign:
         owner = self.owner()
         edge = self.rng.choice(self.edges)
         held = self.partitioned([(edge, owner)], 2.0, 5.0)
-        return '%s|%s for %.1f s' % (edge, owner, held)
+        return '%s/%s for %.1f s' % (edge, owner, held)
 
     def partition_owner_zookeeper(self):
         owner = self.owner()
         held = self.partitioned([(owner, ZOOKEEPER)], 1.0, 8.0)
-        return '%s|zookeeper for %.1f s' % (owner, held)
+        return '%s/zookeeper for %.1f s' % (owner, held)
 
     def partition_owner_everyone(self):
         owner = self.owner()
@@ -389,9 +389,9 @@ FAULTS = {
     'kill -9 owner': Campaign.kill_owner,
     'migrate': Campaign.migrate,
     'acquire': Campaign.acquire,
-    'partition edge|owner': Campaign.partition_edge_owner,
-    'partition owner|zookeeper': Campaign.partition_owner_zookeeper,
-    'partition owner|everyone': Campaign.partition_owner_everyone,
+    'partition edge/owner': Campaign.partition_edge_owner,
+    'partition owner/zookeeper': Campaign.partition_owner_zookeeper,
+    'partition owner/everyone': Campaign.partition_owner_everyone,
     'sigstop owner': Campaign.sigstop_owner,
     'kill -9 zookeeper': Campaign.kill_zookeeper,
     'kill new owner in replay': Campaign.kill_new_owner_in_replay,
