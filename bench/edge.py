@@ -61,8 +61,7 @@ class Bench:
         name = 'bench%d' % self.count
         self.api.create_volume(name, size, router=router)
         token = self.api.create_attachment(name, 'hv')['token']
-        answer = self.edge.attach(name, self.cluster.state['vpool'],
-                                  self.cluster.connection_routers(), token)
+        answer = self.edge.attach(name, self.cluster.state['vpool'], token)
         return name, answer['socket']
 
     def pause(self, event, undo):

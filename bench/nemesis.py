@@ -127,7 +127,7 @@ class Campaign:
         for number, edge in enumerate(self.edges, 1):
             token = self.api.create_attachment(VOLUME, edge)['token']
             answer = edge_client.EdgeControlClient(self.cluster.edge(edge)['control']).attach(
-                VOLUME, self.cluster.state['vpool'], self.cluster.connection_routers(), token)
+                VOLUME, self.cluster.state['vpool'], token)
             self.sockets[edge] = answer['socket']
             self.clients[edge] = verifying_client.VerifyingClient(
                 number, answer['socket'], VOLUME, self.history, self.blocks,

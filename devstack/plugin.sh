@@ -150,6 +150,7 @@ function _ovs_write_edge_config {
     local conf=$OVS_EDGE_CONF_DIR/ovs-edge.conf
     rm -f "$conf"
     iniset "$conf" edge site "$OVS_SITE"
+    iniset "$conf" edge router_endpoints "$(ovs_router_endpoints)"
     iniset "$conf" edge token_file "$OVS_TOKEN_FILE"
     iniset "$conf" edge control_socket "$OVS_EDGE_RUN_DIR/control.sock"
     iniset "$conf" edge socket_dir "$OVS_EDGE_RUN_DIR/volumes"

@@ -20,8 +20,10 @@ protocol nbd) or to cinder-volume (image copy through qemu-img).
 Connection properties, from the Cinder driver's ``initialize_connection``::
 
     {"vpool": "default", "volume": "volume-<id>", "token": "<attachment token>",
-     "routers": [{"id": "r1", "site": "a", "api": "http://...", "nbd": "host:port"}],
      "host": "<the host the attachment is for>"}
+
+The edge calls the routers of its own configuration only; a ``routers``
+list that older drivers put in the properties is not passed on.
 
 Device info returned by ``connect_volume``::
 
@@ -112,8 +114,7 @@ class OVSEdgeConnector(base.BaseLinuxConnector):
     def connect_volume(self, connection_properties):
         volume, vpool = _volume_of(connection_properties)
         try:
-            answer = self.edge.attach(volume, vpool, connection_properties['routers'],
-                                      connection_properties['token'])
+            answer = self.edge.attach(volume, vpool, connection_properties['token'])
         except KeyError as exc:
             raise OVSEdgeError(reason=_('connection properties lack %s') % exc) from None
         except edge_client.EdgeError as exc:

@@ -13,20 +13,18 @@
 """Finding and connecting to the router that serves a volume (docs/edge.md,
 "Failover").
 
-The edge asks routers of its own site first. It first follows the
+The edge asks the routers of its own configuration (roster.py), those of
+its own site first. It first follows the
 registry (``locate``): a live owner other than the one just lost is
 connected to directly, which is how a planned migrate is followed. Only
 when that fails does it ask a router to ``acquire`` the volume in failover
 mode; that router hands the volume over from the old owner or steals it.
 """
 
-import asyncio
-import hashlib
 import time
 
 from oslo_log import log as logging
 
-from ovs_daemon.api import client as api_client
 from ovs_daemon.api import errors as api_errors
 from ovs_daemon.nbd import client as nbd_client
 from ovs_daemon.nbd import errors as nbd_errors
@@ -71,32 +69,16 @@ class Upstream:
 
 
 class Locator:
+    """Finds the volume's router through the edge's :class:`~.roster.Roster`."""
 
-    def __init__(self, volume, routers, site, api_token, attachment_token, settings, executor):
+    def __init__(self, volume, roster, attachment_token, settings):
         self.volume = volume
-        self.site = site
-        self.routers = routers
+        self.roster = roster
         self.attachment_token = attachment_token
-        self._api_token = api_token
         self._settings = settings
-        self._executor = executor
 
     def preference(self, last=None):
-        """Routers in the order to try: own site first, ``last`` at the end,
-        and within that an order of this volume's own (rendezvous hashing of
-        the volume and router names), so the volumes of a lost router spread
-        over the others instead of all landing on the first one listed."""
-        return sorted(self.routers, key=lambda r: (r['id'] == last, r.get('site') != self.site,
-                                                   _rendezvous(self.volume, r['id'])))
-
-    def _client(self, router, timeout):
-        return api_client.ControlClient([router['api']], self._api_token, timeout=timeout,
-                                        connect_timeout=self._settings.connect_timeout)
-
-    async def _call(self, router, method, *args, timeout):
-        client = self._client(router, timeout)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, getattr(client, method), *args)
+        return self.roster.preference(self.volume, last)
 
     async def find(self, lost=None, halted=(), follow_only=False):
         """Connect to whoever serves the volume now; returns an :class:`Upstream`.
@@ -127,8 +109,9 @@ class Locator:
         for router in self.preference(last=lost_id):
             token = self.attachment_token
             try:
-                location = await self._call(router, 'acquire', self.volume, 'failover',
-                                            token, timeout=self._settings.acquire_timeout)
+                location = await self.roster.call(router, 'acquire', self.volume, 'failover',
+                                                  token,
+                                                  timeout=self._settings.acquire_timeout)
                 return await self._connect(location['router'], location['epoch'])
             except api_errors.NotFound:
                 raise
@@ -136,19 +119,19 @@ class Locator:
                 raise AttachmentRevoked('volume %s: %s' % (self.volume, exc), token) from exc
             except (TimeoutError, api_errors.ApiError, OSError, nbd_errors.NBDError) as exc:
                 LOG.warning('Volume %s: router %s cannot take it over: %s', self.volume,
-                            router['id'], exc)
+                            router['api'], exc)
         raise NoRouter('no router could serve volume %s' % self.volume)
 
     async def _locate(self, lost_id):
         for router in self.preference(last=lost_id):
             try:
-                return await self._call(router, 'locate', self.volume,
-                                        timeout=self._settings.connect_timeout * 2)
+                return await self.roster.call(router, 'locate', self.volume,
+                                              timeout=self._settings.connect_timeout * 2)
             except api_errors.NotFound:
                 raise
             except (api_errors.ApiError, OSError) as exc:
                 LOG.info('Volume %s: router %s cannot locate it: %s', self.volume,
-                         router['id'], exc)
+                         router['api'], exc)
         return None
 
     async def _connect(self, router, epoch):
@@ -168,7 +151,3 @@ class Locator:
         LOG.info('Volume %s: connected to router %s (epoch %d) in %.3f s', self.volume,
                  router['id'], epoch, time.monotonic() - started)
         return Upstream(nbd, router, epoch, token)
-
-
-def _rendezvous(volume, router_id):
-    return hashlib.sha256(('%s\0%s' % (volume, router_id)).encode()).digest()

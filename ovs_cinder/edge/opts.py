@@ -38,6 +38,12 @@ edge_opts = [
                     'cinder-volume and the hypervisor\'s QEMU processes in it '
                     '(libvirt-qemu on Debian and Ubuntu). Unset: sockets are '
                     'for the edge\'s user only (0600).'),
+    cfg.ListOpt('router_endpoints', required=True,
+                help='Control API URLs of the vPool\'s storage routers '
+                     '(http://host:port). The edge calls these, and the routers '
+                     'they list from the registry in ZooKeeper, and no other '
+                     'address: it never takes routers from an attach request, '
+                     'so its credential goes nowhere else.'),
     cfg.StrOpt('token_file', required=True,
                help='File holding the vPool\'s control API token (the routers\' '
                     'token_file). Keep it readable by root only.'),

@@ -23,9 +23,9 @@ from oslo_log import log as logging
 from ovs_cinder.edge import control
 from ovs_cinder.edge import locator as locator_mod
 from ovs_cinder.edge import metrics as metrics_mod
+from ovs_cinder.edge import roster as roster_mod
 from ovs_cinder.edge import volume_proxy
 from ovs_daemon import sd_notify
-from ovs_daemon.api import client as api_client
 from ovs_daemon.api import errors as api_errors
 from ovs_daemon.api import token as token_mod
 from ovs_daemon.backends import base as backends
@@ -75,6 +75,11 @@ class EdgeService:
             raise StartupError('[edge] socket_group: %s' % exc) from None
         self.executor = concurrent.futures.ThreadPoolExecutor(
             8, thread_name_prefix='edge-control')
+        if not conf.edge.router_endpoints:
+            raise StartupError('[edge] router_endpoints must list the control API URLs of '
+                               'the vPool\'s routers')
+        self.roster = roster_mod.Roster(conf.edge.router_endpoints, conf.edge.site,
+                                        self._api_token, conf.edge, self.executor)
         self.attachments = {}
         self.control = control.ControlServer(conf.edge.control_socket, self.handle,
                                             self._gid)
@@ -103,7 +108,7 @@ class EdgeService:
 
     async def attach(self, request):
         vpool, volume = _key(request)
-        routers = _routers(request.get('routers'))
+        self._check_routers(request)
         token = request.get('token')
         if not isinstance(token, str) or not token:
             raise api_errors.BadRequest('"token" (the attachment token) is required')
@@ -111,17 +116,30 @@ class EdgeService:
             existing = self.attachments.get((vpool, volume))
             if existing is not None:
                 existing.token = existing.proxy.locator.attachment_token = token
-                existing.proxy.locator.routers = routers
                 return existing.describe()
-            attachment = await self._attach(vpool, volume, routers, token)
+            await self.roster.refresh()
+            attachment = await self._attach(vpool, volume, token)
             self.attachments[vpool, volume] = attachment
             LOG.info('Attached volume %s of vPool %s at %s', volume, vpool,
                      attachment.socket_path)
             return attachment.describe()
 
-    async def _attach(self, vpool, volume, routers, token):
-        locator = locator_mod.Locator(volume, routers, self.settings.site, self._api_token,
-                                      token, self.settings, self.executor)
+    def _check_routers(self, request):
+        """The edge takes its routers from its configuration: a request that
+        names others (an older connector passes the driver's list) is
+        refused before anything is sent anywhere."""
+        routers = request.get('routers')
+        if routers is None:
+            return
+        if not isinstance(routers, list):
+            raise api_errors.BadRequest('"routers", if given, must be a list')
+        try:
+            self.roster.check_named(routers)
+        except roster_mod.UnknownRouter as exc:
+            raise api_errors.BadRequest(str(exc)) from None
+
+    async def _attach(self, vpool, volume, token):
+        locator = locator_mod.Locator(volume, self.roster, token, self.settings)
         proxy = volume_proxy.VolumeProxy(locator, self.settings)
         try:
             await proxy.connect()
@@ -170,16 +188,20 @@ class EdgeService:
         if attachment is None:
             raise api_errors.NotFound('volume %s of vPool %s is not attached here'
                                       % (volume, vpool))
-        router = attachment.proxy.locator.preference()[0]
-        client = api_client.ControlClient([router['api']], self._api_token,
-                                          timeout=self.settings.acquire_timeout,
-                                          connect_timeout=self.settings.connect_timeout)
-        loop = asyncio.get_running_loop()
-        try:
-            record = await loop.run_in_executor(self.executor, client.volume, volume)
-        except api_errors.ApiError as exc:
-            raise api_errors.Unavailable(str(exc)) from exc
-        attachment.proxy.set_size(record['size'])
+        failures = []
+        for router in self.roster.preference():
+            try:
+                location = await self.roster.call(router, 'locate', volume,
+                                                  timeout=self.settings.acquire_timeout)
+                break
+            except api_errors.NotFound:
+                raise
+            except (api_errors.ApiError, OSError) as exc:
+                failures.append('%s: %s' % (router['api'], exc))
+        else:
+            raise api_errors.Unavailable('no router could locate volume %s: %s'
+                                         % (volume, '; '.join(failures)))
+        attachment.proxy.set_size(location['size'])
         return {'size': attachment.proxy.size}
 
     def _lock(self, vpool, volume):
@@ -225,12 +247,3 @@ def _key(request):
             raise api_errors.BadRequest(str(exc)) from None
     return vpool, volume
 
-
-def _routers(routers):
-    if not isinstance(routers, list) or not routers:
-        raise api_errors.BadRequest('"routers" must be a non-empty list')
-    for router in routers:
-        if not isinstance(router, dict) or not all(
-                isinstance(router.get(k), str) for k in ('id', 'api', 'nbd')):
-            raise api_errors.BadRequest('each router needs "id", "api" and "nbd" strings')
-    return [dict(r) for r in routers]

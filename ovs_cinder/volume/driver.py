@@ -252,7 +252,6 @@ class OVSEdgeDriver(driver.VolumeDriver):
                            % {'volume': name, 'host': host},
                            self._client.create_attachment, name, host,
                            multiattach=self._multiattach(volume))['token']
-        routers = self._call(_('list the vPool\'s routers'), self._client.routers)
         return {
             'driver_volume_type': ovs_connector.DRIVER_VOLUME_TYPE,
             'data': {
@@ -261,8 +260,6 @@ class OVSEdgeDriver(driver.VolumeDriver):
                 'name': name,
                 'host': host,
                 'token': token,
-                'routers': [{k: r.get(k) for k in ('id', 'site', 'api', 'nbd')}
-                            for r in routers],
                 'discard': True,
             },
         }

@@ -69,8 +69,8 @@ class EdgeControlClient:
             raise EdgeRequestError(error.get('type', 'Error'), error.get('message', ''))
         return answer
 
-    def attach(self, volume, vpool, routers, token):
-        return self.call('attach', volume=volume, vpool=vpool, routers=routers, token=token)
+    def attach(self, volume, vpool, token):
+        return self.call('attach', volume=volume, vpool=vpool, token=token)
 
     def detach(self, volume, vpool):
         return self.call('detach', volume=volume, vpool=vpool)

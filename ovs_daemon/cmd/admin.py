@@ -164,9 +164,7 @@ def attach(client, args):
     try:
         host = edge.status()['host']
         token = client.create_attachment(args.volume, host)['token']
-        routers = [{k: r.get(k) for k in ('id', 'site', 'api', 'nbd')}
-                   for r in client.routers()]
-        answer = edge.attach(args.volume, args.vpool, routers, token)
+        answer = edge.attach(args.volume, args.vpool, token)
     except edge_client.EdgeError as exc:
         raise AdminError('edge: %s' % exc) from None
     return answer if args.json else answer['uri']

@@ -67,7 +67,7 @@ def run(workdir, seconds):
                                                                     record['epoch']))
         token = api.create_attachment('demo', 'hv1')['token']
         attached = edge_client.EdgeControlClient(edge['control']).attach(
-            'demo', cluster.state['vpool'], cluster.connection_routers(), token)
+            'demo', cluster.state['vpool'], token)
         say('Attached through the edge: %s' % attached['uri'])
 
         guest = guest_mod.GuestWriter(guest_mod.unix_connector(attached['socket'], 'demo'),

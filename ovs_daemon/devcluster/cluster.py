@@ -148,9 +148,9 @@ class Cluster:
         return api_client.ControlClient([r['api'] for r in routers], self.token,
                                         timeout=timeout, connect_timeout=1.0)
 
-    def connection_routers(self):
-        """The routers as connection properties list them for an edge."""
-        return [{k: r[k] for k in ('id', 'site', 'api', 'nbd')} for r in self.state['routers']]
+    def router_endpoints(self):
+        """The routers' control API URLs, as an edge's configuration lists them."""
+        return ','.join(r['api'] for r in self.state['routers'])
 
     @staticmethod
     def wait_until(predicate, timeout=30.0, what=None):
@@ -475,6 +475,7 @@ class Cluster:
         settings = _merge({
             'DEFAULT': {'log_file': os.path.join(directory, 'edge.log')},
             'edge': {'host': name, 'site': site, 'token_file': self.token_file,
+                     'router_endpoints': self.router_endpoints(),
                      'control_socket': os.path.join(directory, 'control.sock'),
                      'socket_dir': sockets_dir, 'metrics_host': address,
                      'metrics_port': metrics_port},

@@ -459,7 +459,8 @@ class ControlAPI:
 
     async def _location(self, record):
         location = {'volume': record['name'], 'owner': record['owner'],
-                    'epoch': record['epoch'], 'alive': False, 'router': None}
+                    'epoch': record['epoch'], 'size': record['size'], 'alive': False,
+                    'router': None}
         if record['owner'] is not None:
             try:
                 location['router'] = await self._run(self.registry.router, record['owner'])

@@ -40,8 +40,11 @@ def vpool(tmp_path, network, hosts):
                    hosts={name: hosts[name] for name in ('r1', 'r2', 'r3')},
                    zookeeper_host=network.address,
                    options={'router': {'peer_timeout': 0.5}})
+        # r3 (site b) listed first: the edges must still prefer their own site.
+        endpoints = ','.join(reversed(cluster.router_endpoints().split(',')))
         for name in ('hva', 'hvb'):
-            cluster.add_edge(name, site='a', host=hosts[name])
+            cluster.add_edge(name, site='a', host=hosts[name],
+                             options={'edge': {'router_endpoints': endpoints}})
         yield cluster
     finally:
         cluster.down()
@@ -55,11 +58,10 @@ class Hypervisor:
         self.name = name
         self.edge = edge_client.EdgeControlClient(vpool.edge(name)['control'])
 
-    def attach(self, volume, routers=None, multiattach=None):
+    def attach(self, volume, multiattach=None):
         token = self.vpool.client().create_attachment(volume, self.name,
                                                       multiattach=multiattach)['token']
-        answer = self.edge.attach(volume, self.vpool.state['vpool'],
-                                  routers or self.vpool.connection_routers(), token)
+        answer = self.edge.attach(volume, self.vpool.state['vpool'], token)
         return answer['socket']
 
     def guest(self, volume, socket_path, **kwargs):

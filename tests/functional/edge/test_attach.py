@@ -16,7 +16,9 @@ real NBD clients see on the edge's socket."""
 import grp
 import json
 import os
+import socket
 import stat
+import threading
 
 import pytest
 
@@ -46,10 +48,8 @@ def test_attach_serves_real_clients_and_detach_is_idempotent(local_vpool, tmp_pa
     api.create_volume('v1', 64 * MiB)
     edge = edge_client.EdgeControlClient(local_vpool.edge('hv1')['control'])
     token = api.create_attachment('v1', 'hv1')['token']
-    routers = local_vpool.connection_routers()
-
-    attached = edge.attach('v1', 'default', routers, token)
-    again = edge.attach('v1', 'default', routers, token)
+    attached = edge.attach('v1', 'default', token)
+    again = edge.attach('v1', 'default', token)
 
     assert again['socket'] == attached['socket']
     assert attached['size'] == 64 * MiB
@@ -73,8 +73,8 @@ def test_attach_serves_real_clients_and_detach_is_idempotent(local_vpool, tmp_pa
 
 
 @pytest.mark.parametrize('request_fields, error_type', [
-    ({'volume': 'v1', 'vpool': 'default', 'routers': [], 'token': 't' * 24}, 'BadRequest'),
-    ({'volume': 'v/1', 'vpool': 'default', 'routers': None, 'token': 't' * 24}, 'BadRequest'),
+    ({'volume': 'v1', 'vpool': 'default', 'routers': 'r1', 'token': 't' * 24}, 'BadRequest'),
+    ({'volume': 'v/1', 'vpool': 'default', 'token': 't' * 24}, 'BadRequest'),
     ({'volume': 'v1', 'vpool': 'default', 'token': ''}, 'BadRequest'),
     ({'volume': 'nope', 'vpool': 'default', 'token': 't' * 24}, 'NotFound'),
 ])
@@ -82,11 +82,8 @@ def test_bad_attach_requests_are_refused_and_attach_nothing(local_vpool, request
                                                            error_type):
     local_vpool.client().create_volume('v1', 16 * MiB)
     edge = edge_client.EdgeControlClient(local_vpool.edge('hv1')['control'])
-    fields = dict(request_fields)
-    if fields.get('routers', ()) is not None and 'routers' not in fields:
-        fields['routers'] = local_vpool.connection_routers()
     with pytest.raises(edge_client.EdgeRequestError) as error:
-        edge.call('attach', **fields)
+        edge.call('attach', **request_fields)
     assert error.value.type == error_type
     assert edge.list() == []
 
@@ -102,8 +99,7 @@ def test_a_socket_group_reaches_the_volume_sockets(tmp_path):
         api = cluster.client()
         api.create_volume('v1', 16 * MiB)
         edge = edge_client.EdgeControlClient(cluster.edge('hv1')['control'])
-        path = edge.attach('v1', 'default', cluster.connection_routers(),
-                           api.create_attachment('v1', 'hv1')['token'])['socket']
+        path = edge.attach('v1', 'default', api.create_attachment('v1', 'hv1')['token'])['socket']
         # The socket_dir the test cluster made (0700) is opened the way an
         # operator's /run/ovs-edge is; the vPool directory is the edge's own.
         os.chmod(os.path.dirname(os.path.dirname(path)), 0o711)
@@ -115,3 +111,62 @@ def test_a_socket_group_reaches_the_volume_sockets(tmp_path):
         assert unix_peer.exchange_as(path, 'nobody', 'nogroup') is None
     finally:
         cluster.down()
+
+
+class Listener:
+    """A TCP listener posing as a router: it records every connection and
+    the bytes sent on it (a token would be among them)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.address = '127.0.0.1:%d' % self.sock.getsockname()[1]
+        self.received = []
+        self._running = True
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self):
+        while self._running:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            conn.settimeout(1.0)
+            try:
+                self.received.append(conn.recv(65536))
+            except OSError:
+                self.received.append(b'')
+            conn.close()
+
+    def close(self):
+        self._running = False
+        self._thread.join()
+        self.sock.close()
+
+
+def test_an_attach_naming_a_foreign_router_is_refused_and_sends_it_nothing(local_vpool):
+    """Any member of the socket group can send attach requests: one naming a
+    router of its own must not make the edge call it (with the edge's
+    credential) or connect to it."""
+    api = local_vpool.client()
+    api.create_volume('v1', 16 * MiB)
+    token = api.create_attachment('v1', 'hv1')['token']
+    edge = edge_client.EdgeControlClient(local_vpool.edge('hv1')['control'])
+    foreign = Listener()
+    try:
+        with pytest.raises(edge_client.EdgeRequestError) as error:
+            edge.call('attach', volume='v1', vpool='default', token=token,
+                      routers=[{'id': 'r1', 'site': 'default', 'api': 'http://' + foreign.address,
+                                'nbd': foreign.address}])
+    finally:
+        foreign.close()
+
+    assert error.value.type == 'BadRequest'
+    assert 'router_endpoints' in error.value.message
+    assert foreign.received == []
+    assert edge.list() == []
+    # The configured routers still serve the same attach.
+    assert edge.attach('v1', 'default', token)['size'] == 16 * MiB

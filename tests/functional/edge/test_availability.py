@@ -19,6 +19,7 @@ served by another router); the pauses are measured by bench/edge.py."""
 import pytest
 
 from tests.functional import clients
+from tests.functional.edge.conftest import Hypervisor
 from tests.functional.edge.test_use_cases import assert_nothing_lost
 
 pytestmark = pytest.mark.slow
@@ -73,16 +74,16 @@ def test_attaching_again_with_a_new_token_stays_on_the_same_owner(vpool, hypervi
     assert (attached['router'], attached['state']) == ('r1', 'connected')
 
 
-def test_a_dead_routers_volumes_spread_over_the_routers_left(vpool, hypervisors):
+def test_a_dead_routers_volumes_spread_over_the_routers_left(vpool):
     api = vpool.client()
-    hva = hypervisors['hva']
-    # All three routers in the edge's site: r2 and r3 are both candidates.
-    routers = [dict(router, site='a') for router in vpool.connection_routers()]
+    # An edge of a site of its own: r2 and r3 are both candidates.
+    vpool.add_edge('hvc', site='elsewhere')
+    hvc = Hypervisor(vpool, 'hvc')
     names = ['v%d' % n for n in range(1, 7)]
     uris = {}
     for name in names:
         api.create_volume(name, 16 * MiB, router='r1')
-        uris[name] = edge_uri(hva.attach(name, routers=routers), name)
+        uris[name] = edge_uri(hvc.attach(name), name)
         clients.qemu_io(uris[name], 'write -P 3 0 64k')
 
     vpool.kill_router('r1')

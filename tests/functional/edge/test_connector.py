@@ -49,8 +49,7 @@ def edge_host(tmp_path):
 
 def connection_properties(cluster, volume, host):
     token = cluster.client().create_attachment(volume, host)['token']
-    return {'vpool': 'default', 'volume': volume, 'token': token, 'host': host,
-            'routers': cluster.connection_routers()}
+    return {'vpool': 'default', 'volume': volume, 'token': token, 'host': host}
 
 
 def test_connector_properties_name_the_edge_and_its_site(edge_host):

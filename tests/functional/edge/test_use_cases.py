@@ -118,9 +118,8 @@ def test_4_owner_cut_off_from_everyone_is_stolen_from_and_fenced(vpool, hypervis
 def test_5_failover_prefers_a_router_of_the_edge_site(vpool, hypervisors):
     vpool.client().create_volume('v1', 64 * MiB, router='r1')
     hva = hypervisors['hva']
-    # r3 (site b) listed first: the edge must still pick r2, of its own site.
-    routers = sorted(vpool.connection_routers(), key=lambda r: r['id'] != 'r3')
-    socket_path = hva.attach('v1', routers=routers)
+    # The edge's configuration lists r3 (site b) first: it must still pick r2.
+    socket_path = hva.attach('v1')
 
     guest = run_guest_across(hva.guest('v1', socket_path), lambda: vpool.kill_router('r1'))
 
@@ -149,7 +148,7 @@ def test_6_a_revoked_attachment_can_neither_read_nor_write(vpool, hypervisors):
     assert (record['owner'], record['epoch']) == ('r1', 1)   # it did not move the volume
     assert hva.edge.detach('v1', 'default') == dict(ok=True, attached=True)
     with pytest.raises(edge_client.EdgeRequestError, match='Refused'):
-        hva.edge.attach('v1', 'default', vpool.connection_routers(), 'not-a-current-token')
+        hva.edge.attach('v1', 'default', 'not-a-current-token')
 
 
 def test_7_a_planned_migrate_is_followed_as_a_redirect(vpool, hypervisors):
@@ -176,7 +175,7 @@ def test_8_with_no_router_left_io_fails_with_eio_after_the_failover_timeout(tmp_
         api.create_volume('v1', 16 * MiB)
         token = api.create_attachment('v1', 'hv1')['token']
         uri = edge_client.EdgeControlClient(edge['control']).attach(
-            'v1', 'default', cluster.connection_routers(), token)['uri']
+            'v1', 'default', token)['uri']
         qemu_io(uri, 'write -P 3 0 64k', 'flush')
         cluster.kill_router('r1')
         started = time.monotonic()

@@ -325,6 +325,7 @@ def test_router_and_edge_configs_share_one_token_and_one_backend(tmp_path):
                                            'local_path': str(node.data_dir / 'backend')}
     assert dict(node.ini(node.conf_dir / 'ovs-edge.conf')['edge']) == {
         'site': 'default', 'token_file': str(token),
+        'router_endpoints': 'http://192.0.2.10:8765,http://192.0.2.10:8766',
         'control_socket': str(node.run_dir / 'control.sock'),
         'socket_dir': str(node.run_dir / 'volumes'), 'socket_group': 'ovs-edge',
     }
