@@ -14,7 +14,9 @@
 
 Every WRITE, TRIM and WRITE_ZEROES goes in when it is sent, in order, with a
 sequence number. A FLUSH that completes makes everything sent before it
-durable at the router: those entries are forgotten. After a failover the
+durable at the router: those entries are forgotten, but only once the
+latest send of each succeeded (a replay that failed is not durable
+anywhere). After a failover the
 entries left are sent again, in their order, to the new owner: they hold
 every write acknowledged since the last completed FLUSH, so none of them is
 lost even when the old owner died with them unflushed (invariant I1).
@@ -25,7 +27,7 @@ import collections
 
 class Entry:
     __slots__ = ('seq', 'command', 'offset', 'length', 'flags', 'payload', 'future',
-                 'generation', 'write_through')
+                 'generation', 'write_through', 'acknowledged')
 
     def __init__(self, seq, command, offset, length, flags, payload):
         self.seq = seq
@@ -37,6 +39,14 @@ class Entry:
         self.future = None
         self.generation = None
         self.write_through = False
+        self.acknowledged = False
+
+    @property
+    def applied(self):
+        """Whether the latest send of this entry succeeded."""
+        future = self.future
+        return (future is not None and future.done() and not future.cancelled()
+                and future.exception() is None)
 
 
 class WriteJournal:
@@ -66,6 +76,17 @@ class WriteJournal:
         self._entries.append(entry)
         self.bytes += len(payload) if payload is not None else 0
         return entry
+
+    def unapplied_before(self, seq):
+        """The first entry below ``seq`` whose latest send did not succeed,
+        or None: a FLUSH sent when ``next_seq`` was ``seq`` covers only what
+        was applied."""
+        for entry in self._entries:
+            if entry.seq >= seq:
+                return None
+            if not entry.applied:
+                return entry
+        return None
 
     def forget_before(self, seq):
         """A FLUSH sent when ``next_seq`` was ``seq`` completed."""

@@ -25,7 +25,10 @@ failover task then finds the new owner (:class:`~.locator.Locator`),
 replays the journal of writes since the last completed FLUSH in order,
 and installs the new upstream; the requests waiting are sent again (a
 journalled write is not: the replay sent it). Any other error answer
-(EINVAL, ENOSPC, ...) is the guest's to see.
+(EINVAL, ENOSPC, ...) is the guest's to see; for a replayed write the
+guest already saw succeed, it means the new upstream lost it: that
+upstream is lost too, and the next one gets the replay. A FLUSH forgets a
+write only once its latest send succeeded.
 
 Multiattach (docs/edge.md): a router that offers no FLUSH acknowledges a
 write only once it is committed, so the journal keeps a write only while
@@ -34,6 +37,7 @@ one of another host.
 """
 
 import asyncio
+import functools
 import time
 
 from oslo_log import log as logging
@@ -144,9 +148,18 @@ class VolumeProxy(export.Export):
             # flush_timeout counts from this send, to this upstream.
             self._flushes_sent[key] = time.monotonic()
             return self._send(protocol.CMD_FLUSH, 0, 0, 0, None)
-        generation, future = send()
         try:
-            await self._complete(future, generation, resend=send)
+            while True:
+                generation, future = send()
+                await self._complete(future, generation, resend=send)
+                unapplied = self.journal.unapplied_before(covered)
+                if unapplied is None:
+                    break
+                if self.upstream is not None and unapplied.generation == self.generation:
+                    raise nbd_errors.RequestError(
+                        protocol.EIO, 'write %d was not applied before the flush' % unapplied.seq)
+                # Its replay failed and the volume is failing over again:
+                # flush again, behind the next replay.
         finally:
             del self._flushes_sent[key]
         self.journal.forget_before(covered)
@@ -159,7 +172,13 @@ class VolumeProxy(export.Export):
             self._auto_flush = asyncio.ensure_future(self._flush_for_room())
         entry = self.journal.append(command, offset, length, flags, payload)
         self._send_entry(entry)
-        await self._complete(entry.future, entry.generation, resend=None, entry=entry)
+        try:
+            await self._complete(entry.future, entry.generation, resend=None, entry=entry)
+        except nbd_errors.RequestError:
+            # The guest sees this write fail: it must not be replayed.
+            self.journal.discard(entry)
+            raise
+        entry.acknowledged = True
         if entry.write_through:
             # Committed before it was acknowledged: nothing to replay.
             self.journal.discard(entry)
@@ -315,7 +334,22 @@ class VolumeProxy(export.Export):
         entries = self.journal.entries()
         for entry in entries:
             self._send_entry(entry)
+            if entry.future is not None:
+                entry.future.add_done_callback(
+                    functools.partial(self._replayed, entry, self.generation))
         return len(entries)
+
+    def _replayed(self, entry, generation, future):
+        """A replayed write the guest already saw succeed must succeed again;
+        if it does not, this upstream lost it: fail over again (the journal
+        keeps it for the next replay)."""
+        if not entry.acknowledged or future.cancelled() or future.exception() is None:
+            return
+        exc = future.exception()
+        halted = (isinstance(exc, nbd_errors.RemoteIOError)
+                  and exc.errno == protocol.ESHUTDOWN)
+        self._lost(generation, 'the replay of write %d failed: %s' % (entry.seq, exc),
+                   halted=halted)
 
     async def _watch(self):
         """The watchdog of the upstream, every tenth of the IO timeout.

@@ -13,6 +13,8 @@
 """The edge's journal keeps every write since the last completed flush, in
 order, and forgets exactly what a flush covered."""
 
+import asyncio
+
 from ovs_cinder.edge import journal as journal_mod
 from ovs_daemon.nbd import protocol
 
@@ -55,3 +57,21 @@ def test_a_write_failed_back_to_the_guest_is_not_replayed():
     journal.discard(failed)
     assert journal.entries() == [kept]
     assert journal.bytes == 4
+
+
+def test_a_flush_covers_only_writes_whose_latest_send_succeeded():
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        journal = journal_mod.WriteJournal(limit_bytes=1 << 20)
+        first = journal.append(protocol.CMD_WRITE, 0, 4, 0, b'aaaa')
+        second = journal.append(protocol.CMD_WRITE, 8, 4, 0, b'bbbb')
+        covered = journal.next_seq
+        first.future, second.future = loop.create_future(), loop.create_future()
+        first.future.set_result(None)
+        assert journal.unapplied_before(covered) is second      # no reply yet
+        second.future.set_exception(OSError('replay failed'))
+        assert journal.unapplied_before(covered) is second
+        second.future = loop.create_future()
+        second.future.set_result(None)                          # sent again, applied
+        assert journal.unapplied_before(covered) is None
+    asyncio.run(scenario())
