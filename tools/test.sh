@@ -36,6 +36,7 @@ run_pytest() {
 }
 
 "$top/.venv/bin/ruff" check ovs_daemon ovs_cinder tests bench setup.py releasenotes
+"$top/.venv/bin/flake8"
 run_pytest --ignore=tests/unit/nova --ignore=tests/unit/cinder \
     --ignore=tests/functional/cinder --ignore=tests/cinder_services "$@" tests
 run_pytest "$@" tests/unit/cinder tests/functional/cinder
