@@ -42,7 +42,8 @@ back only through a new take, with a higher epoch.
 
 While the ZooKeeper session is suspended the router's IO gate is paused:
 no request of any volume runs or is acknowledged. When the session comes
-back the records of the served volumes are read again first; when it is
+back the records of the served volumes are read again first (a volume
+whose record cannot be read within the session timeout halts); when it is
 lost, or stays suspended longer than the session timeout (by then the
 server has expired it and others may take the volumes), every volume halts.
 
@@ -78,6 +79,9 @@ MAX_DECISIONS = 8
 # How often an acquire waiting for a handover checks that the owner still
 # has a ZooKeeper session.
 OWNER_SESSION_POLL = 0.2
+# How soon a router whose ZooKeeper session came back reads again a volume
+# record ZooKeeper could not serve.
+RESUME_RETRY_SECONDS = 0.2
 
 
 class HandedOver(Exception):
@@ -556,24 +560,47 @@ class Ownership:
 
     async def _resume_after_suspension(self):
         """Same session again: check nobody took a volume meanwhile, then
-        let IO through."""
-        for name, served in list(self._served.items()):
-            try:
-                record, _ = await self.blocking(self.registry.volume, name)
-            except registry_mod.VolumeRecordNotFound:
-                record = None
-            except registry_mod.RegistryError as exc:
-                LOG.warning('Cannot check volume %s after suspension: %s', name, exc)
-                return
-            reason = self._record_mismatch(served.epoch, record)
-            if reason:
-                self.halt(name, served.epoch, reason, 'record_changed')
+        let IO through. A record ZooKeeper cannot serve now is read again
+        until it can, for ``session_timeout`` at most; a volume whose record
+        stays unreadable, or is malformed, halts, so that the others' IO
+        does not wait for it."""
+        deadline = self._loop.time() + self.session_timeout
+        unchecked = {name: served.epoch for name, served in self._served.items()}
+        while unchecked:
+            if self.session_state != kz_states.KazooState.CONNECTED:
+                return  # suspended or lost again: that change decides
+            for name, epoch in list(unchecked.items()):
+                reason = await self._check_after_suspension(name, epoch, deadline)
+                if reason is None:
+                    continue  # ZooKeeper unavailable: read it again
+                del unchecked[name]
+                if reason:
+                    self.halt(name, epoch, reason, 'record_changed')
+            if unchecked:
+                await asyncio.sleep(RESUME_RETRY_SECONDS)
         if self.session_state == kz_states.KazooState.CONNECTED:
             LOG.info('ZooKeeper session back: releasing IO')
             self.router_gate.resume()
             # Volumes halted because the suspension lasted too long are
             # still ours in the registry unless someone took them meanwhile.
             await self.adopt_owned_volumes()
+
+    async def _check_after_suspension(self, name, epoch, deadline):
+        """Why the volume must halt, '' if it is still ours at ``epoch``, or
+        None if ZooKeeper cannot tell now and there is time to ask again."""
+        try:
+            record, _ = await self.blocking(self.registry.volume, name)
+        except registry_mod.VolumeRecordNotFound:
+            record = None
+        except registry_mod.RegistryUnavailable as exc:
+            if self._loop.time() < deadline:
+                LOG.warning('Cannot check volume %s after suspension yet: %s', name, exc)
+                return None
+            return 'its record could not be read for %.1f s after the ZooKeeper ' \
+                'session came back: %s' % (self.session_timeout, exc)
+        except registry_mod.RegistryError as exc:
+            return 'its record cannot be read: %s' % exc
+        return self._record_mismatch(epoch, record) or ''
 
     async def stop(self):
         """Flush and close every volume (a clean shutdown keeps ownership:

@@ -174,3 +174,35 @@ def test_a_router_keeps_knocking_through_a_long_zookeeper_outage(zookeeper_serve
     out = qemu_io(tcp_uri(vpool.router('r1')['nbd'], 'v1'), 'read -P 0x11 0 4k',
                   'read -P 0x22 4k 4k')
     assert 'verification failed' not in out
+
+
+def test_a_record_unreadable_after_a_suspension_halts_its_volume_not_the_router(
+        vpool, kazoo_clients):
+    api = vpool.client('r1')
+    api.create_volume('v1', 16 * MiB, router='r1')
+    api.create_volume('v2', 16 * MiB, router='r1')
+    zk = kazoo_clients(vpool.state['zookeeper'])
+    zk.set('/ovs/%s/volumes/v2' % vpool.state['vpool'], b'not a record')
+    zk_pid = vpool.zookeeper_pid
+
+    async def scenario():
+        nbd = await connect(vpool, 'r1', 'v1')
+        os.kill(zk_pid, signal.SIGSTOP)
+        try:
+            await wait_for(lambda: api.health()['zookeeper'] == 'suspended')
+            held = asyncio.ensure_future(nbd.write(0, b'\x5a' * 4096))
+            await asyncio.sleep(0.5)
+            assert not held.done(), 'a write was acknowledged while suspended'
+        finally:
+            os.kill(zk_pid, signal.SIGCONT)
+        # Within the session timeout: the session is the same one.
+        await asyncio.wait_for(held, 10)
+        await nbd.flush()
+        await nbd.close()
+
+    asyncio.run(scenario())
+    health = api.health()
+    assert health['served'] == ['v1']
+    assert 'cannot be read' in health['halted']['v2']
+    out = qemu_io(tcp_uri(vpool.router('r1')['nbd'], 'v1'), 'read -P 0x5a 0 4k')
+    assert 'verification failed' not in out
