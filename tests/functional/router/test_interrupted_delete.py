@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from ovs_daemon.api import client as api_client
+from ovs_daemon.api import errors as api_errors
 from ovs_daemon.backends import base as backends
 from ovs_daemon.backends import local
 from ovs_daemon.router import registry as registry_mod
@@ -60,7 +60,7 @@ def kill_and_wait_gone(vpool, router_id):
 
 def delete_in_background(vpool, router_id, name):
     def delete():
-        with contextlib.suppress(api_client.ApiError):
+        with contextlib.suppress(api_errors.ApiError):
             vpool.client(router_id).delete_volume(name)
     thread = threading.Thread(target=delete, daemon=True)
     thread.start()
@@ -85,7 +85,7 @@ def test_a_delete_whose_router_died_is_finished_by_another_router(vpool):
     deleting.join(30)
 
     api.delete_volume('v1')
-    with pytest.raises(api_client.NotFound):
+    with pytest.raises(api_errors.NotFound):
         api.volume('v1')
     assert 'v1' in namespaces(vpool)  # kept: c1 reads through it
     out = qemu_io(tcp_uri(vpool.router('r2')['nbd'], 'c1'), 'read -P 0x5a 0 1M')
@@ -112,7 +112,7 @@ def test_a_create_that_died_before_its_metadata_can_be_deleted(vpool, kazoo_clie
 
     api.delete_volume('v1')
 
-    with pytest.raises(api_client.NotFound):
+    with pytest.raises(api_errors.NotFound):
         api.volume('v1')
     assert namespaces(vpool) == []
     assert api.stats()['provisioned_bytes'] == 0
