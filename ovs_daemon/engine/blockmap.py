@@ -186,6 +186,28 @@ class BlockMap:
             found.update(v >> INDEX_BITS for v in set(values) if v > ZERO)
         return found
 
+    def mapped_blocks(self):
+        """How many blocks map to a location (hold data of this volume)."""
+        total = 0
+        for page in self._pages.values():
+            if page is _ZERO_PAGE:
+                continue
+            values = page.values if isinstance(page, _SparsePage) else page
+            total += len(values) - values.count(UNMAPPED) - values.count(ZERO)
+        return total
+
+    def locations(self):
+        """``(block, location)`` of every block that maps to a location."""
+        for page_no, page in self._pages.items():
+            if page is _ZERO_PAGE:
+                continue
+            base = page_no << PAGE_SHIFT
+            entries = page.items() if isinstance(page, _SparsePage) \
+                else enumerate(page)
+            for i, value in entries:
+                if value > ZERO:
+                    yield base + i, value
+
     def memory_bytes(self):
         """Bytes held by the pages' arrays (the map's dominant cost)."""
         total = 0

@@ -45,6 +45,9 @@ OP_RESIZE = 2       # new size in bytes
 OP_SNAPSHOT = 3     # name, creation time
 OP_DELETE_SNAPSHOT = 4  # name
 OP_REVERT = 5       # snapshot name
+OP_MOVE = 6         # block, count, old first location, new first location:
+#                     the blocks that still map to the old locations (the
+#                     compactor copied them) map to the new ones.
 
 
 def container_name(container, epoch):

@@ -16,12 +16,18 @@ A volume is the namespace of the same name. Deleting a volume that clones
 still read through marks it deleted; the collector removes it once its last
 dependent is gone. The collector also removes what no map refers to any
 more: containers overwritten or written by a fenced owner, deleted
-snapshots, superseded checkpoints.
+snapshots, superseded checkpoints. Before it, compaction (compaction.py)
+copies the live blocks of sparsely used containers into new ones, so that
+the old ones become unreferenced too.
 """
+
+import collections
+import threading
 
 from oslo_log import log as logging
 
 from ovs_daemon.backends import base as backends
+from ovs_daemon.engine import compaction
 from ovs_daemon.engine import errors
 from ovs_daemon.engine import records
 from ovs_daemon.engine import volume as volume_mod
@@ -34,6 +40,7 @@ class VolumeStore:
     def __init__(self, backend, tuning=None):
         self.backend = backend
         self.tuning = tuning
+        self._rounds = collections.defaultdict(threading.Lock)
 
     def create(self, name, size, key):
         return volume_mod.Volume.create(self.backend, name, size, key,
@@ -151,12 +158,8 @@ class VolumeStore:
         # checkpoint's map refers to, or to newer ones: none is removed.
         referenced, committed, snapshots = volume.checkpoint()
         clones_need = set(self.dependents(volume.namespace).values())
-        for snap in snapshots | clones_need:
-            try:
-                raw = self.backend.get(volume.namespace, records.snapshot_name(snap))
-            except backends.NotFound:
-                continue  # deleted since the checkpoint
-            referenced |= records.decode_map_state(raw)['map'].containers()
+        referenced |= self._snapshot_containers(volume.namespace,
+                                                snapshots | clones_need)
         removed = 0
         for name in self.backend.list(volume.namespace,
                                       records.CONTAINER_PREFIX):
@@ -171,6 +174,37 @@ class VolumeStore:
         removed += volume.remove_stale_snapshot_objects(clones_need)
         volume.forget_containers(set(committed) - referenced)
         return removed
+
+    def _snapshot_containers(self, namespace, snapshots):
+        """The containers the maps of ``snapshots`` refer to."""
+        referenced = set()
+        for snap in snapshots:
+            try:
+                raw = self.backend.get(namespace, records.snapshot_name(snap))
+            except backends.NotFound:
+                continue  # deleted meanwhile
+            referenced |= records.decode_map_state(raw)['map'].containers()
+        return referenced
+
+    def compact_and_collect(self, volume, policy):
+        """One round: compaction, then the collector. Returns what it did
+        and the space before and after. Rounds of one volume run one at a
+        time."""
+        with self._rounds[volume.namespace]:
+            before = volume.stats()['stored_bytes']
+            snapshots = set(volume.snapshots) | \
+                set(self.dependents(volume.namespace).values())
+            keep = self._snapshot_containers(volume.namespace, snapshots)
+            outcome = compaction.compact(volume, keep, policy)
+            removed = self.collect(volume)
+            after = volume.stats()
+        return {'containers_rewritten': outcome.containers_rewritten,
+                'bytes_copied': outcome.bytes_written,
+                'objects_removed': removed,
+                'stored_bytes_before': before,
+                'stored_bytes': after['stored_bytes'],
+                'live_bytes': after['live_bytes'],
+                'freed_bytes': max(0, before - after['stored_bytes'])}
 
     def collect_deleted(self):
         """Remove deleted volumes that no clone needs any more: a parent

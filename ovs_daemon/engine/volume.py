@@ -45,6 +45,7 @@ LOG = logging.getLogger(__name__)
 
 BLOCK_SIZE = 4096
 MAX_SIZE = 1 << 50  # 1 PiB: locations and pages stay well inside 64 bits
+_READ_ATTEMPTS = 3
 
 
 @dataclasses.dataclass
@@ -192,12 +193,21 @@ class Volume:
             self.snapshots[op[1]] = {'created': op[2], 'size': op[3]}
         elif code == records.OP_DELETE_SNAPSHOT:
             self.snapshots.pop(op[1], None)
+        elif code == records.OP_MOVE:
+            self._move(op[1], op[2], op[3], op[4])
         elif code == records.OP_REVERT:
             state = self._read_snapshot(op[1])
             self.map, self.size = state['map'], state['size']
         else:
             raise errors.VolumeError('%s: unknown log operation %r'
                                      % (self.namespace, code))
+
+    def _move(self, block, count, old, new):
+        # Only where the block still holds what the compactor copied: a
+        # write since then is newer than the copy.
+        for i in range(count):
+            if self.map.get(block + i) == old + i:
+                self.map.set(block + i, new + i)
 
     # Checks
 
@@ -236,14 +246,23 @@ class Volume:
         """The bytes at ``offset``; with ``memory_only``, None instead of
         reading anything from the backend (the caller then reads again
         where waiting for the backend does no harm)."""
-        with self._lock:
-            self._check_live()
-            self._check_range(offset, length)
-            first = offset // BLOCK_SIZE
-            plan = self._plan_read(first, _blocks(offset + length) - first)
-        if memory_only and _touches_backend(plan):
-            return None
-        data = b''.join(self._fetch(piece) for piece in plan)
+        first = offset // BLOCK_SIZE
+        for attempt in range(_READ_ATTEMPTS):
+            with self._lock:
+                self._check_live()
+                self._check_range(offset, length)
+                plan = self._plan_read(first, _blocks(offset + length) - first)
+            if memory_only and _touches_backend(plan):
+                return None
+            try:
+                data = b''.join(self._fetch(piece) for piece in plan)
+                break
+            except backends.NotFound:
+                # Between the plan and the fetch the compactor moved the
+                # blocks and the collector removed their old container:
+                # the map points at the copies now.
+                if attempt + 1 == _READ_ATTEMPTS:
+                    raise
         skip = offset - first * BLOCK_SIZE
         return data[skip:skip + length]
 
@@ -420,10 +439,13 @@ class Volume:
         with self._flush_lock:
             self._commit()
 
-    def _commit(self, extra_ops=(), before_record=None, checkpoint=False):
+    def _commit(self, extra_ops=(), before_record=None, checkpoint=False,
+                uploaded=None):
         """Upload the sealed containers and commit one record. Called with
         ``_flush_lock`` held. ``before_record(map_copy)`` runs after the
-        seal, before the record, with the map as of the seal.
+        seal, before the record, with the map as of the seal. ``uploaded``:
+        ``{number: [epoch, blocks]}`` of containers already in the backend
+        that the record adds too.
 
         A checkpoint (forced by ``checkpoint``, or due) follows a commit of
         writes alone: its map is copied at the seal, because writes go on
@@ -444,7 +466,7 @@ class Volume:
                 frozen = self.map.copy() if before_record or checkpoint else None
         if containers is not None:
             record = self._upload_and_record(containers, ops, extra_ops, before_record,
-                                             frozen)
+                                             frozen, uploaded or {})
             self._records_since_checkpoint += 1
             self._bytes_since_checkpoint += len(record)
         if checkpoint:
@@ -452,9 +474,10 @@ class Volume:
             return frozen
         return None
 
-    def _upload_and_record(self, containers, ops, extra_ops, before_record, frozen):
+    def _upload_and_record(self, containers, ops, extra_ops, before_record, frozen,
+                           uploaded):
         try:
-            added = {}
+            added = dict(uploaded)
             for number, data in containers.items():
                 self.backend.put(self.namespace, records.container_name(
                     number, self.key.epoch), bytes(data), self.key)
@@ -548,6 +571,27 @@ class Volume:
             with self._lock:
                 return (committed_map.containers(), dict(self._containers),
                         set(self.snapshots))
+
+    # Compaction: the compactor copies live blocks into new containers.
+
+    def layout(self):
+        """``(map copy, {container: [epoch, blocks]} committed)`` as of one
+        moment."""
+        with self._lock:
+            return self.map.copy(), dict(self._containers)
+
+    def new_container_number(self):
+        with self._lock:
+            number = self._next_container
+            self._next_container += 1
+            return number
+
+    def relocate(self, number, blocks, moves):
+        """Commit container ``number`` of ``blocks`` blocks, already
+        uploaded under this key, and ``moves``: OP_MOVE operations from the
+        blocks' old locations to their copies in it."""
+        with self._flush_lock:
+            self._commit(moves, uploaded={number: [self.key.epoch, blocks]})
 
     # Metadata operations: each commits everything written before it.
 
@@ -643,6 +687,7 @@ class Volume:
                     'epoch': self.key.epoch,
                     'snapshots': len(self.snapshots),
                     'stored_bytes': stored * BLOCK_SIZE,
+                    'live_bytes': self.map.mapped_blocks() * BLOCK_SIZE,
                     'unflushed_bytes': sum(len(b)
                                            for b in self._buffers.values()),
                     'map_bytes': self.map.memory_bytes(),

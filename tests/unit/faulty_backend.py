@@ -10,8 +10,9 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""A local backend whose uploads (``put``) a test can hold back or fail, and
-whose reads of data objects it can slow down."""
+"""A local backend whose uploads (``put``) a test can hold back or fail,
+whose reads of data objects it can slow down, and whose ranged reads (the
+read path's, not whole objects) it can hold back."""
 
 import threading
 import time
@@ -30,6 +31,9 @@ class FaultyBackend(local.LocalBackend):
         self.upload_waiting = threading.Event()
         self.failures_left = 0
         self.data_read_seconds = 0.0
+        self.ranged_reads_may_go = threading.Event()
+        self.ranged_reads_may_go.set()
+        self.ranged_read_waiting = threading.Event()
 
     def put(self, namespace, name, data, key):
         if not self.uploads_may_go.is_set():
@@ -43,4 +47,7 @@ class FaultyBackend(local.LocalBackend):
     def get(self, namespace, name, offset=0, length=None):
         if name.startswith(records.CONTAINER_PREFIX):
             time.sleep(self.data_read_seconds)
+        if length is not None and not self.ranged_reads_may_go.is_set():
+            self.ranged_read_waiting.set()
+            self.ranged_reads_may_go.wait(30)
         return super().get(namespace, name, offset, length)

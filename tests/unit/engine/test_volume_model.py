@@ -34,6 +34,7 @@ import pytest
 
 from ovs_daemon.backends import base
 from ovs_daemon.backends import local
+from ovs_daemon.engine import compaction
 from ovs_daemon.engine import errors
 from ovs_daemon.engine import store as store_mod
 from ovs_daemon.engine import volume as volume_mod
@@ -217,6 +218,12 @@ class VolumeMachine(RuleBasedStateMachine):
     @rule(volume=volumes)
     def collect(self, volume):
         self.store.collect(self.engines[volume])
+        self._committed(volume)
+
+    @rule(volume=volumes, threshold=st.sampled_from([0.3, 0.75, 1.0]))
+    def compact(self, volume, threshold):
+        self.store.compact_and_collect(self.engines[volume],
+                                       compaction.Policy(threshold, 0))
         self._committed(volume)
 
     @invariant()
