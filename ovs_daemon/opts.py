@@ -23,6 +23,7 @@ from ovs_daemon.backends import base
 from ovs_daemon.backends import local
 from ovs_daemon.backends import s3
 from ovs_daemon.backends import s3_calls
+from ovs_daemon.engine import compaction
 from ovs_daemon.engine import volume
 
 router_opts = [
@@ -155,6 +156,16 @@ engine_opts = [
                     'log records, bounding the log a restart replays.'),
     cfg.IntOpt('checkpoint_every_mib', default=64, min=1,
                help='Write a checkpoint after this many MiB of log records.'),
+    cfg.FloatOpt('compaction_threshold', default=0.5, min=0.0, max=1.0,
+                 help='Each collection round rewrites the containers of which '
+                      'less than this fraction is live data into new ones, '
+                      'so overwritten data stops taking space: stored bytes '
+                      'stay near live / threshold at worst. 0 turns '
+                      'compaction off.'),
+    cfg.IntOpt('compaction_mib_per_second', default=32, min=0,
+               help='Backend traffic (read and written) compaction may use, '
+                    'per router, in MiB/s; 0: unbounded. It runs in one '
+                    'thread at the lowest CPU and IO priority.'),
 ]
 
 
@@ -206,6 +217,11 @@ def make_tuning(conf):
         container_bytes=conf.engine.container_size_mib << 20,
         checkpoint_every_records=conf.engine.checkpoint_every_records,
         checkpoint_every_bytes=conf.engine.checkpoint_every_mib << 20)
+
+
+def make_compaction_policy(conf):
+    return compaction.Policy(threshold=conf.engine.compaction_threshold,
+                             bytes_per_second=conf.engine.compaction_mib_per_second << 20)
 
 
 def list_opts():

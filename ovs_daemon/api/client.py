@@ -140,6 +140,15 @@ class ControlClient:
     def revert(self, name, snapshot):
         return self._post('/v1/volumes/%s/revert' % name, {'snapshot': snapshot})
 
+    def collect(self, name):
+        """One compaction and collection round of the volume, on its owner."""
+        return self._post('/v1/volumes/%s/collect' % name)
+
+    def space(self):
+        """``{volume: {'stored_bytes', 'live_bytes'}}`` of the volumes this
+        router serves."""
+        return self._get('/v1/space')['volumes']
+
     def locate(self, name):
         return self._get('/v1/volumes/%s/locate' % name)
 

@@ -99,13 +99,15 @@ def vpool_status(client):
     state) and the vPool's totals, as the status table shows them."""
     routers = client.routers()
     volumes = client.volumes()
-    halted = {}
+    halted, space = {}, {}
     for router in routers:
         try:
-            health = client.for_endpoint(router['api'], timeout=3).health()
+            one = client.for_endpoint(router['api'], timeout=3)
+            health = one.health()
             router.update(state='up', zookeeper=health['zookeeper'],
                           serves=len(health['served']), halted=len(health['halted']))
             halted.update(health['halted'])
+            space.update(one.space())
         except api_errors.ApiError:
             router.update(state='unreachable', zookeeper=None, serves=None, halted=None)
     states = {r['id']: r['state'] for r in routers}
@@ -113,6 +115,9 @@ def vpool_status(client):
         volume['owner_state'] = (states.get(volume['owner'], 'dead') if volume['owner']
                                  else None)
         volume['halted'] = halted.get(volume['name'])
+        used = space.get(volume['name'], {})
+        volume['stored_bytes'] = used.get('stored_bytes')
+        volume['live_bytes'] = used.get('live_bytes')
     return {'routers': routers, 'volumes': volumes, 'vpool': client.stats()}
 
 
@@ -134,17 +139,41 @@ def status(client, args):
             owner += ' (%s)' % v['owner_state']
         parent = '%(volume)s@%(snapshot)s' % v['parent'] if v['parent'] else '-'
         volume_rows.append((v['name'], format_size(v['size']), owner, v['epoch'],
-                            ','.join(v['attachments']) or '-', v['halted'] or '-', parent))
-    lines.append(table(('name', 'size', 'owner', 'epoch', 'attached to', 'halted', 'parent'),
+                            ','.join(v['attachments']) or '-', v['halted'] or '-',
+                            _stored_and_live(v), parent))
+    lines.append(table(('name', 'size', 'owner', 'epoch', 'attached to', 'halted',
+                        'stored / live', 'parent'),
                        volume_rows) if volume_rows else '(none)')
     stats = answer['vpool']
-    lines += ['', 'vPool: %d volumes, %s provisioned, %s stored%s' % (
+    served = [v for v in answer['volumes'] if v['live_bytes'] is not None]
+    lines += ['', 'vPool: %d volumes, %s provisioned, %s stored%s%s' % (
         stats['volumes'], format_size(stats['provisioned_bytes']),
         format_size(stats['used_bytes']),
+        ' (%s live data in the volumes served)' % format_size(
+            sum(v['live_bytes'] for v in served)) if served else '',
         ', %s free of %s' % (format_size(stats['free_bytes']),
                              format_size(stats['capacity_bytes']))
         if stats.get('capacity_bytes') else '')]
     return '\n'.join(lines)
+
+
+def _stored_and_live(volume):
+    """A volume's stored bytes beside its live data: what compaction keeps
+    near 1 (volumes not served by a live router show '-')."""
+    if volume['live_bytes'] is None:
+        return '-'
+    return '%s / %s' % (format_size(volume['stored_bytes']), format_size(volume['live_bytes']))
+
+
+def collected(answer):
+    return ('%(volume)s: freed %(freed)s (stored %(before)s -> %(after)s, live data '
+            '%(live)s); %(rewritten)d containers rewritten, %(removed)d objects removed'
+            % {'volume': answer['volume'], 'freed': format_size(answer['freed_bytes']),
+               'before': format_size(answer['stored_bytes_before']),
+               'after': format_size(answer['stored_bytes']),
+               'live': format_size(answer['live_bytes']),
+               'rewritten': answer['containers_rewritten'],
+               'removed': answer['objects_removed']})
 
 
 def _edge(args):
@@ -265,6 +294,9 @@ def run_command(client, args):
     if command == 'delete':
         client.delete_volume(args.volume)
         return {'deleted': args.volume} if args.json else 'deleted %s' % args.volume
+    if command == 'collect':
+        answer = dict(client.collect(args.volume), volume=args.volume)
+        return answer if args.json else collected(answer)
     if command == 'extend':
         record = client.extend_volume(args.volume, parse_size(args.size))
         return record if args.json else 'extended ' + _volume_line(record)
@@ -338,6 +370,7 @@ def parser():
             (('name',), {}), (('--size',), {}))
     command('delete', 'delete a volume', volume)
     command('extend', 'grow a volume', volume, (('size',), {}))
+    command('collect', 'compact and collect a volume now; prints what it freed', volume)
     command('snapshot', 'take a snapshot', volume, (('snapshot',), {}))
     command('snapshots', 'list snapshots', volume)
     command('delete-snapshot', 'delete a snapshot', volume, (('snapshot',), {}))

@@ -184,12 +184,14 @@ class ControlAPI:
             post('/v1/routers/{router}/drain', self.drain),
             post('/v1/routers/{router}/undrain', self.undrain),
             get('/v1/stats', self.stats),
+            get('/v1/space', self.space),
             get('/v1/volumes', self.list_volumes),
             post('/v1/volumes', self.create_volume),
             get(volume, self.show_volume),
             delete(volume, self.delete_volume),
             post(volume + '/extend', self.extend_volume),
             get(volume + '/stats', self.volume_stats),
+            post(volume + '/collect', self.collect_volume),
             get(volume + '/snapshots', self.list_snapshots),
             post(volume + '/snapshots', self.create_snapshot),
             delete(volume + '/snapshots/{snapshot}', self.delete_snapshot),
@@ -322,6 +324,16 @@ class ControlAPI:
         usage['volumes'] = len(records)
         return web.json_response(usage)
 
+    async def space(self, request):
+        """Stored and live bytes of each volume served here."""
+        volumes = {}
+        for name in self.own.served_names():
+            served = self.own.served(name)
+            if served is not None:
+                stats = served.volume.stats()
+                volumes[name] = {k: stats[k] for k in ('stored_bytes', 'live_bytes')}
+        return web.json_response({'volumes': volumes})
+
     # -- volumes ------------------------------------------------------------
 
     async def list_volumes(self, request):
@@ -410,6 +422,11 @@ class ControlAPI:
     async def volume_stats(self, request):
         async def local(served):
             return web.json_response(served.volume.stats())
+        return await self._on_owner(request, _volume_name(request), local)
+
+    async def collect_volume(self, request):
+        async def local(served):
+            return web.json_response(await self.service.collect_volume(served))
         return await self._on_owner(request, _volume_name(request), local)
 
     # -- snapshots ----------------------------------------------------------

@@ -38,6 +38,7 @@ from ovs_daemon.backends import base as backends
 from ovs_daemon.engine import store as store_mod
 from ovs_daemon.nbd import server as nbd_server_mod
 from ovs_daemon.router import api as api_mod
+from ovs_daemon.router import background
 from ovs_daemon.router import drain as drain_mod
 from ovs_daemon.router import metrics as metrics_mod
 from ovs_daemon.router import ownership as ownership_mod
@@ -70,6 +71,8 @@ class RouterService:
         except backends.BackendError as exc:
             raise StartupError('backend %s: %s' % (conf.backend.backend, exc)) from exc
         self.store = store_mod.VolumeStore(backend, opts.make_tuning(conf))
+        self.compaction = opts.make_compaction_policy(conf)
+        self.collector = background.low_priority_executor('router-collect')
         self.metrics = metrics_mod.RouterMetrics(self.router_id)
         handler = handlers.threading.SequentialThreadingHandler()
         # kazoo's default back-off grows to an hour: after a long outage the
@@ -162,17 +165,17 @@ class RouterService:
         """One garbage collection round over the volumes served here, then
         over the deleted volumes of the vPool that no clone needs any more
         (left by a delete that was interrupted)."""
-        removed = 0
+        freed = 0
         for name in self.ownership.served_names():
             served = self.ownership.served(name)
             if served is None:
                 continue
             try:
-                removed += await self.ownership.blocking(self.store.collect, served.volume)
+                freed += (await self.collect_volume(served))['freed_bytes']
             except Exception as exc:
                 LOG.warning('Collecting volume %s failed: %s', name, exc)
-        if removed:
-            LOG.info('Collector removed %d objects', removed)
+        if freed:
+            LOG.info('Collector freed %d bytes', freed)
         try:
             gone = await self.ownership.blocking(self.store.collect_deleted)
         except Exception as exc:
@@ -181,7 +184,14 @@ class RouterService:
             if gone:
                 LOG.info('Collector removed deleted volumes no clone needs: %s',
                          ', '.join(gone))
-        return removed
+        return freed
+
+    async def collect_volume(self, served):
+        """One round of compaction and collection of a volume served here,
+        in the collector's own low-priority thread; returns what it did."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.collector, self.store.compact_and_collect, served.volume, self.compaction)
 
     async def run_until_signalled(self):
         self._stopping = asyncio.Event()
@@ -210,6 +220,7 @@ class RouterService:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self.executor, self._close_zookeeper)
         self.executor.shutdown(wait=False)
+        self.collector.shutdown(wait=False)
 
     def _close_zookeeper(self):
         self.registry.remove_session_listener()
