@@ -103,9 +103,14 @@ def is_location(value):
 
 
 class BlockMap:
+    """Pages are shared copy-on-write between a map and its copies: a copy
+    costs a dictionary copy, not a copy of the pages, and a page is copied
+    only when it is first changed after a copy (``_owned`` holds the pages
+    this map may change in place)."""
 
     def __init__(self):
         self._pages = {}
+        self._owned = set()
 
     def __len__(self):
         return len(self._pages)
@@ -118,6 +123,7 @@ class BlockMap:
         """The page to change ``adding`` entries of, made dense when that
         would fill it past half."""
         page = self._pages.get(page_no)
+        owned = page_no in self._owned
         if page is None:
             page = _SparsePage() if adding <= _SPARSE_LIMIT else \
                 array.array('Q', bytes(8 * PAGE_ENTRIES))
@@ -125,11 +131,17 @@ class BlockMap:
             page = array.array('Q', _ZERO_PAGE)
         elif isinstance(page, _SparsePage):
             if len(page) + adding <= _SPARSE_LIMIT:
-                return page
-            page = page.dense()
-        else:
+                if owned:
+                    return page
+                page = self._copy_page(page)
+            else:
+                page = page.dense()
+        elif owned:
             return page
+        else:
+            page = self._copy_page(page)
         self._pages[page_no] = page
+        self._owned.add(page_no)
         return page
 
     def set(self, block, value):
@@ -171,6 +183,7 @@ class BlockMap:
             block, count = block + n, count - n
 
     def _replace_page(self, page_no, value):
+        self._owned.discard(page_no)
         if value == UNMAPPED:
             self._pages.pop(page_no, None)
         else:
@@ -220,8 +233,11 @@ class BlockMap:
         return total
 
     def copy(self):
+        """A copy sharing every page: both maps copy a page before they
+        first change it."""
         other = BlockMap()
-        other._pages = {n: self._copy_page(p) for n, p in self._pages.items()}
+        other._pages = dict(self._pages)
+        self._owned = set()
         return other
 
     @staticmethod
@@ -236,20 +252,26 @@ class BlockMap:
         return array.array('Q', page)
 
     def serialize(self):
-        parts = [_HEADER.pack(_MAGIC, 1, len(self._pages))]
+        return bytes(self.serialize_into(bytearray()))
+
+    def serialize_into(self, buffer):
+        """Append the map to ``buffer`` (a bytearray) and return it. Page
+        by page: no single step copies the whole map, so a thread
+        encoding a large map holds the GIL only briefly at a time."""
+        buffer += _HEADER.pack(_MAGIC, 1, len(self._pages))
         for page_no in sorted(self._pages):
             page = self._pages[page_no]
             if page is _ZERO_PAGE:
-                parts.append(_PAGE_HEADER.pack(page_no, _ZEROES))
+                buffer += _PAGE_HEADER.pack(page_no, _ZEROES)
             elif isinstance(page, _SparsePage):
-                parts.append(_PAGE_HEADER.pack(page_no, _SPARSE))
-                parts.append(struct.pack('<H', len(page)))
-                parts.append(page.offsets.tobytes())
-                parts.append(page.values.tobytes())
+                buffer += _PAGE_HEADER.pack(page_no, _SPARSE)
+                buffer += struct.pack('<H', len(page))
+                buffer += page.offsets
+                buffer += page.values
             else:
-                parts.append(_PAGE_HEADER.pack(page_no, _FULL))
-                parts.append(page.tobytes())
-        return b''.join(parts)
+                buffer += _PAGE_HEADER.pack(page_no, _FULL)
+                buffer += page
+        return buffer
 
     @classmethod
     def deserialize(cls, raw):
@@ -277,4 +299,5 @@ class BlockMap:
                 page.frombytes(raw[pos:pos + 8 * PAGE_ENTRIES])
                 pos += 8 * PAGE_ENTRIES
                 blockmap._pages[page_no] = page
+        blockmap._owned = set(blockmap._pages)
         return blockmap

@@ -28,6 +28,8 @@ log slots
     operations in the order they happened.
 """
 
+import io
+
 import msgpack
 
 from ovs_daemon.engine import blockmap
@@ -90,12 +92,23 @@ def decode_commit(raw):
 
 
 def encode_map_state(size, bmap, containers, **extra):
-    state = {'size': size, 'map': bmap.serialize(), 'containers': containers}
+    """The state, then the block map after it (``map_follows``), serialized
+    straight into the object's buffer: packing a map of tens of MiB inside
+    the msgpack object would copy it in one step that holds the GIL."""
+    state = {'size': size, 'map_follows': True, 'containers': containers}
     state.update(extra)
-    return pack(state)
+    return bmap.serialize_into(bytearray(pack(state)))
 
 
-def decode_map_state(raw):
-    state = unpack(raw)
-    state['map'] = blockmap.BlockMap.deserialize(state['map'])
+def decode_map_state(raw, with_map=True):
+    """The state; without ``with_map``, all of it but the map."""
+    reader = msgpack.Unpacker(io.BytesIO(raw), raw=False, strict_map_key=False,
+                              max_buffer_size=len(raw))
+    state = reader.unpack()
+    if state.pop('map_follows', False):
+        raw_map = memoryview(raw)[reader.tell():]
+    else:
+        raw_map = state.pop('map')
+    if with_map:
+        state['map'] = blockmap.BlockMap.deserialize(raw_map)
     return state

@@ -87,7 +87,7 @@ class VolumeStore:
         except backends.NotFound:
             raise errors.SnapshotNotFound('snapshot %s of volume %s does not '
                                           'exist' % (snapshot, name))
-        return records.unpack(raw)['size']
+        return records.decode_map_state(raw, with_map=False)['size']
 
     def dependents(self, name):
         """``{clone: snapshot}`` for the clones that read through ``name``."""

@@ -543,9 +543,12 @@ class Volume:
         ``_flush_lock`` held."""
         with self._lock:
             slot = self._next_slot - 1
-            state = records.encode_map_state(
-                self.size, committed_map, dict(self._containers),
-                snapshots=dict(self.snapshots))
+            size, containers, snapshots = \
+                self.size, dict(self._containers), dict(self.snapshots)
+        # Encoded without the lock: the committed map shares its pages
+        # copy-on-write with the live one, which IO goes on changing.
+        state = records.encode_map_state(size, committed_map, containers,
+                                         snapshots=snapshots)
         try:
             self.backend.put(self.namespace, records.checkpoint_name(slot),
                              state, self.key)
@@ -569,8 +572,8 @@ class Volume:
         with self._flush_lock:
             committed_map = self._commit(checkpoint=True)
             with self._lock:
-                return (committed_map.containers(), dict(self._containers),
-                        set(self.snapshots))
+                containers, snapshots = dict(self._containers), set(self.snapshots)
+            return committed_map.containers(), containers, snapshots
 
     # Compaction: the compactor copies live blocks into new containers.
 

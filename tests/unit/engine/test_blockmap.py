@@ -10,11 +10,14 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
+import tracemalloc
+
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
 from ovs_daemon.engine import blockmap
+from ovs_daemon.engine import records
 from ovs_daemon.engine.blockmap import UNMAPPED
 from ovs_daemon.engine.blockmap import ZERO
 
@@ -30,10 +33,7 @@ operations = st.lists(st.one_of(
 ), max_size=60)
 
 
-@settings(max_examples=300, deadline=None)
-@given(operations)
-def test_map_equals_a_dictionary_and_survives_serialization(ops):
-    bmap, model = blockmap.BlockMap(), {}
+def apply(bmap, model, ops):
     for op in ops:
         if op[0] == 'run':
             _, block, count, first = op
@@ -47,6 +47,13 @@ def test_map_equals_a_dictionary_and_survives_serialization(ops):
             _, block, value = op
             bmap.set(block, value)
             model[block] = value
+
+
+@settings(max_examples=300, deadline=None)
+@given(operations)
+def test_map_equals_a_dictionary_and_survives_serialization(ops):
+    bmap, model = blockmap.BlockMap(), {}
+    apply(bmap, model, ops)
     restored = blockmap.BlockMap.deserialize(bmap.serialize())
     for copy in (bmap, bmap.copy(), restored):
         for block in range(SPAN + 2600):
@@ -62,3 +69,47 @@ def test_an_entry_never_costs_more_than_16_bytes():
         for block in written:
             bmap.set(block, blockmap.location(1, block))
         assert bmap.memory_bytes() / len(written) <= 16, stride
+
+
+@settings(max_examples=200, deadline=None)
+@given(operations, operations, operations)
+def test_a_copy_and_its_original_change_independently(before, original_ops, copy_ops):
+    bmap, model = blockmap.BlockMap(), {}
+    apply(bmap, model, before)
+    copy, copy_model = bmap.copy(), dict(model)
+    apply(bmap, model, original_ops)
+    apply(copy, copy_model, copy_ops)
+    for block in range(SPAN + 2600):
+        assert bmap.get(block) == model.get(block, UNMAPPED), block
+        assert copy.get(block) == copy_model.get(block, UNMAPPED), block
+
+
+def test_a_copy_costs_no_copy_of_the_pages():
+    # 64 MiB of volume written: 16 dense pages of 8 KiB.
+    bmap = blockmap.BlockMap()
+    bmap.set_run(0, 16 * blockmap.PAGE_ENTRIES, blockmap.location(1, 0))
+    tracemalloc.start()
+    try:
+        copy = bmap.copy()
+        after_copy = tracemalloc.get_traced_memory()[0]
+        bmap.set(5, blockmap.location(2, 0))      # copies that one page
+        after_write = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert after_copy < bmap.memory_bytes() / 16
+    assert after_write - after_copy < 2 * 8 * blockmap.PAGE_ENTRIES
+    assert copy.get(5) == blockmap.location(1, 5)
+
+
+def test_a_state_with_the_map_inside_or_after_it_decodes_the_same():
+    bmap = blockmap.BlockMap()
+    bmap.set_run(10, 3000, blockmap.location(4, 0))
+    bmap.fill(5000, 2048, ZERO)
+    inside = records.pack({'size': 1 << 30, 'map': bmap.serialize(), 'containers': {4: [1, 3000]}})
+    after = records.encode_map_state(1 << 30, bmap, {4: [1, 3000]})
+    for raw in (inside, bytes(after)):
+        state = records.decode_map_state(raw)
+        assert (state['size'], state['containers']) == (1 << 30, {4: [1, 3000]})
+        assert state['map'].serialize() == bmap.serialize()
+        assert records.decode_map_state(raw, with_map=False) == {
+            'size': 1 << 30, 'containers': {4: [1, 3000]}}

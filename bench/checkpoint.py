@@ -1,0 +1,137 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Benchmark: the longest IO gap during a checkpoint, by data written.
+
+    .venv/bin/python -m bench.checkpoint [--gib 1 10 40] [--workdir DIR]
+
+A volume on the local backend is given the state N GiB written leaves in
+memory, simulated (the disk of a test machine is short): its block map and
+container table are filled as N GiB of sequential writes in 8 MiB
+containers would leave them, without the data. Then one thread writes and
+reads 4 KiB blocks in a loop while another takes a checkpoint
+(``Volume.checkpoint``: commit, copy the map, encode it, upload it, trim
+the log). The gap is the longest time between two IO completions while
+the checkpoint runs; the same loop without a checkpoint gives the noise
+floor. Prints a table and writes it to results/checkpoint.md. Target
+(design brief, section 9): the gap flat in the data written.
+"""
+
+import argparse
+import os
+import shutil
+import tempfile
+import threading
+import time
+
+from bench import results
+from ovs_daemon.backends import base
+from ovs_daemon.backends import local
+from ovs_daemon.engine import blockmap
+from ovs_daemon.engine import volume as volume_mod
+
+GiB = 1 << 30
+BLOCK = volume_mod.BLOCK_SIZE
+SPARE_BLOCKS = 4096
+
+
+def simulate_written(volume, gib):
+    """Map ``gib`` GiB as written and committed in 8 MiB containers."""
+    per_container = volume.tuning.container_bytes // BLOCK
+    containers = gib * GiB // volume.tuning.container_bytes
+    for number in range(1, containers + 1):
+        volume.map.set_run((number - 1) * per_container, per_container,
+                           blockmap.location(number, 0))
+        volume._containers[number] = [volume.key.epoch, per_container]
+    volume._next_container = containers + 1
+
+
+class IOLoop(threading.Thread):
+    """4 KiB writes and reads past the simulated data, timing the gaps."""
+
+    def __init__(self, volume, first_block):
+        super().__init__(daemon=True)
+        self.volume = volume
+        self.first_block = first_block
+        self.stopping = threading.Event()
+        self.longest = 0.0
+        self.count = 0
+
+    def run(self):
+        payload = os.urandom(BLOCK)
+        last = time.perf_counter()
+        while not self.stopping.is_set():
+            offset = (self.first_block + self.count % SPARE_BLOCKS) * BLOCK
+            self.volume.write(offset, payload)
+            self.volume.read(offset, BLOCK)
+            now = time.perf_counter()
+            self.longest = max(self.longest, now - last)
+            last = now
+            self.count += 1
+
+
+def longest_gap(volume, first_block, during):
+    loop = IOLoop(volume, first_block)
+    loop.start()
+    time.sleep(0.2)
+    loop.longest = 0.0
+    started = time.perf_counter()
+    during()
+    took = time.perf_counter() - started
+    loop.stopping.set()
+    loop.join()
+    return loop.longest, took
+
+
+def measure(workdir, gib):
+    backend = local.LocalBackend(os.path.join(workdir, 'store%d' % gib))
+    volume = volume_mod.Volume.create(backend, 'v%d' % gib, (gib + 1) * GiB,
+                                      base.OwnerKey.generate(1))
+    simulate_written(volume, gib)
+    first_block = gib * GiB // BLOCK
+    volume.checkpoint()          # the first one, outside the measure
+    noise, _ = longest_gap(volume, first_block, lambda: time.sleep(1.0))
+    gap, took = longest_gap(volume, first_block, volume.checkpoint)
+    return {'gib': gib, 'gap': gap, 'noise': noise, 'checkpoint': took,
+            'map_mib': volume.map.memory_bytes() / (1 << 20)}
+
+
+def report(rows):
+    lines = ['| data written (simulated) | block map | checkpoint took | longest IO gap '
+             'during it | longest IO gap, no checkpoint |', '|---|---|---|---|---|']
+    for row in rows:
+        lines.append('| %d GiB | %.0f MiB | %.0f ms | %.1f ms | %.1f ms |' % (
+            row['gib'], row['map_mib'], row['checkpoint'] * 1000, row['gap'] * 1000,
+            row['noise'] * 1000))
+    return '\n'.join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--gib', type=int, nargs='+', default=[1, 10, 40])
+    parser.add_argument('--workdir')
+    parser.add_argument('--results', default='results/checkpoint.md')
+    args = parser.parse_args()
+    workdir = tempfile.mkdtemp(prefix='ovs-checkpoint-bench-', dir=args.workdir)
+    try:
+        rows = []
+        for gib in args.gib:
+            rows.append(measure(workdir, gib))
+            print('  %d GiB: gap %.1f ms' % (gib, rows[-1]['gap'] * 1000), flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    results.publish(report(rows), args.results)
+
+
+if __name__ == '__main__':
+    main()
