@@ -328,7 +328,7 @@ class Volume:
         first = offset // BLOCK_SIZE
         head = offset - first * BLOCK_SIZE
         count = _blocks(offset + length) - first
-        fetched = None
+        fetched, moved = None, 0
         while True:
             with self._lock:
                 self._check_live()
@@ -346,7 +346,15 @@ class Volume:
                     aligned[head:head + length] = data
                     self._write_blocks(first, memoryview(aligned))
                     return
-            fetched = plans, self._fetch_edges(plans)
+            try:
+                fetched = plans, self._fetch_edges(plans)
+            except backends.NotFound:
+                # The compactor moved the edge blocks and the collector
+                # removed their container meanwhile: plan them again.
+                moved += 1
+                if moved == _READ_ATTEMPTS:
+                    raise
+                fetched = None
 
     def _plan_edges(self, first, count):
         """Read plans of the blocks ``first`` and ``first + count - 1``:
