@@ -23,7 +23,7 @@ reads 4 KiB blocks in a loop while another takes a checkpoint
 the log). The gap is the longest time between two IO completions while
 the checkpoint runs; the same loop without a checkpoint gives the noise
 floor. Prints a table and writes it to results/checkpoint.md. Target
-(design brief, section 9): the gap flat in the data written.
+(docs/design.md, "Performance targets"): the gap flat in the data written.
 """
 
 import argparse
