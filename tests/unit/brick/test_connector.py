@@ -26,8 +26,7 @@ from ovs_cinder.edge import control
 from ovs_daemon.api import errors as api_errors
 from tests.unit.edge.test_control import ServerThread
 
-VOLUME = {'vpool': 'default', 'volume': 'volume-1', 'token': 'T' * 24,
-          'routers': [{'id': 'r1', 'site': 'a', 'api': 'http://r1', 'nbd': 'r1:10809'}]}
+VOLUME = {'vpool': 'default', 'volume': 'volume-1', 'token': 'T' * 24}
 
 
 class FakeEdge:
@@ -53,7 +52,7 @@ class FakeEdge:
     def attach(self, request):
         entry = {'volume': request['volume'], 'vpool': request['vpool'],
                  'socket': self._socket(request), 'state': 'connected', 'size': 1 << 30,
-                 'router': request['routers'][0]['id'], 'epoch': 1}
+                 'router': 'r1', 'epoch': 1}
         self.attached[request['vpool'], request['volume']] = entry
         return dict(entry, uri='nbd+unix:///%s?socket=%s' % (request['volume'],
                                                            entry['socket']))
@@ -132,12 +131,19 @@ def test_connect_returns_the_edges_socket_and_uri(connector, edge):
                       'uri': 'nbd+unix:///volume-1?socket=%s' % edge._socket(VOLUME),
                       'volume': 'volume-1', 'vpool': 'default'}
     assert edge.requests == [{'op': 'attach', 'volume': 'volume-1', 'vpool': 'default',
-                              'routers': VOLUME['routers'], 'token': VOLUME['token']}]
+                              'token': VOLUME['token']}]
     assert connector.get_volume_paths(VOLUME) == [device['path']]
     assert connector.get_all_available_volumes() == [device['path']]
     assert connector.check_valid_device(device['path'])
     assert not connector.check_valid_device('/elsewhere.sock')
     assert connector.get_search_path() is None
+
+
+def test_a_routers_list_from_an_older_driver_is_not_passed_on(connector, edge):
+    # The edge calls only the routers of its own configuration.
+    routers = [{'id': 'r9', 'site': 'a', 'api': 'http://elsewhere', 'nbd': 'elsewhere:1'}]
+    connector.connect_volume(dict(VOLUME, routers=routers))
+    assert [r for r in edge.requests if 'routers' in r] == []
 
 
 def test_the_vpool_defaults_to_default(connector, edge):
@@ -147,7 +153,6 @@ def test_the_vpool_defaults_to_default(connector, edge):
 
 @pytest.mark.parametrize('properties, message', [
     ({k: v for k, v in VOLUME.items() if k != 'token'}, 'lack \'token\''),
-    ({k: v for k, v in VOLUME.items() if k != 'routers'}, 'lack \'routers\''),
     ({k: v for k, v in VOLUME.items() if k != 'volume'}, 'name no volume'),
     (None, 'name no volume'),
 ])
