@@ -511,7 +511,8 @@ def _say(message):
 
 
 def run_campaign(seed, duration, multiattach=False, max_faults=1000, exclude=(), only=(),
-                 results_path=None, prefix='ovsnm', subnet='10.213.215.0/24', say=_say):
+                 results_path=None, prefix='ovsnm', subnet='10.213.215.0/24', keep=False,
+                 say=_say):
     """Run one campaign with the faults of ``only`` (default: all) but
     those of ``exclude``; returns (report text, passed, campaign)."""
     unknown = (set(exclude) | set(only)) - set(FAULTS)
@@ -545,7 +546,10 @@ def run_campaign(seed, duration, multiattach=False, max_faults=1000, exclude=(),
             campaign.abandon()
     finally:
         cluster.down()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if keep:
+            say('the logs of every process are kept in %s' % workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     violations = io_history.check(campaign.history)
     text, passed = report(campaign, seed, duration, mode, violations, error, final_owner)
     results.publish(text, results_path or os.path.join(
@@ -568,9 +572,11 @@ def main():
     parser.add_argument('--only', action='append', default=[], choices=sorted(FAULTS),
                         metavar='FAULT', help='draw only this fault (repeatable)')
     parser.add_argument('--results', help='results file (default results/nemesis-*.md)')
+    parser.add_argument('--keep', action='store_true',
+                        help='keep the work directory with every process\'s log')
     args = parser.parse_args()
     _, passed, _ = run_campaign(args.seed, args.duration, args.multiattach, args.max_faults,
-                                args.exclude, args.only, args.results)
+                                args.exclude, args.only, args.results, keep=args.keep)
     sys.exit(0 if passed else 1)
 
 
