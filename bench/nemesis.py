@@ -568,7 +568,7 @@ def main():
                         help='two edges on two hosts write one multiattach volume')
     parser.add_argument('--exclude', action='append', default=[], choices=sorted(FAULTS),
                         metavar='FAULT', help='leave this fault out (repeatable): %s'
-                        % ', '.join(sorted(FAULTS)))
+                        % '; '.join(sorted(FAULTS)))
     parser.add_argument('--only', action='append', default=[], choices=sorted(FAULTS),
                         metavar='FAULT', help='draw only this fault (repeatable)')
     parser.add_argument('--results', help='results file (default results/nemesis-*.md)')
