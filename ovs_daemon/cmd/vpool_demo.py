@@ -84,7 +84,7 @@ def run(workdir, seconds):
         guest.stop()
         checked, wrong = guest.verify()
         say('')
-        say(admin.status(api, None))
+        say(admin.status(api, argparse.Namespace(json=False)))
         say('')
         summary = guest.summary()
         say('%-36s %s' % ('event', 'longest IO pause'))
