@@ -154,6 +154,7 @@ function _ovs_write_edge_config {
     iniset "$conf" edge token_file "$OVS_TOKEN_FILE"
     iniset "$conf" edge control_socket "$OVS_EDGE_RUN_DIR/control.sock"
     iniset "$conf" edge socket_dir "$OVS_EDGE_RUN_DIR/volumes"
+    iniset "$conf" edge state_dir "$OVS_EDGE_DATA_DIR/edge"
     iniset "$conf" edge socket_group "$OVS_EDGE_SOCKET_GROUP"
 }
 

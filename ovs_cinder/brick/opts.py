@@ -23,6 +23,13 @@ connector_opts = [
     cfg.StrOpt('control_socket', default='/run/ovs-edge/control.sock',
                help='Control socket of the edge on this host (the edge\'s '
                     '[edge] control_socket): volumes are attached through it.'),
+    cfg.IntOpt('reconnect_delay', default=60, min=0,
+               help='Seconds QEMU keeps a guest\'s IO waiting for the edge\'s '
+                    'socket when its connection drops (an edge restart or '
+                    'crash), reconnecting meanwhile: libvirt\'s <reconnect '
+                    'delay="N"/> on the disk\'s NBD source, written by the '
+                    'nova volume driver. Keep it above the time the edge '
+                    'takes to start. 0: no reconnect; IO fails at once.'),
     cfg.StrOpt('site',
                help='Failure domain of this host, reported to Cinder in the '
                     'connector properties. Unset: the edge tells it (its '

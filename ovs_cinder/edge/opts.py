@@ -30,6 +30,11 @@ edge_opts = [
     cfg.StrOpt('socket_dir', default='/run/ovs-edge/volumes',
                help='Directory of the NBD unix sockets of attached volumes: '
                     '<socket_dir>/<vpool>/<volume>.sock.'),
+    cfg.StrOpt('state_dir', default='/var/lib/ovs-edge/edge',
+               help='Directory of the edge\'s state file (attachments.json, '
+                    'mode 0600: it holds attachment tokens). A restarted edge '
+                    'serves the attachments it lists again, at the same socket '
+                    'paths.'),
     cfg.StrOpt('socket_group',
                help='Group (name or number) given access to the control socket '
                     'and the volumes\' NBD sockets, which then get mode 0660, '

@@ -24,6 +24,7 @@ from ovs_cinder.edge import control
 from ovs_cinder.edge import locator as locator_mod
 from ovs_cinder.edge import metrics as metrics_mod
 from ovs_cinder.edge import roster as roster_mod
+from ovs_cinder.edge import state as state_mod
 from ovs_cinder.edge import volume_proxy
 from ovs_daemon import sd_notify
 from ovs_daemon.api import errors as api_errors
@@ -50,6 +51,11 @@ class Attachment:
         self.server = server
         self.socket_path = socket_path
         self.token = token
+
+    def record(self):
+        """What the state file keeps to serve this attachment again."""
+        return {'vpool': self.vpool, 'volume': self.proxy.name, 'socket': self.socket_path,
+                'token': self.token, 'size': self.proxy.size}
 
     def describe(self):
         upstream = self.proxy.upstream
@@ -116,10 +122,12 @@ class EdgeService:
             existing = self.attachments.get((vpool, volume))
             if existing is not None:
                 existing.token = existing.proxy.locator.attachment_token = token
+                self._save_state()
                 return existing.describe()
             await self.roster.refresh()
             attachment = await self._attach(vpool, volume, token)
             self.attachments[vpool, volume] = attachment
+            self._save_state()
             LOG.info('Attached volume %s of vPool %s at %s', volume, vpool,
                      attachment.socket_path)
             return attachment.describe()
@@ -139,8 +147,7 @@ class EdgeService:
             raise api_errors.BadRequest(str(exc)) from None
 
     async def _attach(self, vpool, volume, token):
-        locator = locator_mod.Locator(volume, self.roster, token, self.settings)
-        proxy = volume_proxy.VolumeProxy(locator, self.settings)
+        proxy = self._proxy(volume, token)
         try:
             await proxy.connect()
         except api_errors.NotFound as exc:
@@ -155,6 +162,15 @@ class EdgeService:
             raise api_errors.ApiError('the socket path %s is longer than a unix socket '
                                       'allows (%d bytes): shorten [edge] socket_dir'
                                       % (path, MAX_UNIX_PATH - 1), error_type='InternalError')
+        return await self._serve(vpool, proxy, path, token)
+
+    def _proxy(self, volume, token):
+        locator = locator_mod.Locator(volume, self.roster, token, self.settings)
+        return volume_proxy.VolumeProxy(locator, self.settings)
+
+    async def _serve(self, vpool, proxy, path, token):
+        """Listen on ``path`` for ``proxy``'s volume; returns the Attachment."""
+        volume = proxy.name
         control.make_directories(os.path.dirname(path), self._gid)
 
         async def resolve(name):
@@ -177,8 +193,8 @@ class EdgeService:
             attachment = self.attachments.pop((vpool, volume), None)
             if attachment is None:
                 return {'attached': False}
-            await attachment.server.stop()
-            await attachment.proxy.detach()
+            self._save_state()
+            await _close(attachment)
             LOG.info('Detached volume %s of vPool %s', volume, vpool)
             return {'attached': True}
 
@@ -204,6 +220,38 @@ class EdgeService:
         attachment.proxy.set_size(location['size'])
         return {'size': attachment.proxy.size}
 
+    def _save_state(self):
+        try:
+            state_mod.save(self.settings.state_dir,
+                           [a.record() for _, a in sorted(self.attachments.items())])
+        except state_mod.StateFileError as exc:
+            # The attachment itself works; only a restart would lose it.
+            LOG.error('%s: a restart of this edge would not serve the attachments again',
+                      exc)
+
+    async def restore(self):
+        """Serve again the attachments of the state file, at their sockets.
+
+        A volume whose routers cannot be reached now still gets its socket:
+        its IO waits for a router as during a failover.
+        """
+        try:
+            records = state_mod.load(self.settings.state_dir)
+        except state_mod.StateFileError as exc:
+            raise StartupError(str(exc)) from exc
+        if records:
+            await self.roster.refresh()
+        for record in records:
+            vpool, volume = record['vpool'], record['volume']
+            proxy = self._proxy(volume, record['token'])
+            # The size QEMU knows, even while no router answers.
+            proxy.set_size(record['size'])
+            await proxy.reconnect()
+            self.attachments[vpool, volume] = await self._serve(
+                vpool, proxy, record['socket'], record['token'])
+            LOG.info('Serving volume %s of vPool %s again at %s (%s)', volume, vpool,
+                     record['socket'], proxy.state)
+
     def _lock(self, vpool, volume):
         return self._locks.setdefault((vpool, volume), asyncio.Lock())
 
@@ -218,6 +266,7 @@ class EdgeService:
             await self.metrics.start()
             LOG.info('Prometheus metrics on http://%s:%d/metrics', self.metrics.host,
                      self.metrics.port)
+        await self.restore()
         # Last: the control socket appearing tells that the edge is ready.
         await self.control.start()
         # The control socket listens: nova-compute and cinder-volume, ordered
@@ -228,12 +277,19 @@ class EdgeService:
         await self.stop()
 
     async def stop(self):
+        """Flush and close every attachment; the state file keeps them for
+        the next start."""
         await self.control.stop()
         if self.metrics is not None:
             await self.metrics.stop()
-        for vpool, volume in list(self.attachments):
-            await self.detach({'vpool': vpool, 'volume': volume})
+        for key in list(self.attachments):
+            await _close(self.attachments.pop(key))
         self.executor.shutdown(wait=False)
+
+
+async def _close(attachment):
+    await attachment.server.stop()
+    await attachment.proxy.detach()
 
 
 def _key(request):

@@ -90,6 +90,16 @@ class VolumeProxy(export.Export):
         self._install(await self.locator.find(), replay=False)
         self._watchdog = asyncio.get_running_loop().create_task(self._watch())
 
+    async def reconnect(self):
+        """Connect again after a restart of the edge: a volume no router
+        serves now is not an error here; its IO fails over as after a loss."""
+        try:
+            self._install(await self.locator.find(), replay=False)
+        except Exception as exc:
+            LOG.warning('Volume %s: no router serves it yet (%s); its IO waits for one',
+                        self.name, exc)
+        self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+
     async def close(self):
         """Called by the NBD server for each session that ends: nothing to do;
         the service calls :meth:`detach`."""

@@ -19,8 +19,14 @@ edge's unix socket for the volume::
       <driver name="qemu" type="raw" cache="none"/>
       <source protocol="nbd" name="volume-...">
         <host transport="unix" socket="/run/ovs-edge/volumes/default/volume-....sock"/>
+        <reconnect delay="60"/>
       </source>
       ...
+
+``<reconnect>`` (``[ovs_edge] reconnect_delay``) makes QEMU reconnect to the
+socket when the edge restarts, holding the guest's IO meanwhile and sending
+again what was in flight, so a restart of the edge is a pause, not an IO
+error (docs/edge.md, "Restarting the edge").
 
 nova has no plugin hook for volume drivers: :func:`register` adds this one
 to the libvirt driver's table (and the connector to os-brick's factory);
@@ -34,6 +40,7 @@ from os_brick.initiator import connector as brick_connector
 from oslo_log import log as logging
 
 from ovs_cinder.brick import connector as ovs_connector
+from ovs_cinder.brick import opts as brick_opts
 
 LOG = logging.getLogger(__name__)
 CLASS_PATH = 'ovs_cinder.nova.volume.LibvirtOVSEdgeVolumeDriver'
@@ -46,6 +53,7 @@ class LibvirtConfigGuestUnixNBDDisk(vconfig.LibvirtConfigGuestDisk):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.source_socket = None
+        self.reconnect_delay = None
 
     def format_dom(self):
         dev = super().format_dom()
@@ -54,6 +62,9 @@ class LibvirtConfigGuestUnixNBDDisk(vconfig.LibvirtConfigGuestDisk):
             host = source.makeelement('host', {'transport': 'unix',
                                                'socket': self.source_socket})
             source.append(host)
+            if self.reconnect_delay:
+                source.append(source.makeelement(
+                    'reconnect', {'delay': str(self.reconnect_delay)}))
         return dev
 
 
@@ -76,6 +87,7 @@ class LibvirtOVSEdgeVolumeDriver(libvirt_volume.LibvirtBaseVolumeDriver):
         conf.source_protocol = 'nbd'
         conf.source_name = data['volume']
         conf.source_socket = data['device_path']
+        conf.reconnect_delay = ovs_connector.CONF[brick_opts.GROUP].reconnect_delay
         conf.driver_format = 'raw'
         return conf
 

@@ -477,7 +477,8 @@ class Cluster:
             'edge': {'host': name, 'site': site, 'token_file': self.token_file,
                      'router_endpoints': self.router_endpoints(),
                      'control_socket': os.path.join(directory, 'control.sock'),
-                     'socket_dir': sockets_dir, 'metrics_host': address,
+                     'socket_dir': sockets_dir, 'state_dir': directory,
+                     'metrics_host': address,
                      'metrics_port': metrics_port},
         }, options)
         config = os.path.join(directory, 'ovs-edge.conf')

@@ -328,6 +328,7 @@ def test_router_and_edge_configs_share_one_token_and_one_backend(tmp_path):
         'router_endpoints': 'http://192.0.2.10:8765,http://192.0.2.10:8766',
         'control_socket': str(node.run_dir / 'control.sock'),
         'socket_dir': str(node.run_dir / 'volumes'), 'socket_group': 'ovs-edge',
+        'state_dir': str(node.data_dir / 'edge'),
     }
     assert stat.S_IMODE(node.run_dir.stat().st_mode) == 0o711
 

@@ -44,6 +44,8 @@ def test_the_disk_is_an_nbd_network_disk_over_the_edge_socket():
     assert (source.get('protocol'), source.get('name')) == ('nbd', 'volume-1')
     host = source.find('host')
     assert host.attrib == {'transport': 'unix', 'socket': SOCKET}
+    # QEMU reconnects to the socket across a restart of the edge.
+    assert source.find('reconnect').attrib == {'delay': '60'}
     assert disk.find('target').attrib == {'dev': 'vdb', 'bus': 'virtio'}
     assert disk.find('driver').get('type') == 'raw'
     assert disk.find('serial').text == 'c2f1b7d0-1111-2222-3333-444455556666'
@@ -69,3 +71,20 @@ def test_the_edge_is_where_nova_conf_says(tmp_path):
         assert driver.connector.edge.path == str(tmp_path / 'edge.sock')
     finally:
         nova_conf.clear_override('control_socket', group='ovs_edge')
+
+
+def test_reconnect_delay_follows_the_option_and_zero_leaves_it_out():
+    driver = volume.LibvirtOVSEdgeVolumeDriver(HostWithoutSecrets())
+    conf = ovs_connector.CONF
+    disk_info = {'dev': 'vdb', 'bus': 'virtio', 'type': 'disk'}
+    try:
+        conf.set_override('reconnect_delay', 5, group='ovs_edge')
+        source = etree.fromstring(driver.get_config(connection_info(), disk_info).to_xml()
+                                  ).find('source')
+        assert source.find('reconnect').get('delay') == '5'
+        conf.set_override('reconnect_delay', 0, group='ovs_edge')
+        source = etree.fromstring(driver.get_config(connection_info(), disk_info).to_xml()
+                                  ).find('source')
+        assert source.find('reconnect') is None
+    finally:
+        conf.clear_override('reconnect_delay', group='ovs_edge')
