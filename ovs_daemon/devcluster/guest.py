@@ -22,7 +22,10 @@ reads every block written back and checks it holds its last acknowledged
 write (I1).
 
 It runs on an event loop of its own in a background thread, so a test can
-kill routers while it runs.
+kill routers while it runs. With ``reconnect_delay`` it behaves like QEMU's
+NBD client with ``reconnect-delay``: a request whose connection drops is
+sent again on a new connection, made within that many seconds (a restart
+of the edge under it is then a pause, not an error).
 """
 
 import asyncio
@@ -53,9 +56,16 @@ def parse_block(data):
 
 class GuestWriter:
 
-    def __init__(self, connect, blocks=1024, flush_every=64, read_every=2):
+    # Gaps between IO completions longer than this are recorded in ``pauses``.
+    PAUSE_RECORDED = 0.05
+
+    def __init__(self, connect, blocks=1024, flush_every=64, read_every=2,
+                 reconnect_delay=0.0):
         """``connect`` is a coroutine function returning an NBDClient."""
         self._connect = connect
+        self.reconnect_delay = reconnect_delay
+        self.reconnects = 0
+        self.pauses = []           # (monotonic time the IO resumed, gap in seconds)
         self.blocks = blocks
         self.flush_every = flush_every
         self.read_every = read_every
@@ -72,6 +82,7 @@ class GuestWriter:
         self._stop = threading.Event()
         self._thread = None
         self._last_completion = None
+        self._nbd = None
 
     # -- running in the background ----------------------------------------------
 
@@ -96,38 +107,44 @@ class GuestWriter:
     def summary(self):
         return {'writes': self.writes, 'reads': self.reads, 'flushes': self.flushes,
                 'errors': len(self.errors), 'stale_reads': len(self.stale_reads),
-                'longest_gap_s': round(self.longest_gap, 4)}
+                'reconnects': self.reconnects, 'longest_gap_s': round(self.longest_gap, 4)}
+
+    def longest_pause(self, since, until):
+        """The longest gap between IO completions that ended in [since, until)
+        (monotonic times), or 0."""
+        return max([gap for at, gap in self.pauses if since <= at < until], default=0.0)
 
     # -- the IO loop --------------------------------------------------------------
 
     async def _run(self):
-        nbd = await self._connect()
+        self._nbd = await self._connect()
         try:
             seq = 0
             while not self._stop.is_set():
                 seq += 1
                 block = seq % self.blocks
                 self.attempted[block] = seq
-                if await self._io(nbd.write(block * BLOCK, block_content(block, seq))):
+                data = block_content(block, seq)
+                if await self._io(lambda nbd: nbd.write(block * BLOCK, data)):
                     self.acked[block] = seq
                     self.writes += 1
                 if self.read_every and seq % self.read_every == 0 and self.acked:
-                    await self._read_and_check(nbd, (seq * 7919) % self.blocks)
+                    await self._read_and_check((seq * 7919) % self.blocks)
                 if seq % self.flush_every == 0:
-                    await self._flush(nbd)
-            await self._flush(nbd)
+                    await self._flush()
+            await self._flush()
         finally:
-            await nbd.close()
+            await self._nbd.close()
 
-    async def _flush(self, nbd):
+    async def _flush(self):
         covered = dict(self.acked)
-        if await self._io(nbd.flush()):
+        if await self._io(lambda nbd: nbd.flush()):
             self.flushes += 1
             self.durable = covered
 
-    async def _read_and_check(self, nbd, block):
+    async def _read_and_check(self, block):
         expected = self.acked.get(block)
-        data = await self._io(nbd.read(block * BLOCK, BLOCK))
+        data = await self._io(lambda nbd: nbd.read(block * BLOCK, BLOCK))
         if data is None:
             return
         self.reads += 1
@@ -135,17 +152,42 @@ class GuestWriter:
             self.stale_reads.append((block, expected, parse_block(data)))
 
     async def _io(self, request):
-        try:
-            result = await request
-        except nbd_errors.NBDError as exc:
-            self.errors.append('%s at %.3f' % (exc, time.monotonic()))
-            return None
+        """``request(nbd)`` on the current connection; True, or what it
+        returned, or None after an error (recorded)."""
+        while True:
+            try:
+                result = await request(self._nbd)
+                break
+            except nbd_errors.ConnectionLost as exc:
+                if not self.reconnect_delay or not await self._reconnect():
+                    self.errors.append('%s at %.3f' % (exc, time.monotonic()))
+                    return None
+            except nbd_errors.NBDError as exc:
+                self.errors.append('%s at %.3f' % (exc, time.monotonic()))
+                return None
         now = time.monotonic()
-        if self._last_completion is not None and now - self._last_completion > self.longest_gap:
-            self.longest_gap = now - self._last_completion
-            self.longest_gap_at = now
+        if self._last_completion is not None:
+            gap = now - self._last_completion
+            if gap > self.PAUSE_RECORDED:
+                self.pauses.append((now, gap))
+            if gap > self.longest_gap:
+                self.longest_gap = gap
+                self.longest_gap_at = now
         self._last_completion = now
         return True if result is None else result
+
+    async def _reconnect(self):
+        """A new connection within ``reconnect_delay`` seconds; False if none."""
+        deadline = time.monotonic() + self.reconnect_delay
+        self._nbd.abort()
+        while time.monotonic() < deadline:
+            try:
+                self._nbd = await self._connect()
+                self.reconnects += 1
+                return True
+            except (TimeoutError, OSError, nbd_errors.NBDError):
+                await asyncio.sleep(0.02)
+        return False
 
     # -- checking -------------------------------------------------------------------
 

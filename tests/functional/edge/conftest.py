@@ -20,6 +20,18 @@ MiB = 1 << 20
 
 
 @pytest.fixture
+def local_vpool(tmp_path):
+    """Two routers and an edge hv1 on the loopback address."""
+    cluster = cluster_mod.Cluster(tmp_path / 'vpool')
+    try:
+        cluster.up(routers=2)
+        cluster.add_edge('hv1')
+        yield cluster
+    finally:
+        cluster.down()
+
+
+@pytest.fixture
 def network(make_network):
     return make_network('ovsed', '10.213.203.0/24')
 

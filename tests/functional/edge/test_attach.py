@@ -32,17 +32,6 @@ pytestmark = pytest.mark.slow
 MiB = 1 << 20
 
 
-@pytest.fixture
-def local_vpool(tmp_path):
-    cluster = cluster_mod.Cluster(tmp_path / 'vpool')
-    try:
-        cluster.up(routers=2)
-        cluster.add_edge('hv1')
-        yield cluster
-    finally:
-        cluster.down()
-
-
 def test_attach_serves_real_clients_and_detach_is_idempotent(local_vpool, tmp_path):
     api = local_vpool.client()
     api.create_volume('v1', 64 * MiB)

@@ -29,7 +29,6 @@ import time
 import pytest
 
 from ovs_daemon.api import edge_client
-from ovs_daemon.devcluster import cluster as cluster_mod
 from tests.functional.clients import qemu_io
 
 pytestmark = pytest.mark.slow
@@ -40,14 +39,8 @@ RECONNECT_DELAY = 30
 
 
 @pytest.fixture
-def vpool(tmp_path):
-    cluster = cluster_mod.Cluster(tmp_path / 'vpool')
-    try:
-        cluster.up(routers=2)
-        cluster.add_edge('hv1')
-        yield cluster
-    finally:
-        cluster.down()
+def vpool(local_vpool):
+    return local_vpool
 
 
 def attach(vpool, volume):
