@@ -187,7 +187,10 @@ class Ownership:
                                    else 'the volume is attached: a session needs its '
                                         'attachment token'),
                 protocol.REP_ERR_POLICY)
-        return volume_export.AttachedExport(served.export, token) if token else served.export
+        if not token:
+            return served.export
+        return volume_export.AttachedExport(served.export, token,
+                                            functools.partial(served.admits, token))
 
     async def _where_is(self, name):
         try:
@@ -559,11 +562,13 @@ class Ownership:
             self.router_gate.resume()
 
     async def _resume_after_suspension(self):
-        """Same session again: check nobody took a volume meanwhile, then
-        let IO through. A record ZooKeeper cannot serve now is read again
-        until it can, for ``session_timeout`` at most; a volume whose record
-        stays unreadable, or is malformed, halts, so that the others' IO
-        does not wait for it."""
+        """Same session again: check nobody took a volume meanwhile and
+        follow the attachments revoked meanwhile (the requests held check
+        their session's token as they go on), then let IO through. A record
+        ZooKeeper cannot serve now is read again until it can, for
+        ``session_timeout`` at most; a volume whose record stays unreadable,
+        or is malformed, halts, so that the others' IO does not wait for
+        it."""
         deadline = self._loop.time() + self.session_timeout
         unchecked = {name: served.epoch for name, served in self._served.items()}
         while unchecked:
@@ -589,9 +594,9 @@ class Ownership:
         """Why the volume must halt, '' if it is still ours at ``epoch``, or
         None if ZooKeeper cannot tell now and there is time to ask again."""
         try:
-            record, _ = await self.blocking(self.registry.volume, name)
+            record, version = await self.blocking(self.registry.volume, name, True)
         except registry_mod.VolumeRecordNotFound:
-            record = None
+            record = version = None
         except registry_mod.RegistryUnavailable as exc:
             if self._loop.time() < deadline:
                 LOG.warning('Cannot check volume %s after suspension yet: %s', name, exc)
@@ -600,7 +605,10 @@ class Ownership:
                 'session came back: %s' % (self.session_timeout, exc)
         except registry_mod.RegistryError as exc:
             return 'its record cannot be read: %s' % exc
-        return self._record_mismatch(epoch, record) or ''
+        reason = self._record_mismatch(epoch, record)
+        if not reason:
+            self._record_seen(name, epoch, record, version)
+        return reason or ''
 
     async def stop(self):
         """Flush and close every volume (a clean shutdown keeps ownership:

@@ -59,7 +59,12 @@ from ovs_daemon.router import gate as gate_mod
 
 LOG = logging.getLogger(__name__)
 
+class AttachmentRevoked(Exception):
+    """The session's attachment token is no longer current."""
+
+
 _ERRNO_OF = (
+    (AttachmentRevoked, protocol.EPERM),
     (engine_errors.Halted, protocol.ESHUTDOWN),
     (backends.Fenced, protocol.ESHUTDOWN),
     (engine_errors.OutOfRange, protocol.EINVAL),
@@ -102,11 +107,17 @@ class VolumeExport(export.Export):
     def write_cache(self):
         return not self.write_through
 
-    async def _run(self, op, fn, *args, in_thread=False, nbytes=0):
+    async def _run(self, op, fn, *args, in_thread=False, nbytes=0, admitted=None):
+        """Run one request; ``admitted()``, if given, says whether the
+        session may still use the volume: asked after the last wait, right
+        before the request touches the volume."""
         started = time.perf_counter()
         try:
             if not self.gate.is_open:
                 await self.gate.wait()
+            if admitted is not None and not admitted():
+                raise AttachmentRevoked('the attachment token of volume %s was revoked'
+                                        % self.name)
             if in_thread:
                 result = await self._in_thread(fn, *args)
             else:
@@ -137,12 +148,13 @@ class VolumeExport(export.Export):
         if self._observe:
             self._observe(op, time.perf_counter() - started, nbytes, error)
 
-    async def read(self, offset, length):
-        return await self._run('read', self._read, offset, length, nbytes=length)
+    async def read(self, offset, length, admitted=None):
+        return await self._run('read', self._read, offset, length, nbytes=length,
+                               admitted=admitted)
 
-    async def write(self, offset, data, fua):
+    async def write(self, offset, data, fua, admitted=None):
         await self._run('write', self.volume.write, offset, data, nbytes=len(data),
-                        in_thread=not _aligned(offset, len(data)))
+                        in_thread=not _aligned(offset, len(data)), admitted=admitted)
         await self._settle(fua)
 
     async def flush(self):
@@ -154,14 +166,14 @@ class VolumeExport(export.Export):
     async def _flush_volume(self):
         await self._run('flush', self.volume.flush, in_thread=True)
 
-    async def trim(self, offset, length, fua):
+    async def trim(self, offset, length, fua, admitted=None):
         await self._run('trim', self.volume.trim, offset, length,
-                        in_thread=not _aligned(offset, length))
+                        in_thread=not _aligned(offset, length), admitted=admitted)
         await self._settle(fua)
 
-    async def write_zeroes(self, offset, length, fua, may_trim):
+    async def write_zeroes(self, offset, length, fua, may_trim, admitted=None):
         await self._run('write_zeroes', self.volume.write_zeroes, offset, length,
-                        in_thread=not _aligned(offset, length))
+                        in_thread=not _aligned(offset, length), admitted=admitted)
         await self._settle(fua)
 
     async def _commit_applied(self):
@@ -208,12 +220,16 @@ def _aligned(offset, length):
 class AttachedExport(export.Export):
     """One edge session's view of a volume: the volume's export, plus the
     attachment token the session presented, so that revoking the token can
-    end exactly the sessions that use it."""
+    end exactly the sessions that use it. ``admitted()`` says whether the
+    token is still current: every request asks it right before it touches
+    the volume, after any wait (a request held by a paused gate while the
+    token was revoked must not land)."""
 
-    def __init__(self, volume_export, token):
+    def __init__(self, volume_export, token, admitted):
         self._export = volume_export
         self.name = volume_export.name
         self.token = token
+        self._admitted = admitted
 
     @property
     def size(self):
@@ -224,16 +240,17 @@ class AttachedExport(export.Export):
         return self._export.write_cache
 
     async def read(self, offset, length):
-        return await self._export.read(offset, length)
+        return await self._export.read(offset, length, admitted=self._admitted)
 
     async def write(self, offset, data, fua):
-        await self._export.write(offset, data, fua)
+        await self._export.write(offset, data, fua, admitted=self._admitted)
 
     async def flush(self):
         await self._export.flush()
 
     async def trim(self, offset, length, fua):
-        await self._export.trim(offset, length, fua)
+        await self._export.trim(offset, length, fua, admitted=self._admitted)
 
     async def write_zeroes(self, offset, length, fua, may_trim):
-        await self._export.write_zeroes(offset, length, fua, may_trim)
+        await self._export.write_zeroes(offset, length, fua, may_trim,
+                                        admitted=self._admitted)
