@@ -88,6 +88,12 @@ ovs_opts = [
                       'before trying the next endpoint.'),
 ]
 
+# The attachment an image copy makes on the cinder-volume host: an identity
+# of its own, never the host's, which an instance on that host may hold.
+IMAGE_COPY_HOST = '%s.image-copy'
+# The NBD URI of a volume the edge serves on a unix socket.
+IMAGE_COPY_URI = 'nbd+unix:///%s?socket=%s'
+
 CONF = cfg.CONF
 CONF.register_opts(ovs_opts, group=configuration.SHARED_CONF_GROUP)
 
@@ -321,11 +327,26 @@ class OVSEdgeDriver(driver.VolumeDriver):
         """The volume attached through this host's edge, as an NBD URI.
 
         qemu-img reads and writes NBD URIs itself; the base class would hand
-        it the socket's path as if it were a block device.
+        it the socket's path as if it were a block device. An instance's
+        attachment on this host (cinder-volume and nova sharing one edge) is
+        left alone: the copy goes through it, without a token of its own
+        (the edge holds one attachment per volume, and a second token would
+        replace the instance's), and nothing is detached afterwards.
+        Otherwise the copy attaches under an identity of its own, so that it
+        never replaces or revokes the host's attachment token.
         """
-        properties = volume_utils.brick_get_connector_properties(False, False)
-        connection = self.initialize_connection(volume, properties)
         connector = brick_connector.InitiatorConnector.factory(ovs_connector.PROTOCOL, None)
+        name = self._name(volume)
+        in_use = connector.get_volume_paths({'volume': name,
+                                             'vpool': self.configuration.ovs_vpool})
+        if in_use:
+            LOG.info('Volume %s is attached on this host: the image copy goes through that '
+                     'attachment', name)
+            yield IMAGE_COPY_URI % (name, in_use[0])
+            return
+        properties = volume_utils.brick_get_connector_properties(False, False)
+        properties['host'] = IMAGE_COPY_HOST % properties['host']
+        connection = self.initialize_connection(volume, properties)
         try:
             device = connector.connect_volume(connection['data'])
             try:

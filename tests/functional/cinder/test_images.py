@@ -20,9 +20,11 @@ import subprocess
 import uuid
 
 from cinder.tests.unit import fake_volume
+from os_brick.initiator import connector as brick_connector
 from oslo_config import cfg
 import pytest
 
+from ovs_cinder.brick import connector as ovs_connector
 from tests.functional.cinder.image_service import MemoryImageService
 from tests.functional.clients import qemu_io
 from tests.functional.clients import run
@@ -77,3 +79,32 @@ def test_a_qcow2_image_into_a_volume_and_the_volume_into_an_image(edge_driver, v
     assert uploaded.stat().st_size == 1 << 30
     assert 'verification failed' not in qemu_io(str(uploaded), 'read -P 0x6b 1M 2M')
     assert io.BytesIO(images.data[upload]).read(MiB) == bytes(MiB)
+
+
+def test_uploading_an_in_use_volume_leaves_the_instances_attachment_alone(
+        edge_driver, vpool, context, tmp_path):
+    """cinder-volume and nova share the host's edge (an all-in-one host):
+    the instance's token and its edge attachment outlive the image copy."""
+    vol = fake_volume.fake_volume_obj(context, size=1, id=str(uuid.uuid4()))
+    vol.volume_type = fake_volume.fake_volume_type_obj(context, extra_specs={})
+    vol.glance_metadata = {}
+    edge_driver.create_volume(vol)
+    instance = edge_driver.initialize_connection(vol, {'host': 'cinder-host'})
+    connector = brick_connector.InitiatorConnector.factory(ovs_connector.PROTOCOL, None)
+    device = connector.connect_volume(instance['data'])
+    qemu_io(device['uri'], 'write -P 0x3d 0 1M')
+
+    images = MemoryImageService()
+    source = tmp_path / 'placeholder.raw'
+    source.write_bytes(b'')
+    image_id = images.add(source, 'raw')
+    images.images[image_id].update({'disk_format': 'raw', 'status': 'queued'})
+    edge_driver.copy_volume_to_image(context, vol, images,
+                                     {'id': image_id, 'disk_format': 'raw',
+                                      'container_format': 'bare'})
+
+    assert io.BytesIO(images.data[image_id]).read(MiB) == b'\x3d' * MiB
+    assert vpool.client().volume(vol.name)['attachments'] == ['cinder-host']
+    assert connector.get_volume_paths(instance['data']) == [device['path']]
+    out = qemu_io(device['uri'], 'write -P 0x3e 1M 4k', 'read -P 0x3d 0 1M')
+    assert 'verification failed' not in out
