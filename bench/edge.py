@@ -21,6 +21,12 @@ the edge; the IO pause is the longest gap between two completions, for
   - kill -9 of the owner,
   - a silent partition between the edge and the owner (packets dropped),
   - a planned migrate to another router,
+  - a hung owner (SIGSTOP: its kernel still accepts connections) while the
+    guest flushes every second request,
+  - the owner cut off from ZooKeeper and the other routers (not the edge),
+  - ZooKeeper killed and started again 2 s later (the pause counted from
+    ZooKeeper serving again), also with the owner killed meanwhile,
+  - an attach again of the volume with a new token (no owner change),
 each --rounds times (a fresh volume per round). Then fio's nbd engine runs
 4 KiB random read/write at queue depth 16 and 1 MiB sequential write
 through the edge, alternating with `nbdkit memory` over TCP in the same
@@ -33,6 +39,7 @@ import os
 import shutil
 import statistics
 import tempfile
+import time
 
 from bench import fio as fio_mod
 from bench import results
@@ -44,17 +51,27 @@ from ovs_daemon.devcluster import netns
 MiB = 1 << 20
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGETS = {'kill -9 of the owner': 0.25, 'silent partition edge to owner': 1.5,
-           'planned migrate': 0.1}
+           'planned migrate': 0.1, 'hung owner (SIGSTOP), FLUSH every 2nd request': 2.5,
+           'owner cut from ZooKeeper and the other routers': 2.5,
+           'ZooKeeper down 2 s and back': 1.0,
+           'ZooKeeper down 2 s and back, owner killed meanwhile': 1.0,
+           'attach again with a new token': 0.1}
+# Pauses that count from ZooKeeper serving again, not from the fault.
+FROM_ZOOKEEPER_BACK = ('ZooKeeper down 2 s and back',
+                       'ZooKeeper down 2 s and back, owner killed meanwhile')
+ZOOKEEPER_DOWN = 2.0
 
 
 class Bench:
 
-    def __init__(self, cluster, hosts, edge):
+    def __init__(self, cluster, network, hosts, edge):
         self.cluster = cluster
+        self.network = network
         self.hosts = hosts
         self.api = cluster.client()
         self.edge = edge_client.EdgeControlClient(edge['control'])
         self.count = 0
+        self.zookeeper_back = None
 
     def attach(self, size, router='r1'):
         self.count += 1
@@ -64,9 +81,13 @@ class Bench:
         answer = self.edge.attach(name, self.cluster.state['vpool'], token)
         return name, answer['socket']
 
-    def pause(self, event, undo):
+    def pause(self, event, undo, **guest_options):
+        """The guest's longest gap across ``event``; for an event that
+        brings ZooKeeper back, the part of it after ZooKeeper serves."""
         name, socket_path = self.attach(64 * MiB)
-        guest = guest_mod.GuestWriter(guest_mod.unix_connector(socket_path, name)).start()
+        guest = guest_mod.GuestWriter(guest_mod.unix_connector(socket_path, name),
+                                      **guest_options).start()
+        self.zookeeper_back = None
         try:
             guest.wait_for_writes(2000)
             guest.longest_gap = 0.0
@@ -78,6 +99,8 @@ class Bench:
             undo(name, owner)
         if guest.errors or guest.stale_reads:
             raise RuntimeError('the guest saw errors: %s' % guest.summary())
+        if self.zookeeper_back is not None:
+            return guest.longest_gap - self.zookeeper_back
         return guest.longest_gap
 
     def kill_owner(self, name, owner):
@@ -98,6 +121,50 @@ class Bench:
     def nothing(self, name, owner):
         pass
 
+    def hang_owner(self, name, owner):
+        self.cluster.pause_router(owner)
+
+    def wake_owner(self, name, owner):
+        self.cluster.resume_router(owner)
+
+    def others(self, owner):
+        return [r for r in self.cluster.router_ids() if r != owner]
+
+    def cut_owner(self, name, owner):
+        for other in self.others(owner):
+            self.hosts[owner].block(self.hosts[other])
+        self.hosts[owner].block_address(self.network.address)
+
+    def reconnect_owner(self, name, owner):
+        for other in self.others(owner):
+            self.hosts[owner].unblock(self.hosts[other])
+        self.hosts[owner].unblock_address(self.network.address)
+
+    def zookeeper_down_and_back(self, name, owner, kill_owner=False):
+        [zookeeper] = [n for n in self.cluster.process_names() if 'zookeeper' in n]
+        down = time.monotonic()
+        self.cluster.kill(zookeeper)
+        if kill_owner:
+            self.cluster.kill_router(owner)
+        time.sleep(ZOOKEEPER_DOWN)
+        self.cluster.start(zookeeper)
+        # The guest's pause started with the outage (the routers hold IO
+        # while suspended): what follows ZooKeeper serving is the rest.
+        self.zookeeper_back = time.monotonic() - down
+
+    def zookeeper_and_owner_down(self, name, owner):
+        self.zookeeper_down_and_back(name, owner, kill_owner=True)
+
+    def attach_again(self, name, owner):
+        token = self.api.create_attachment(name, 'hv')['token']
+        self.edge.attach(name, self.cluster.state['vpool'], token)
+
+    def same_owner(self, name, owner):
+        location = self.api.locate(name)
+        if location['owner'] != owner or location['epoch'] != 1:
+            raise RuntimeError('attach again moved %s to %s at epoch %d'
+                               % (name, location['owner'], location['epoch']))
+
 
 def run_fio(bench, args, workdir):
     name, socket_path = bench.attach(args.size_mib * MiB)
@@ -113,8 +180,11 @@ def report(pauses, fio_results):
     lines = ['| IO pause (QD1 4 KiB write+read loop) | median | max | target |',
              '|---|---|---|---|']
     for what, values in pauses.items():
-        lines.append('| %s (%d rounds) | %.3f s | %.3f s | < %.2f s |' % (
-            what, len(values), statistics.median(values), max(values), TARGETS[what]))
+        since = ' (after ZooKeeper serves)' if what in FROM_ZOOKEEPER_BACK else ''
+        lines.append('| %s%s (%d rounds) | %.3f s | %.3f s | < %.2f s |' % (
+            what, since, len(values), statistics.median(values), max(values), TARGETS[what]))
+    if fio_results is None:
+        return '\n'.join(lines)
     lines += ['', '| workload | through the edge | nbdkit memory | ratio | target |',
               '|---|---|---|---|---|']
     for workload, _ in fio_mod.WORKLOADS:
@@ -134,6 +204,8 @@ def main():
     parser.add_argument('--runtime', type=int, default=5, help='seconds per fio run')
     parser.add_argument('--size-mib', type=int, default=1024, help='fio target size')
     parser.add_argument('--results', default=os.path.join(REPO, 'results', 'edge.md'))
+    parser.add_argument('--faults-only', action='store_true',
+                        help='measure the pauses, not the fio workloads')
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix='edge-bench-')
     network = netns.Network(prefix='ovsbe', subnet='10.213.210.0/24')
@@ -144,18 +216,30 @@ def main():
         cluster.up(routers=3, sites=['a', 'a', 'b'],
                    hosts={name: hosts[name] for name in ('r1', 'r2', 'r3')},
                    zookeeper_host=network.address, options={'router': {'peer_timeout': 0.5}})
-        bench = Bench(cluster, hosts, cluster.add_edge('hv', site='a', host=hosts['hv']))
+        bench = Bench(cluster, network, hosts,
+                      cluster.add_edge('hv', site='a', host=hosts['hv']))
         pauses = {}
-        for what, event, undo in (
-                ('kill -9 of the owner', bench.kill_owner, bench.restart),
-                ('silent partition edge to owner', bench.partition, bench.heal),
-                ('planned migrate', bench.migrate, bench.nothing)):
+        for what, event, undo, guest_options in (
+                ('kill -9 of the owner', bench.kill_owner, bench.restart, {}),
+                ('silent partition edge to owner', bench.partition, bench.heal, {}),
+                ('planned migrate', bench.migrate, bench.nothing, {}),
+                ('hung owner (SIGSTOP), FLUSH every 2nd request', bench.hang_owner,
+                 bench.wake_owner, {'flush_every': 2}),
+                ('owner cut from ZooKeeper and the other routers', bench.cut_owner,
+                 bench.reconnect_owner, {}),
+                ('ZooKeeper down 2 s and back', bench.zookeeper_down_and_back,
+                 bench.nothing, {}),
+                ('ZooKeeper down 2 s and back, owner killed meanwhile',
+                 bench.zookeeper_and_owner_down, bench.restart, {}),
+                ('attach again with a new token', bench.attach_again, bench.same_owner, {})):
             for round_ in range(args.rounds):
-                pauses.setdefault(what, []).append(bench.pause(event, undo))
+                pauses.setdefault(what, []).append(bench.pause(event, undo, **guest_options))
                 print('  %s, round %d: %.3f s' % (what, round_ + 1, pauses[what][-1]),
                       flush=True)
-        print('fio through the edge and against nbdkit memory ...', flush=True)
-        fio_results = run_fio(bench, args, workdir)
+        fio_results = None
+        if not args.faults_only:
+            print('fio through the edge and against nbdkit memory ...', flush=True)
+            fio_results = run_fio(bench, args, workdir)
     finally:
         cluster.down()
         network.destroy()
