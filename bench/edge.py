@@ -126,6 +126,10 @@ class Bench:
 
     def wake_owner(self, name, owner):
         self.cluster.resume_router(owner)
+        # Its session may have expired while it hung: it registers anew.
+        self.cluster.wait_until(
+            lambda: owner in [r['id'] for r in self.api.routers()], timeout=60,
+            what='router %s registered again' % owner)
 
     def others(self, owner):
         return [r for r in self.cluster.router_ids() if r != owner]
