@@ -24,6 +24,11 @@ lost even when the old owner died with them unflushed (invariant I1).
 
 import collections
 
+# What an entry costs besides its payload (the entry, its reply future): a
+# TRIM or WRITE_ZEROES, with no payload, counts against the limit too, so a
+# flood of them makes the edge flush as the bytes of writes do.
+ENTRY_BYTES = 256
+
 
 class Entry:
     __slots__ = ('seq', 'command', 'offset', 'length', 'flags', 'payload', 'future',
@@ -74,7 +79,7 @@ class WriteJournal:
         entry = Entry(self._next_seq, command, offset, length, flags, payload)
         self._next_seq += 1
         self._entries.append(entry)
-        self.bytes += len(payload) if payload is not None else 0
+        self.bytes += _cost(entry)
         return entry
 
     def unapplied_before(self, seq):
@@ -92,7 +97,7 @@ class WriteJournal:
         """A FLUSH sent when ``next_seq`` was ``seq`` completed."""
         while self._entries and self._entries[0].seq < seq:
             entry = self._entries.popleft()
-            self.bytes -= len(entry.payload) if entry.payload is not None else 0
+            self.bytes -= _cost(entry)
 
     def discard(self, entry):
         """Drop a write that failed back to the guest: it was never
@@ -101,7 +106,11 @@ class WriteJournal:
             self._entries.remove(entry)
         except ValueError:
             return
-        self.bytes -= len(entry.payload) if entry.payload is not None else 0
+        self.bytes -= _cost(entry)
 
     def entries(self):
         return list(self._entries)
+
+
+def _cost(entry):
+    return ENTRY_BYTES + (len(entry.payload) if entry.payload is not None else 0)

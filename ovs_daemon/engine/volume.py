@@ -44,6 +44,8 @@ from ovs_daemon.engine.blockmap import ZERO
 LOG = logging.getLogger(__name__)
 
 BLOCK_SIZE = 4096
+# What one uncommitted map operation costs in memory (a list of 4 ints).
+OP_BYTES = 128
 MAX_SIZE = 1 << 50  # 1 PiB: locations and pages stay well inside 64 bits
 _READ_ATTEMPTS = 3
 
@@ -433,12 +435,23 @@ class Volume:
             self._check_live()
             value = ZERO if self._ancestors else UNMAPPED
             self.map.fill(first, end - first, value)
-            self._ops.append([records.OP_FILL, first, end - first, value])
+            last = self._ops[-1] if self._ops else None
+            if last and last[0] == records.OP_FILL and last[3] == value \
+                    and last[1] + last[2] == first:
+                last[2] += end - first
+            else:
+                self._ops.append([records.OP_FILL, first, end - first, value])
 
     @property
     def unflushed_bytes(self):
+        """What the uncommitted state holds in memory: the open and sealed
+        containers' data and the map operations no record holds yet (a
+        TRIM or WRITE_ZEROES costs one, so a flood of them counts too)."""
         with self._lock:
-            return sum(len(b) for b in self._buffers.values())
+            return self._unflushed_bytes()
+
+    def _unflushed_bytes(self):
+        return sum(len(b) for b in self._buffers.values()) + len(self._ops) * OP_BYTES
 
     # Commits
 
@@ -699,8 +712,7 @@ class Volume:
                     'snapshots': len(self.snapshots),
                     'stored_bytes': stored * BLOCK_SIZE,
                     'live_bytes': self.map.mapped_blocks() * BLOCK_SIZE,
-                    'unflushed_bytes': sum(len(b)
-                                           for b in self._buffers.values()),
+                    'unflushed_bytes': self._unflushed_bytes(),
                     'map_bytes': self.map.memory_bytes(),
                     'halted': self._halted}
 

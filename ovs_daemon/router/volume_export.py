@@ -19,12 +19,14 @@ blocks (they patch blocks they must read first); flush uploads and commits,
 so it runs in a worker thread too. The session still passes the writes of a
 connection to the export one at a time, in order, whichever thread applies
 them. When a volume has
-gathered more unflushed data than its limit, the router starts a flush of
-its own in the background and writes go on while it uploads; only past
-twice the limit do writes wait for it. That bounds what a router holds in
-memory for a client that never flushes, and keeps the disk and the network
-busy at the same time. A failed background flush loses nothing: its data
-stays unflushed and the next flush retries it.
+gathered more unflushed data than its limit (TRIMs and WRITE_ZEROES count
+what their map operations hold), the router starts a flush of its own in
+the background and writes go on while it uploads; past twice the limit a
+write waits for it before it is applied, and fails, unapplied, if that
+flush fails. That bounds what a router holds in memory for a client that
+never flushes and under a failing backend, and keeps the disk and the
+network busy at the same time. A failed background flush loses nothing:
+its data stays unflushed and the next flush retries it.
 
 Every request passes the volume's :class:`~ovs_daemon.router.gate.IOGate`
 before it runs and again before it is acknowledged, so a router whose
@@ -153,6 +155,7 @@ class VolumeExport(export.Export):
                                admitted=admitted)
 
     async def write(self, offset, data, fua, admitted=None):
+        await self._admit()
         await self._run('write', self.volume.write, offset, data, nbytes=len(data),
                         in_thread=not _aligned(offset, len(data)), admitted=admitted)
         await self._settle(fua)
@@ -167,11 +170,13 @@ class VolumeExport(export.Export):
         await self._run('flush', self.volume.flush, in_thread=True)
 
     async def trim(self, offset, length, fua, admitted=None):
+        await self._admit()
         await self._run('trim', self.volume.trim, offset, length,
                         in_thread=not _aligned(offset, length), admitted=admitted)
         await self._settle(fua)
 
     async def write_zeroes(self, offset, length, fua, may_trim, admitted=None):
+        await self._admit()
         await self._run('write_zeroes', self.volume.write_zeroes, offset, length,
                         in_thread=not _aligned(offset, length), admitted=admitted)
         await self._settle(fua)
@@ -197,14 +202,22 @@ class VolumeExport(export.Export):
         if fua:
             await self.flush()
             return
-        unflushed = self.volume.unflushed_bytes
-        if unflushed <= self._max_unflushed:
-            return
+        if self.volume.unflushed_bytes > self._max_unflushed:
+            self._start_background_flush()
+
+    async def _admit(self):
+        """Before a write is applied: while the volume holds twice its limit
+        unflushed or more, wait for the router's own flush. A flush that
+        fails (a failing backend) fails the write, which is not applied:
+        what a router holds stays bounded whatever the backend does."""
+        while self.volume.unflushed_bytes >= 2 * self._max_unflushed:
+            await asyncio.shield(self._start_background_flush())
+
+    def _start_background_flush(self):
         if self._background_flush is None or self._background_flush.done():
             self._background_flush = asyncio.ensure_future(self._flush_volume())
             self._background_flush.add_done_callback(self._background_flush_done)
-        if unflushed > 2 * self._max_unflushed:
-            await asyncio.shield(self._background_flush)
+        return self._background_flush
 
     def _background_flush_done(self, task):
         if not task.cancelled() and task.exception() is not None:

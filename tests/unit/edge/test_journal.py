@@ -28,7 +28,7 @@ def test_a_flush_forgets_only_the_writes_sent_before_it():
     journal.forget_before(covered)
     assert [(e.command, e.payload) for e in journal.entries()] == [
         (protocol.CMD_WRITE, b'bbbb')]
-    assert journal.bytes == 4
+    assert journal.bytes == journal_mod.ENTRY_BYTES + 4
 
 
 def test_replay_order_is_submission_order():
@@ -49,6 +49,19 @@ def test_full_when_the_kept_payload_reaches_the_limit():
     assert not journal.full and len(journal) == 0 and journal.bytes == 0
 
 
+def test_trims_and_zeroes_fill_the_journal_too():
+    # A flood of TRIMs, with no payload, must make the edge flush as writes do.
+    journal = journal_mod.WriteJournal(limit_bytes=64 << 10)
+    trims = 0
+    while not journal.full:
+        journal.append(protocol.CMD_TRIM if trims % 2 else protocol.CMD_WRITE_ZEROES,
+                       trims * 8192, 4096, 0, None)
+        trims += 1
+        assert trims <= 1000, 'a thousand TRIMs and the journal is still not full'
+    journal.forget_before(journal.next_seq)
+    assert journal.bytes == 0
+
+
 def test_a_write_failed_back_to_the_guest_is_not_replayed():
     journal = journal_mod.WriteJournal(limit_bytes=1 << 20)
     kept = journal.append(protocol.CMD_WRITE, 0, 4, 0, b'keep')
@@ -56,7 +69,7 @@ def test_a_write_failed_back_to_the_guest_is_not_replayed():
     journal.discard(failed)
     journal.discard(failed)
     assert journal.entries() == [kept]
-    assert journal.bytes == 4
+    assert journal.bytes == journal_mod.ENTRY_BYTES + 4
 
 
 def test_a_flush_covers_only_writes_whose_latest_send_succeeded():

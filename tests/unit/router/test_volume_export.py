@@ -19,6 +19,7 @@ import pytest
 
 from ovs_daemon.backends import base
 from ovs_daemon.engine import volume as volume_mod
+from ovs_daemon.nbd import errors as nbd_errors
 from ovs_daemon.router import volume_export
 from tests.unit.faulty_backend import FaultyBackend
 
@@ -120,3 +121,43 @@ def test_a_slow_backend_read_stalls_no_other_volume(backend, volume, held):
     if held == 'unaligned write':
         expected = pattern(1)[:100] + b'x' * 10 + pattern(1)[:4096 - 110]
         assert volume.read(4096, 4096) == expected
+
+
+def test_a_failing_backend_holds_the_routers_memory_and_a_failed_write_is_not_applied(
+        backend, volume):
+    async def scenario():
+        export = volume_export.VolumeExport(volume, max_unflushed_bytes=LIMIT)
+        backend.failures_left = 10 ** 6          # every upload fails
+        failed = []
+        for n in range(8):
+            try:
+                await export.write(n * MiB, pattern(n), fua=False)
+            except nbd_errors.RequestError:
+                failed.append(n)
+        return failed
+
+    failed = asyncio.run(scenario())
+    assert failed
+    assert volume.unflushed_bytes <= 2 * LIMIT + MiB      # one write past the bound at most
+    for n in failed:
+        assert volume.read(n * MiB, MiB) == bytes(MiB)
+
+
+def test_a_flood_of_trims_counts_against_the_limit(backend):
+    big = volume_mod.Volume.create(backend, 'big', 256 * MiB, base.OwnerKey.generate(1),
+                                   tuning=TUNING)
+
+    async def scenario():
+        export = volume_export.VolumeExport(big, max_unflushed_bytes=LIMIT)
+        await export.write(0, bytes([7]) * 8 * MiB, fua=True)
+        # Every other block: no two TRIMs can be merged into one operation.
+        for block in range(0, 4 * LIMIT // volume_mod.OP_BYTES, 2):
+            await export.trim(block * 4096, 4096, fua=False)
+        await asyncio.sleep(0.5)
+
+    asyncio.run(scenario())
+    assert big.unflushed_bytes <= 2 * LIMIT
+    # The router committed TRIMs by itself: a new owner sees them.
+    reopened = volume_mod.Volume.open(backend, 'big', base.OwnerKey.generate(2))
+    assert reopened.read(0, 4096) == bytes(4096)
+    assert reopened.read(4096, 4096) == bytes([7]) * 4096
