@@ -664,10 +664,18 @@ class Volume:
             # Held across the commit so that no write lands between the
             # record and the map it replaces.
             with self._lock:
+                discarded = self._ops, dict(self._buffers), self._open_container
                 self._ops = []
                 self._buffers.clear()
                 self._open_container = None
-                self._commit([[records.OP_REVERT, name]])
+                try:
+                    self._commit([[records.OP_REVERT, name]])
+                except Exception:
+                    # Not reverted: the map still points into these.
+                    if not self._halted:
+                        self._ops, buffers, self._open_container = discarded
+                        self._buffers.update(buffers)
+                    raise
 
     def _require_snapshot(self, name):
         if name not in self.snapshots:

@@ -30,6 +30,8 @@ class FaultyBackend(local.LocalBackend):
         self.uploads_may_go.set()
         self.upload_waiting = threading.Event()
         self.failures_left = 0
+        # The commit that many commits from now fails once (None: none does).
+        self.commits_before_failure = None
         self.data_read_seconds = 0.0
         self.ranged_reads_may_go = threading.Event()
         self.ranged_reads_may_go.set()
@@ -51,3 +53,11 @@ class FaultyBackend(local.LocalBackend):
             self.ranged_read_waiting.set()
             self.ranged_reads_may_go.wait(30)
         return super().get(namespace, name, offset, length)
+
+    def append_log(self, namespace, slot, data, key):
+        if self.commits_before_failure is not None:
+            self.commits_before_failure -= 1
+            if self.commits_before_failure < 0:
+                self.commits_before_failure = None
+                raise base.BackendError('injected: commit failed')
+        super().append_log(namespace, slot, data, key)

@@ -264,3 +264,29 @@ def test_the_collector_keeps_what_the_committed_state_refers_to(faulty_store):
 
     again = faulty_store.open('v', key(2))
     assert again.read(0, 8192) == b'a' * 4096 + b'b' * 4096
+
+
+def test_a_revert_whose_record_fails_while_writes_go_on_keeps_the_volume_readable(
+        faulty_store):
+    backend = faulty_store.backend
+    vol = faulty_store.create('v', MiB, key(1))
+    vol.write(0, b'A' * 4096)
+    vol.create_snapshot('s')
+    vol.write(0, b'B' * 4096)
+    failed = []
+
+    def revert():
+        try:
+            vol.revert('s')
+        except base.BackendError as exc:
+            failed.append(exc)
+
+    def write_then_fail_the_revert_record():
+        vol.write(4096, b'C' * 4096)  # between the revert's two commits
+        backend.commits_before_failure = 1
+    run_while_uploads_are_held(backend, revert, write_then_fail_the_revert_record)
+
+    assert failed, 'the revert should have failed'
+    assert vol.read(0, 8192) == b'B' * 4096 + b'C' * 4096
+    vol.flush()
+    assert faulty_store.open('v', key(2)).read(0, 8192) == b'B' * 4096 + b'C' * 4096
