@@ -154,7 +154,7 @@ def router_figures(place, args, workdir):
         targets = []
         for name, cluster in clusters.items():
             cluster.client().create_volume('fio', args.fio_size_mib * MiB)
-            targets.append((name, 'nbd://%s/fio' % cluster.router('r1')['nbd']))
+            targets.append((name, cluster.nbd_uri('r1', 'fio', ttl=86400)))
         return fio_mod.alternate(targets, args.rounds, args.runtime, args.fio_size_mib,
                                  workdir)
     finally:

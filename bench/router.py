@@ -48,7 +48,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 async def _connect(cluster, router_id, volume):
     host, _, port = cluster.router(router_id)['nbd'].rpartition(':')
-    return await nbd_client.NBDClient.connect_tcp(host, int(port), volume, timeout=30)
+    return await nbd_client.NBDClient.connect_tcp(host, int(port),
+                                                  cluster.session_export(volume), timeout=30)
 
 
 def write_sequential(cluster, router_id, volume, size, flush_every=64 * MiB, flush_at_end=True):
@@ -110,7 +111,7 @@ def bench_fio(cluster, args, workdir):
     api = cluster.client()
     api.create_volume('fio', args.size_mib * MiB, router='r2')
     nbdkit_port = fio_mod.free_port()
-    targets = [('router r2', 'nbd://%s/fio' % cluster.router('r2')['nbd']),
+    targets = [('router r2', cluster.nbd_uri('r2', 'fio', ttl=86400)),
                ('nbdkit memory', 'nbd://127.0.0.1:%d/' % nbdkit_port)]
     with fio_mod.nbdkit_memory(nbdkit_port, args.size_mib) as nbdkit:
         fio_mod.wait_for_port(nbdkit_port, nbdkit)

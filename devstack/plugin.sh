@@ -113,17 +113,19 @@ function install_ovs_edge {
     sudo "$(_ovs_python)" -m ovs_cinder.autoregister enable
 }
 
-# _ovs_write_token - the shared control API token, readable by the stack
-# user (routers, cinder-volume) and root (the edge) only
+# _ovs_write_token - the admin and the edge credentials, readable by the
+# stack user (routers, cinder-volume) and root (the edge) only
 function _ovs_write_token {
     local token=${OVS_API_TOKEN:-${SERVICE_PASSWORD:-}}
     if [[ -z $token && -s $OVS_TOKEN_FILE ]]; then
-        return
+        token=$(head -n 1 "$OVS_TOKEN_FILE")
     fi
     if [[ -z $token ]]; then
         token=$(openssl rand -hex 32)
     fi
     (umask 077 && printf '%s\n' "$token" > "$OVS_TOKEN_FILE")
+    local edge_token=${OVS_EDGE_TOKEN:-$(printf 'ovs-edge credential:%s' "$token" | sha256sum | cut -d' ' -f1)}
+    (umask 077 && printf '%s\n' "$edge_token" > "$OVS_EDGE_TOKEN_FILE")
 }
 
 function _ovs_write_router_configs {
@@ -139,6 +141,7 @@ function _ovs_write_router_configs {
         iniset "$conf" router api_host "$OVS_ROUTER_HOST"
         iniset "$conf" router api_port $((OVS_ROUTER_API_PORT_BASE + n - 1))
         iniset "$conf" router token_file "$OVS_TOKEN_FILE"
+        iniset "$conf" router edge_token_file "$OVS_EDGE_TOKEN_FILE"
         iniset "$conf" zookeeper hosts "$(_ovs_zookeeper_hosts)"
         # The local backend: one directory shared by this node's routers.
         iniset "$conf" backend backend local
@@ -151,7 +154,7 @@ function _ovs_write_edge_config {
     rm -f "$conf"
     iniset "$conf" edge site "$OVS_SITE"
     iniset "$conf" edge router_endpoints "$(ovs_router_endpoints)"
-    iniset "$conf" edge token_file "$OVS_TOKEN_FILE"
+    iniset "$conf" edge token_file "$OVS_EDGE_TOKEN_FILE"
     iniset "$conf" edge control_socket "$OVS_EDGE_RUN_DIR/control.sock"
     iniset "$conf" edge socket_dir "$OVS_EDGE_RUN_DIR/volumes"
     iniset "$conf" edge state_dir "$OVS_EDGE_DATA_DIR/edge"

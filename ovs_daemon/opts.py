@@ -49,9 +49,20 @@ router_opts = [
                             'driver use to reach this router; defaults to '
                             'nbd_host and api_host.'),
     cfg.StrOpt('token_file', required=True,
-               help='File holding the control API token, shared by the '
-                    'routers, edges and the Cinder driver of the vPool. Keep '
-                    'it readable by root only.'),
+               help='File holding the admin credential of the control API, '
+                    'shared by the routers, the Cinder driver and ovs-admin '
+                    '(every call; also signs the short-lived credentials of '
+                    'tools\' NBD sessions). One token a line: every line is '
+                    'accepted, clients send the first, so a rotation keeps two '
+                    'valid at once; the file is read again when it changes. '
+                    'Mode 0600 (or 0640 for the service\'s group), checked at '
+                    'start-up.'),
+    cfg.StrOpt('edge_token_file',
+               help='File holding the edge credential: the edges\' token_file. '
+                    'It may only list the routers, locate volumes and acquire '
+                    'one in failover mode with a current attachment token. '
+                    'Same format and checks as token_file. Unset: edges cannot '
+                    'call the control API.'),
     cfg.FloatOpt('peer_timeout', default=1.0, min=0.05,
                  help='Seconds to wait for another router to connect, and '
                       'to answer a health check before a handover, before it '

@@ -169,6 +169,12 @@ class ControlClient:
     def undrain(self, router):
         return self._post('/v1/routers/%s/undrain' % router)
 
+    def create_credential(self, name, ttl=None):
+        """``{"volume", "token", "expires"}``: a short-lived credential for
+        NBD sessions of ``name`` (export name ``<name>/<token>``)."""
+        return self._post('/v1/volumes/%s/credentials' % name,
+                          {} if ttl is None else {'ttl': ttl})
+
     def create_attachment(self, name, host, multiattach=None):
         body = {'host': host}
         if multiattach is not None:

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import sys
+import time
 
 from ovs_daemon.api import client as api_client
 from ovs_daemon.api import edge_client
@@ -214,16 +215,33 @@ def detach(client, args):
 def create_attachment(client, args):
     """An attachment for ``host`` without an edge, for tools and tests:
     its token and the NBD export name a session of that host presents."""
-    answer = client.create_attachment(args.volume, args.host)
-    answer['export'] = '%s/%s' % (args.volume, answer['token'])
-    location = client.locate(args.volume)
-    answer['uri'] = ('nbd://%s/%s' % (location['router']['nbd'], answer['export'])
-                     if location['router'] else None)
+    answer = _with_export(client, args.volume, client.create_attachment(args.volume, args.host))
     if args.json:
         return answer
     return 'attachment of %s for %s: token %s\nNBD export %s%s' % (
         args.volume, args.host, answer['token'], answer['export'],
         ', at the owner: %s' % answer['uri'] if answer['uri'] else '')
+
+
+def create_credential(client, args):
+    """A short-lived credential for an operator's NBD sessions (qemu-img,
+    nbdcopy): no attachment is recorded, guests' sessions are untouched."""
+    answer = _with_export(client, args.volume, client.create_credential(args.volume, args.ttl))
+    if args.json:
+        return answer
+    return 'NBD export %s (valid until %s)%s' % (
+        answer['export'], time.strftime('%Y-%m-%d %H:%M:%S UTC',
+                                        time.gmtime(answer['expires'])),
+        '\nat the owner: %s' % answer['uri'] if answer['uri'] else '')
+
+
+def _with_export(client, volume, answer):
+    """``answer`` with the export name and NBD URI that present its token."""
+    answer['export'] = '%s/%s' % (volume, answer['token'])
+    location = client.locate(volume)
+    answer['uri'] = ('nbd://%s/%s' % (location['router']['nbd'], answer['export'])
+                     if location['router'] else None)
+    return answer
 
 
 def migrate(client, args):
@@ -326,6 +344,8 @@ def run_command(client, args):
                 else 'router %s takes volumes again' % args.router)
     if command == 'attachment-create':
         return create_attachment(client, args)
+    if command == 'credential':
+        return create_credential(client, args)
     if command == 'attachment-delete':
         client.delete_attachment(args.volume, args.host)
         return ({'volume': args.volume, 'host': args.host} if args.json
@@ -392,6 +412,9 @@ def parser():
     command('attachment-create', 'record an attachment for a host without its edge; '
             'prints its token and NBD export name', volume, (('host',), {}))
     command('attachment-delete', 'revoke a host\'s attachment', volume, (('host',), {}))
+    command('credential', 'a short-lived credential for NBD sessions of a volume (tools); '
+            'prints its export name and NBD URI', volume,
+            (('--ttl',), {'type': int, 'help': 'seconds it admits new sessions (default 600)'}))
     command('acquire', 'make the router answering the owner', volume,
             (('--failover',), {'action': 'store_true', 'help': 'steal from an unreachable owner'}))
     return top

@@ -120,8 +120,13 @@ class Cluster:
 
     @property
     def token(self):
+        """The admin credential."""
         with open(self.token_file) as f:
             return f.read().strip()
+
+    @property
+    def edge_token_file(self):
+        return self.state['edge_token_file']
 
     @property
     def zookeeper_pid(self):
@@ -147,6 +152,16 @@ class Cluster:
         routers = [self.router(router_id)] if router_id else self.state['routers']
         return api_client.ControlClient([r['api'] for r in routers], self.token,
                                         timeout=timeout, connect_timeout=1.0)
+
+    def session_export(self, volume, ttl=3600):
+        """``<volume>/<credential>``: the export name of an operator's NBD
+        session, with a short-lived credential from the control API."""
+        return '%s/%s' % (volume, self.client().create_credential(volume, ttl)['token'])
+
+    def nbd_uri(self, router_id, volume, ttl=3600):
+        """An NBD URI of ``volume`` on a router, with a credential."""
+        return 'nbd://%s/%s' % (self.router(router_id)['nbd'],
+                                self.session_export(volume, ttl))
 
     def router_endpoints(self):
         """The routers' control API URLs, as an edge's configuration lists them."""
@@ -200,7 +215,9 @@ class Cluster:
         self.state = {'instance': secrets.token_hex(8), 'vpool': vpool,
                       'workdir': self.workdir, 'routers': [], 'edges': [],
                       'backend': os.path.join(self.workdir, 'backend'),
-                      'token_file': self._write_token(), 'zookeeper_process': None,
+                      'token_file': self._write_token('token'),
+                      'edge_token_file': self._write_token('edge-token'),
+                      'zookeeper_process': None,
                       'zookeeper_members': [], 'router_options': options or {},
                       'network': None, 'partitions': []}
         self._save()
@@ -323,8 +340,8 @@ class Cluster:
         say('replacing the stopped cluster described in %s' % self.state_path)
         previous.down()
 
-    def _write_token(self):
-        path = os.path.join(self.workdir, 'token')
+    def _write_token(self, name):
+        path = os.path.join(self.workdir, name)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, 'w') as f:
             f.write(secrets.token_urlsafe(32) + '\n')
@@ -340,7 +357,8 @@ class Cluster:
             'DEFAULT': {'log_file': os.path.join(directory, 'router.log')},
             'router': {'id': router_id, 'site': site, 'vpool': self.state['vpool'],
                        'nbd_host': address, 'nbd_port': nbd_port, 'api_host': address,
-                       'api_port': api_port, 'token_file': self.token_file},
+                       'api_port': api_port, 'token_file': self.token_file,
+                       'edge_token_file': self.edge_token_file},
             'zookeeper': {'hosts': self.state['zookeeper'],
                           'session_timeout': SESSION_TIMEOUT},
             'backend': self.state.get('backend_options') or {
@@ -474,7 +492,7 @@ class Cluster:
         metrics_port = sockets.free_port(address, host.name if host else None)
         settings = _merge({
             'DEFAULT': {'log_file': os.path.join(directory, 'edge.log')},
-            'edge': {'host': name, 'site': site, 'token_file': self.token_file,
+            'edge': {'host': name, 'site': site, 'token_file': self.edge_token_file,
                      'router_endpoints': self.router_endpoints(),
                      'control_socket': os.path.join(directory, 'control.sock'),
                      'socket_dir': sockets_dir, 'state_dir': directory,

@@ -19,7 +19,6 @@ first. A forwarded call is never forwarded again: if the volume moved on
 meanwhile the caller gets 503 and retries.
 """
 
-import hmac
 import json
 import secrets
 
@@ -32,6 +31,7 @@ from ovs_daemon.engine import errors as engine_errors
 from ovs_daemon.router import ownership as ownership_mod
 from ovs_daemon.router import peers as peers_mod
 from ovs_daemon.router import registry as registry_mod
+from ovs_daemon.router import session_credentials
 
 LOG = logging.getLogger(__name__)
 MAX_BODY = 64 << 10
@@ -95,17 +95,42 @@ async def _errors_as_json(request, handler):
         return error_response(status, error_type, str(exc))
 
 
-def _token_check(token):
-    expected = token.encode()
+ROLE_ADMIN = 'admin'
+ROLE_EDGE = 'edge'
+# What the edge credential may call: enough to find a volume's router and
+# take a volume over after a failover, with a current attachment token.
+EDGE_CALLS = frozenset([('GET', '/v1/routers'), ('GET', '/v1/volumes/{name}/locate'),
+                        ('POST', '/v1/volumes/{name}/acquire')])
+
+
+def _role_check(admin_tokens, edge_tokens):
+    """Authenticate every call: the admin credential may call anything, the
+    edge credential only :data:`EDGE_CALLS` (else 403)."""
 
     @web.middleware
     async def check(request, handler):
         scheme, _, given = request.headers.get('Authorization', '').partition(' ')
-        if scheme.lower() != 'bearer' or not hmac.compare_digest(given.strip().encode(),
-                                                                 expected):
+        given = given.strip().encode()
+        role = None
+        if scheme.lower() == 'bearer' and given:
+            if admin_tokens.matches(given):
+                role = ROLE_ADMIN
+            elif edge_tokens is not None and edge_tokens.matches(given):
+                role = ROLE_EDGE
+        if role is None:
             return error_response(401, 'Unauthorized', 'a valid token is required')
+        if role == ROLE_EDGE and (request.method, _route_of(request)) not in EDGE_CALLS:
+            return error_response(403, 'Forbidden', 'the edge credential may only list the '
+                                  'routers, locate volumes and acquire them in failover mode')
+        request['role'] = role
         return await handler(request)
     return check
+
+
+def _route_of(request):
+    route = request.match_info.route
+    resource = getattr(route, 'resource', None)
+    return resource.canonical if resource is not None else None
 
 
 # -- request parsing ------------------------------------------------------------
@@ -172,8 +197,9 @@ class ControlAPI:
     def router_id(self):
         return self.service.router_id
 
-    def application(self, token):
-        app = web.Application(middlewares=[_errors_as_json, _token_check(token)],
+    def application(self, admin_tokens, edge_tokens=None):
+        app = web.Application(middlewares=[_errors_as_json,
+                                           _role_check(admin_tokens, edge_tokens)],
                               client_max_size=MAX_BODY)
         get, post, delete = web.get, web.post, web.delete
         volume = '/v1/volumes/{name}'
@@ -200,6 +226,7 @@ class ControlAPI:
             post(volume + '/acquire', self.acquire),
             post(volume + '/migrate', self.migrate),
             post(volume + '/handover', self.handover),
+            post(volume + '/credentials', self.create_credential),
             post(volume + '/attachments', self.create_attachment),
             delete(volume + '/attachments/{host}', self.delete_attachment),
             delete(volume + '/attachments', self.delete_attachments),
@@ -494,6 +521,10 @@ class ControlAPI:
         body = await _body(request)
         mode = _field(body, 'mode', str, required=False) or ownership_mod.MODE_NORMAL
         attachment = _field(body, 'attachment', str, required=False)
+        if request['role'] == ROLE_EDGE and (mode != ownership_mod.MODE_FAILOVER
+                                             or not attachment):
+            raise errors.Forbidden('the edge credential acquires only in failover mode, '
+                                   'with a current attachment token')
         record = await self.own.acquire(_volume_name(request), mode, attachment)
         return web.json_response(await self._location(record))
 
@@ -524,6 +555,21 @@ class ControlAPI:
         epoch = _field(body, 'epoch', int)
         answer = await self.own.handover(_volume_name(request), to, epoch)
         return web.json_response(answer)
+
+    # -- credentials ----------------------------------------------------------
+
+    async def create_credential(self, request):
+        """A short-lived credential for an operator's or a tool's NBD sessions."""
+        name = _volume_name(request)
+        body = await _body(request)
+        ttl = _field(body, 'ttl', int, required=False) or session_credentials.DEFAULT_TTL
+        if not 0 < ttl <= session_credentials.MAX_TTL:
+            raise errors.BadRequest('field %r must be 1 to %d seconds'
+                                    % ('ttl', session_credentials.MAX_TTL))
+        await self._run(self.registry.volume, name)
+        token, expires = self.service.session_credentials.issue(name, ttl)
+        return web.json_response({'volume': name, 'token': token, 'expires': expires},
+                                 status=201)
 
     # -- attachments ----------------------------------------------------------
 

@@ -112,11 +112,8 @@ class ServedVolume:
         self.watch = None
 
     def admits(self, token):
-        """Sessions that present a token need a current one; a session
-        without one is let in only while the volume has no attachment."""
-        if token:
-            return token in self.attachment_tokens
-        return not self.attachment_tokens
+        """Whether ``token`` is a current attachment token of the volume."""
+        return token in self.attachment_tokens
 
 
 class Ownership:
@@ -174,21 +171,23 @@ class Ownership:
 
     # -- the data plane's view ---------------------------------------------
 
-    async def resolve_export(self, export_name):
-        """The NBD resolver. ``export_name`` is the volume's name, followed
-        by ``/<attachment token>`` for edge sessions. Refusals name the owner."""
-        name, _, token = export_name.partition('/')
+    async def resolve_export(self, name, token):
+        """The export of a session of volume ``name`` presenting attachment
+        ``token``, or, with None, of an operator whose credential the caller
+        checked. Refusals name the owner."""
+        if token is not None and not token:
+            raise nbd_errors.ExportRefused(
+                'volume %s: a session needs a credential (<volume>/<attachment token or '
+                'credential from POST /v1/volumes/%s/credentials>)' % (name, name),
+                protocol.REP_ERR_POLICY)
         served = self._served.get(name)
         if served is None:
             raise nbd_errors.ExportRefused(await self._where_is(name))
+        if token is None:
+            return served.export
         if not served.admits(token):
             raise nbd_errors.ExportRefused(
-                'volume %s: %s' % (name, 'the attachment token is not current' if token
-                                   else 'the volume is attached: a session needs its '
-                                        'attachment token'),
-                protocol.REP_ERR_POLICY)
-        if not token:
-            return served.export
+                'volume %s: the credential is not current' % name, protocol.REP_ERR_POLICY)
         return volume_export.AttachedExport(served.export, token,
                                             functools.partial(served.admits, token))
 

@@ -31,9 +31,9 @@ FORWARDED_BY = 'X-OVS-Forwarded-By'
 
 class Peers:
 
-    def __init__(self, router_id, token, peer_timeout, forward_timeout):
+    def __init__(self, router_id, tokens, peer_timeout, forward_timeout):
         self.router_id = router_id
-        self._token = token
+        self._tokens = tokens
         self.peer_timeout = peer_timeout
         self.forward_timeout = forward_timeout
         self._session = None
@@ -54,7 +54,7 @@ class Peers:
         """``(status, json or text)`` of one call to the router at ``api``."""
         timeout = aiohttp.ClientTimeout(total=timeout or self.forward_timeout,
                                         sock_connect=self.peer_timeout)
-        headers = {'Authorization': 'Bearer %s' % self._token,
+        headers = {'Authorization': 'Bearer %s' % self._tokens.current,
                    FORWARDED_BY: self.router_id}
         try:
             async with self._http().request(method, api + path, json=body, params=query,

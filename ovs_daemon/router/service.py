@@ -44,6 +44,7 @@ from ovs_daemon.router import metrics as metrics_mod
 from ovs_daemon.router import ownership as ownership_mod
 from ovs_daemon.router import peers as peers_mod
 from ovs_daemon.router import registry as registry_mod
+from ovs_daemon.router import session_credentials
 
 LOG = logging.getLogger(__name__)
 
@@ -61,9 +62,13 @@ class RouterService:
         self.site = router.site
         self.vpool = router.vpool
         try:
-            self._token = token_mod.read_token(router.token_file)
+            self.admin_tokens = token_mod.TokenFile(router.token_file)
+            self.edge_tokens = (token_mod.TokenFile(router.edge_token_file)
+                                if router.edge_token_file else None)
         except token_mod.TokenError as exc:
             raise StartupError(str(exc)) from exc
+        self.session_credentials = session_credentials.SessionCredentials(
+            self.vpool, self.admin_tokens)
         self.executor = concurrent.futures.ThreadPoolExecutor(
             router.io_threads, thread_name_prefix='router-io')
         try:
@@ -84,7 +89,7 @@ class RouterService:
             hosts=conf.zookeeper.hosts, timeout=conf.zookeeper.session_timeout,
             handler=handler, connection_retry=reconnect)
         self.registry = registry_mod.Registry(self.zk, self.vpool)
-        self.peers = peers_mod.Peers(self.router_id, self._token, router.peer_timeout,
+        self.peers = peers_mod.Peers(self.router_id, self.admin_tokens, router.peer_timeout,
                                      router.forward_timeout)
         self.nbd_server = nbd_server_mod.NBDServer(self._resolve_export)
         self.ownership = ownership_mod.Ownership(
@@ -97,8 +102,13 @@ class RouterService:
         self._stopping = None
         self._background = []
 
-    async def _resolve_export(self, name):
-        return await self.ownership.resolve_export(name)
+    async def _resolve_export(self, export_name):
+        """Every session presents a credential after the volume's name: an
+        attachment token, or an operator's short-lived credential."""
+        name, _, credential = export_name.partition('/')
+        if self.session_credentials.admits(name, credential):
+            return await self.ownership.resolve_export(name, None)
+        return await self.ownership.resolve_export(name, credential)
 
     # -- life cycle -------------------------------------------------------------
 
@@ -108,7 +118,8 @@ class RouterService:
         await loop.run_in_executor(self.executor, self._connect_zookeeper)
         self.ownership.start()
         nbd_host, nbd_port = await self.nbd_server.start_tcp(router.nbd_host, router.nbd_port)
-        self._runner = web.AppRunner(api_mod.ControlAPI(self).application(self._token),
+        self._runner = web.AppRunner(api_mod.ControlAPI(self).application(
+                                         self.admin_tokens, self.edge_tokens),
                                      access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, router.api_host, router.api_port)

@@ -181,7 +181,7 @@ def test_up_backend_s3_runs_the_vpool_on_motos_server(tmp_path):
         with open(cluster.router('r1')['config']) as f:
             assert 'backend = s3' in f.read()
         cluster.client().create_volume('v1', 4 << 20, router='r1')
-        nbd = 'nbd://%s/v1' % cluster.router('r1')['nbd']
+        nbd = cluster.nbd_uri('r1', 'v1')
         subprocess.run(['qemu-io', '-f', 'raw', '-c', 'write -P 0x5a 0 64k', '-c', 'flush',
                         nbd], check=True, capture_output=True, timeout=60)
         settings = cluster.state['backend_options']
@@ -193,7 +193,7 @@ def test_up_backend_s3_runs_the_vpool_on_motos_server(tmp_path):
         cluster.client('r2').acquire('v1', 'failover')
         read = subprocess.run(
             ['qemu-io', '-f', 'raw', '-c', 'read -P 0x5a 0 64k',
-             'nbd://%s/v1' % cluster.router('r2')['nbd']],
+             cluster.nbd_uri('r2', 'v1')],
             capture_output=True, text=True, timeout=60)
         assert read.returncode == 0 and 'Pattern verification failed' not in read.stdout
         s3_pid = cluster.state['s3_process']['pid']

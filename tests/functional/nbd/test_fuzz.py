@@ -133,20 +133,20 @@ def send_and_drain(port, data):
             pass  # the server is allowed to drop us
 
 
-def read_all(port):
+def read_all(port, name="vol1"):
     async def read():
         nbd = await client_mod.NBDClient.connect_tcp("127.0.0.1", port,
-                                                     "vol1", timeout=10)
+                                                     name, timeout=10)
         data = await nbd.read(0, SIZE)
         await nbd.close()
         return bytes(data)
     return asyncio.run(read())
 
 
-def write_all(port, data):
+def write_all(port, data, name="vol1"):
     async def write():
         nbd = await client_mod.NBDClient.connect_tcp("127.0.0.1", port,
-                                                     "vol1", timeout=10)
+                                                     name, timeout=10)
         await nbd.write(0, data)
         await nbd.flush()
         await nbd.close()

@@ -18,7 +18,6 @@ import requests
 
 from ovs_daemon.api import errors as api_errors
 from tests.functional.clients import qemu_io
-from tests.functional.clients import tcp_uri
 
 pytestmark = pytest.mark.slow
 MiB = 1 << 20
@@ -79,7 +78,7 @@ def test_conflicts_and_missing_things(vpool):
 def test_volume_life_cycle_snapshot_clone_revert_delete(vpool):
     api = vpool.client()
     record = api.create_volume('v1', 16 * MiB, router='r1')
-    uri = tcp_uri(vpool.router('r1')['nbd'], 'v1')
+    uri = vpool.nbd_uri('r1', 'v1')
     qemu_io(uri, 'write -P 0x11 0 1M', 'flush')
     api.create_snapshot('v1', 's1')
     qemu_io(uri, 'write -P 0x22 0 1M', 'flush')
@@ -87,7 +86,7 @@ def test_volume_life_cycle_snapshot_clone_revert_delete(vpool):
     clone = api.create_volume('c1', 32 * MiB, router='r2',
                               source={'volume': 'v1', 'snapshot': 's1'})
     assert clone['parent'] == {'volume': 'v1', 'snapshot': 's1'}
-    clone_uri = tcp_uri(vpool.router('r2')['nbd'], 'c1')
+    clone_uri = vpool.nbd_uri('r2', 'c1')
     assert 'verification failed' not in qemu_io(clone_uri, 'read -P 0x11 0 1M',
                                                 'read -P 0 16M 1M')
     copy = api.create_volume('c2', None, source={'volume': 'v1'})
@@ -126,7 +125,7 @@ def test_attachment_tokens_are_issued_once_and_revoked(vpool):
 def test_metrics_count_io_and_ownership_changes(vpool):
     api = vpool.client()
     api.create_volume('v1', 16 * MiB, router='r1')
-    qemu_io(tcp_uri(vpool.router('r1')['nbd'], 'v1'), 'write -P 1 0 64k', 'flush')
+    qemu_io(vpool.nbd_uri('r1', 'v1'), 'write -P 1 0 64k', 'flush')
     api.migrate('v1', 'r2')
     r1 = vpool.client('r1').metrics()
     r2 = vpool.client('r2').metrics()

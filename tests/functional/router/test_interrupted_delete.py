@@ -27,7 +27,6 @@ from ovs_daemon.backends import base as backends
 from ovs_daemon.backends import local
 from ovs_daemon.router import registry as registry_mod
 from tests.functional.clients import qemu_io
-from tests.functional.clients import tcp_uri
 
 pytestmark = pytest.mark.slow
 MiB = 1 << 20
@@ -70,7 +69,7 @@ def delete_in_background(vpool, router_id, name):
 def test_a_delete_whose_router_died_is_finished_by_another_router(vpool):
     api = vpool.client('r3')
     api.create_volume('v1', 16 * MiB, router='r1')
-    qemu_io(tcp_uri(vpool.router('r1')['nbd'], 'v1'), 'write -P 0x5a 0 1M', 'flush')
+    qemu_io(vpool.nbd_uri('r1', 'v1'), 'write -P 0x5a 0 1M', 'flush')
     api.create_snapshot('v1', 's1')
     api.create_volume('c1', 16 * MiB, router='r2', source={'volume': 'v1', 'snapshot': 's1'})
 
@@ -88,7 +87,7 @@ def test_a_delete_whose_router_died_is_finished_by_another_router(vpool):
     with pytest.raises(api_errors.NotFound):
         api.volume('v1')
     assert 'v1' in namespaces(vpool)  # kept: c1 reads through it
-    out = qemu_io(tcp_uri(vpool.router('r2')['nbd'], 'c1'), 'read -P 0x5a 0 1M')
+    out = qemu_io(vpool.nbd_uri('r2', 'c1'), 'read -P 0x5a 0 1M')
     assert 'verification failed' not in out
 
     api.delete_volume('c1')

@@ -17,37 +17,32 @@ import pytest
 
 from ovs_daemon.api import errors as api_errors
 from tests.functional.clients import qemu_io
-from tests.functional.clients import tcp_uri
 
 pytestmark = pytest.mark.slow
 MiB = 1 << 20
-
-
-def nbd_uri(vpool, router_id, volume):
-    return tcp_uri(vpool.router(router_id)['nbd'], volume)
 
 
 def test_planned_migrate_keeps_the_data_and_the_old_owner_refuses(vpool):
     api = vpool.client()
     record = api.create_volume('v1', 64 * MiB, router='r1')
     assert (record['owner'], record['epoch']) == ('r1', 1)
-    qemu_io(nbd_uri(vpool, 'r1', 'v1'), 'write -P 0xa5 4096 3M', 'flush')
+    qemu_io(vpool.nbd_uri('r1', 'v1'), 'write -P 0xa5 4096 3M', 'flush')
 
     location = api.migrate('v1', 'r2')
 
     assert (location['owner'], location['epoch']) == ('r2', 2)
     assert api.volume('v1')['transfer']['kind'] == 'handover'
     assert api.volume('v1')['transfer']['from'] == 'r1'
-    out = qemu_io(nbd_uri(vpool, 'r2', 'v1'), 'read -P 0xa5 4096 3M', 'read -P 0 0 4096')
+    out = qemu_io(vpool.nbd_uri('r2', 'v1'), 'read -P 0xa5 4096 3M', 'read -P 0 0 4096')
     assert 'verification failed' not in out
-    refused = qemu_io(nbd_uri(vpool, 'r1', 'v1'), 'read 0 4k', expect_ok=False)
+    refused = qemu_io(vpool.nbd_uri('r1', 'v1'), 'read 0 4k', expect_ok=False)
     assert 'server reported: volume v1 is owned by r2' in refused
 
 
 def test_kill_9_of_the_owner_then_failover_acquire_steals_with_epoch_plus_one(vpool):
     api = vpool.client()
     api.create_volume('v1', 64 * MiB, router='r1')
-    qemu_io(nbd_uri(vpool, 'r1', 'v1'), 'write -P 0x3c 0 8M', 'flush')
+    qemu_io(vpool.nbd_uri('r1', 'v1'), 'write -P 0x3c 0 8M', 'flush')
 
     vpool.kill_router('r1')
     location = vpool.client('r2').acquire('v1', mode='failover')
@@ -55,7 +50,7 @@ def test_kill_9_of_the_owner_then_failover_acquire_steals_with_epoch_plus_one(vp
     assert (location['owner'], location['epoch']) == ('r2', 2)
     assert api.volume('v1')['transfer'] == {
         'kind': 'steal', 'from': 'r1', 'at': api.volume('v1')['transfer']['at']}
-    out = qemu_io(nbd_uri(vpool, 'r2', 'v1'), 'read -P 0x3c 0 8M')
+    out = qemu_io(vpool.nbd_uri('r2', 'v1'), 'read -P 0x3c 0 8M')
     assert 'verification failed' not in out
 
 
@@ -72,14 +67,14 @@ def test_normal_acquire_does_not_steal_from_an_unreachable_owner(vpool):
 def test_a_restarted_router_takes_its_volumes_back(vpool):
     api = vpool.client()
     api.create_volume('v1', 16 * MiB, router='r1')
-    qemu_io(nbd_uri(vpool, 'r1', 'v1'), 'write -P 0x77 0 1M', 'flush')
+    qemu_io(vpool.nbd_uri('r1', 'v1'), 'write -P 0x77 0 1M', 'flush')
     vpool.kill_router('r1')
     vpool.start_router('r1')
     vpool.wait_until(lambda: 'v1' in vpool.client('r1').health()['served'])
     record = api.volume('v1')
     assert (record['owner'], record['epoch'], record['transfer']['kind']) == (
         'r1', 2, 'restart')
-    assert 'verification failed' not in qemu_io(nbd_uri(vpool, 'r1', 'v1'), 'read -P 0x77 0 1M')
+    assert 'verification failed' not in qemu_io(vpool.nbd_uri('r1', 'v1'), 'read -P 0x77 0 1M')
 
 
 def test_any_router_answers_by_forwarding_to_the_owner(vpool):
@@ -99,7 +94,7 @@ def test_failover_acquire_steals_at_once_from_a_hung_owner(make_vpool):
     vpool = make_vpool(routers=2, options={'router': {'handover_timeout': 60.0}})
     api = vpool.client()
     api.create_volume('v1', 16 * MiB, router='r1')
-    qemu_io(nbd_uri(vpool, 'r1', 'v1'), 'write -P 0x6b 0 1M', 'flush')
+    qemu_io(vpool.nbd_uri('r1', 'v1'), 'write -P 0x6b 0 1M', 'flush')
 
     vpool.pause_router('r1')
     try:
@@ -109,7 +104,7 @@ def test_failover_acquire_steals_at_once_from_a_hung_owner(make_vpool):
 
     assert (location['owner'], location['epoch']) == ('r2', 2)
     assert api.volume('v1')['transfer']['kind'] == 'steal'
-    out = qemu_io(nbd_uri(vpool, 'r2', 'v1'), 'read -P 0x6b 0 1M')
+    out = qemu_io(vpool.nbd_uri('r2', 'v1'), 'read -P 0x6b 0 1M')
     assert 'verification failed' not in out
     # Woken up, the old owner sees the record change and halts its copy.
     vpool.wait_until(lambda: 'v1' in vpool.client('r1').health()['halted'], timeout=30)

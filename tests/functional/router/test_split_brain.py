@@ -18,7 +18,6 @@ halts; nothing it acknowledged after the claim is ever visible."""
 import pytest
 
 from tests.functional.clients import qemu_io
-from tests.functional.clients import tcp_uri
 
 pytestmark = pytest.mark.slow
 MiB = 1 << 20
@@ -49,7 +48,7 @@ def test_stolen_owner_is_fenced_at_its_next_flush(network, make_vpool):
                                 'zookeeper': {'session_timeout': 20}})
     api = vpool.client('r2')
     api.create_volume('v1', 16 * MiB, router='r1')
-    old_owner = tcp_uri(vpool.router('r1')['nbd'], 'v1')
+    old_owner = vpool.nbd_uri('r1', 'v1')
     in_host(client, old_owner, 'write -P 0x11 0 1M', 'flush')
 
     r1 = hosts['r1']
@@ -63,7 +62,7 @@ def test_stolen_owner_is_fenced_at_its_next_flush(network, make_vpool):
     out = in_host(client, old_owner, 'write -P 0xee 0 64k', 'flush', expect_ok=False)
     assert 'flush failed' in out or 'Cannot send after transport endpoint shutdown' in out
 
-    new_owner = tcp_uri(vpool.router('r2')['nbd'], 'v1')
+    new_owner = vpool.nbd_uri('r2', 'v1')
     assert 'verification failed' not in qemu_io(new_owner, 'read -P 0x11 0 1M')
     r1.unblock_address(network.address)
     r1.unblock(hosts['r2'])

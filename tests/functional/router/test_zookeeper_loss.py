@@ -26,7 +26,6 @@ from ovs_daemon.devcluster import zookeeper
 from ovs_daemon.nbd import client as client_mod
 from ovs_daemon.nbd import errors as nbd_errors
 from tests.functional.clients import qemu_io
-from tests.functional.clients import tcp_uri
 
 pytestmark = pytest.mark.slow
 MiB = 1 << 20
@@ -34,7 +33,8 @@ MiB = 1 << 20
 
 def connect(vpool, router_id, volume):
     host, port = vpool.router(router_id)['nbd'].rsplit(':', 1)
-    return client_mod.NBDClient.connect_tcp(host, int(port), volume, timeout=10)
+    return client_mod.NBDClient.connect_tcp(host, int(port), vpool.session_export(volume),
+                                           timeout=10)
 
 
 async def wait_for(predicate, timeout=30.0):
@@ -71,7 +71,7 @@ def test_owner_holds_io_while_suspended_and_halts_when_the_session_is_gone(vpool
     vpool.wait_until(lambda: 'v1' in api.health()['served'], timeout=60)
     record = api.volume('v1')
     assert (record['owner'], record['epoch'], record['transfer']['kind']) == ('r1', 2, 'restart')
-    out = qemu_io(tcp_uri(vpool.router('r1')['nbd'], 'v1'), 'read -P 0x5a 0 64k',
+    out = qemu_io(vpool.nbd_uri('r1', 'v1'), 'read -P 0x5a 0 64k',
                   'read -P 0 64k 4k')
     assert 'verification failed' not in out
 
@@ -111,7 +111,7 @@ def test_routers_keep_serving_when_the_zookeeper_leader_dies(ensemble, make_vpoo
     api.create_volume('v2', 16 * MiB, router='r2')
     assert vpool.client('r2').health()['served'] == ['v2']
     last = written - 1
-    out = qemu_io(tcp_uri(vpool.router('r1')['nbd'], 'v1'),
+    out = qemu_io(vpool.nbd_uri('r1', 'v1'),
                   'read -P %d %d 4k' % (last % 251, (last % 4096) * 4096))
     assert 'verification failed' not in out
 
@@ -171,7 +171,7 @@ def test_a_router_keeps_knocking_through_a_long_zookeeper_outage(zookeeper_serve
     asyncio.run(scenario())
     record = api.volume('v1')
     assert (record['owner'], record['epoch']) == ('r1', 1)
-    out = qemu_io(tcp_uri(vpool.router('r1')['nbd'], 'v1'), 'read -P 0x11 0 4k',
+    out = qemu_io(vpool.nbd_uri('r1', 'v1'), 'read -P 0x11 0 4k',
                   'read -P 0x22 4k 4k')
     assert 'verification failed' not in out
 

@@ -313,18 +313,24 @@ def test_router_and_edge_configs_share_one_token_and_one_backend(tmp_path):
     token = node.conf_dir / 'token'
     assert stat.S_IMODE(token.stat().st_mode) == 0o600
     assert len(token.read_text().strip()) == 64
+    # The edges' credential is another one, and no way back to the admin's.
+    edge_token = node.conf_dir / 'edge-token'
+    assert stat.S_IMODE(edge_token.stat().st_mode) == 0o600
+    assert len(edge_token.read_text().strip()) == 64
+    assert edge_token.read_text() != token.read_text()
     routers = [node.ini(node.conf_dir / ('ovs-router-%d.conf' % n)) for n in (1, 2)]
     assert [dict(r['router']) for r in routers] == [{
         'id': 'ctl-r%d' % n, 'site': 'default', 'vpool': 'default',
         'nbd_host': '192.0.2.10', 'nbd_port': str(10808 + n),
         'api_host': '192.0.2.10', 'api_port': str(8764 + n), 'token_file': str(token),
+        'edge_token_file': str(edge_token),
     } for n in (1, 2)]
     for router in routers:
         assert router['zookeeper']['hosts'] == '127.0.0.1:2181'
         assert dict(router['backend']) == {'backend': 'local',
                                            'local_path': str(node.data_dir / 'backend')}
     assert dict(node.ini(node.conf_dir / 'ovs-edge.conf')['edge']) == {
-        'site': 'default', 'token_file': str(token),
+        'site': 'default', 'token_file': str(edge_token),
         'router_endpoints': 'http://192.0.2.10:8765,http://192.0.2.10:8766',
         'control_socket': str(node.run_dir / 'control.sock'),
         'socket_dir': str(node.run_dir / 'volumes'), 'socket_group': 'ovs-edge',
@@ -424,7 +430,7 @@ def test_a_compute_only_node_runs_just_the_edge_pointed_at_the_controller(tmp_pa
     assert not node.cinder_conf.exists()
     assert dict(node.ini(node.nova_conf)['ovs_edge']) == {
         'control_socket': str(node.run_dir / 'control.sock')}
-    assert sorted(os.listdir(node.conf_dir)) == ['ovs-edge.conf', 'token']
+    assert sorted(os.listdir(node.conf_dir)) == ['edge-token', 'ovs-edge.conf', 'token']
     assert (node.conf_dir / 'token').read_text() == 'ctl-token\n'
     assert ['install', '%s/python -m ovs_cinder.autoregister enable' % node.bin] in (
         node.calls('sudo'))
