@@ -27,10 +27,13 @@ import socket
 from ovs_daemon.nbd import errors
 
 RECV_BUFFER_SIZE = 256 * 1024
+# Until framing starts (an unauthenticated client may never get there) the
+# buffer is small; it holds the largest handshake message.
+HANDSHAKE_BUFFER_SIZE = 16 * 1024
 # Compact the receive buffer once less than this is free at its end, so
 # each recv can still take a useful amount.
 MIN_RECV_ROOM = 64 * 1024
-MAX_HANDSHAKE_BACKLOG = RECV_BUFFER_SIZE // 2
+MAX_HANDSHAKE_BACKLOG = HANDSHAKE_BUFFER_SIZE // 2
 # Parts at least this large are written on their own rather than joined,
 # to avoid copying them.
 JOIN_LIMIT = 64 * 1024
@@ -57,7 +60,7 @@ class FramedConnection(asyncio.BufferedProtocol):
     def __init__(self):
         self.transport = None
         self._loop = asyncio.get_running_loop()
-        self._buf = bytearray(RECV_BUFFER_SIZE)
+        self._buf = bytearray(HANDSHAKE_BUFFER_SIZE)
         self._view = memoryview(self._buf)
         self._start = 0
         self._end = 0
@@ -143,6 +146,11 @@ class FramedConnection(asyncio.BufferedProtocol):
     # -- framing phase ------------------------------------------------
 
     def start_framing(self):
+        pending = self._end - self._start
+        buf = bytearray(RECV_BUFFER_SIZE)
+        buf[:pending] = self._view[self._start:self._end]
+        self._buf, self._view = buf, memoryview(buf)
+        self._start, self._end = 0, pending
         self._framing = True
         if self._receiving_paused:
             self.resume_receiving()

@@ -21,12 +21,9 @@ caller drops the connection.
 import dataclasses
 import inspect
 
-from oslo_log import log as logging
-
+from ovs_daemon.nbd import admission as admission_mod
 from ovs_daemon.nbd import errors
 from ovs_daemon.nbd import protocol
-
-LOG = logging.getLogger(__name__)
 
 _KNOWN_CLIENT_FLAGS = protocol.FLAG_C_FIXED_NEWSTYLE | protocol.FLAG_C_NO_ZEROES
 
@@ -49,7 +46,7 @@ def transmission_flags(export):
                     | protocol.FLAG_SEND_WRITE_ZEROES)
 
 
-async def negotiate(conn, resolver):
+async def negotiate(conn, resolver, admission=None):
     conn.send(protocol.encode_greeting())
     (client_flags,) = protocol.CLIENT_FLAGS.unpack(
         await conn.read_exactly(protocol.CLIENT_FLAGS.size))
@@ -57,7 +54,8 @@ async def negotiate(conn, resolver):
         raise errors.ProtocolError("unknown client flags 0x%x" % client_flags)
     fixed = bool(client_flags & protocol.FLAG_C_FIXED_NEWSTYLE)
     no_zeroes = bool(client_flags & protocol.FLAG_C_NO_ZEROES)
-    while True:
+    admission = admission or admission_mod.Admission()
+    for _ in range(admission_mod.MAX_OPTIONS):
         option, data = await _read_option(conn)
         if option == protocol.OPT_EXPORT_NAME:
             return await _export_name(conn, resolver, data, no_zeroes)
@@ -70,7 +68,7 @@ async def negotiate(conn, resolver):
         if option == protocol.OPT_LIST:
             await _list(conn, resolver, data)
         elif option in (protocol.OPT_GO, protocol.OPT_INFO):
-            chosen = await _info(conn, resolver, option, data)
+            chosen = await _info(conn, resolver, option, data, admission)
             if chosen is not None:
                 if option == protocol.OPT_GO:
                     return chosen
@@ -78,6 +76,8 @@ async def negotiate(conn, resolver):
         else:
             _reply(conn, option, protocol.REP_ERR_UNSUP,
                    "option %d is not supported" % option)
+    raise errors.ProtocolError("more than %d options without choosing an export"
+                               % admission_mod.MAX_OPTIONS)
 
 
 async def _read_option(conn):
@@ -140,7 +140,7 @@ async def _list(conn, resolver, data):
     _reply(conn, protocol.OPT_LIST, protocol.REP_ACK)
 
 
-async def _info(conn, resolver, option, data):
+async def _info(conn, resolver, option, data, admission):
     """Answer NBD_OPT_INFO/GO; return Negotiated, or None if refused."""
     try:
         name, requests = protocol.decode_go_request(data)
@@ -150,8 +150,8 @@ async def _info(conn, resolver, option, data):
     try:
         export = await resolver(name)
     except errors.ExportRefused as exc:
-        LOG.info("Refused export %r: %s", protocol.loggable_name(name),
-                 exc.message)
+        admission.refuse("export_refused", "Refused export %r: %s",
+                         protocol.loggable_name(name), exc.message)
         _reply(conn, option, exc.reply_type, exc.message)
         return None
     flags = transmission_flags(export)

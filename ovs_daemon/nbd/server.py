@@ -27,9 +27,13 @@ import stat
 
 from oslo_log import log as logging
 
+from ovs_daemon.nbd import admission as admission_mod
 from ovs_daemon.nbd import session as session_mod
 
 LOG = logging.getLogger(__name__)
+# Connections the kernel queues before accept: a burst of clients (an edge
+# reconnecting its volumes after a failover) must not see SYNs dropped.
+LISTEN_BACKLOG = 1024
 
 
 class NBDServer:
@@ -39,11 +43,12 @@ class NBDServer:
         self._listeners = []
         self._unix_paths = []
         self._sessions = set()
+        self.admission = admission_mod.Admission()
 
     async def start_tcp(self, host, port=0):
         """Listen on TCP; port 0 picks a free one (see bound_port)."""
         listener = await asyncio.get_running_loop().create_server(
-            self._new_session, host, port, reuse_address=True)
+            self._new_session, host, port, reuse_address=True, backlog=LISTEN_BACKLOG)
         self._listeners.append(listener)
         LOG.info("NBD server listening on %s", self._describe(listener))
         return listener.sockets[0].getsockname()[:2]
@@ -125,7 +130,7 @@ class NBDServer:
 
     def _new_session(self):
         new = session_mod.ServerSession(self._resolve_export,
-                                        self._sessions.discard)
+                                        self._sessions.discard, self.admission)
         self._sessions.add(new)
         return new
 

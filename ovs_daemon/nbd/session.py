@@ -42,6 +42,7 @@ import functools
 
 from oslo_log import log as logging
 
+from ovs_daemon.nbd import admission as admission_mod
 from ovs_daemon.nbd import connection
 from ovs_daemon.nbd import errors
 from ovs_daemon.nbd import negotiation
@@ -49,8 +50,8 @@ from ovs_daemon.nbd import protocol
 
 LOG = logging.getLogger(__name__)
 
-# A client that connects and stalls must not hold a session forever.
-HANDSHAKE_TIMEOUT = 30.0
+# A client that connects and stalls must not hold a session for long.
+HANDSHAKE_TIMEOUT = 10.0
 # Backpressure: stop reading requests while this many are being served.
 MAX_REQUESTS_IN_FLIGHT = 256
 MAX_BYTES_IN_FLIGHT = 64 * 1024 * 1024
@@ -70,12 +71,13 @@ class ServerSession(connection.FramedConnection):
 
     header_size = protocol.REQUEST.size
 
-    def __init__(self, resolver, on_closed):
+    def __init__(self, resolver, on_closed, admission=None):
         super().__init__()
         self.export = None
         self.peer = None
         self._resolver = resolver
         self._on_closed = on_closed
+        self._admission = admission or admission_mod.Admission()
         self._handshake = None
         self._barrier = None
         self._idle = None
@@ -109,7 +111,13 @@ class ServerSession(connection.FramedConnection):
     def connection_made(self, transport):
         super().connection_made(transport)
         self.peer = transport.get_extra_info("peername") or "unix"
-        self._handshake = self._loop.create_task(self._negotiate())
+        host = self.peer[0] if isinstance(self.peer, tuple) else self.peer
+        if not self._admission.admit(host):
+            self._handshake = self._loop.create_future()
+            self._handshake.set_result(None)
+            self.transport.abort()
+            return
+        self._handshake = self._loop.create_task(self._negotiate_admitted(host))
 
     def connection_lost(self, exc):
         super().connection_lost(exc)
@@ -123,21 +131,28 @@ class ServerSession(connection.FramedConnection):
         self._writing_paused = False
         self._apply_backpressure()
 
+    async def _negotiate_admitted(self, host):
+        try:
+            await self._negotiate()
+        finally:
+            self._admission.done(host)
+
     async def _negotiate(self):
         try:
             chosen = await asyncio.wait_for(
-                negotiation.negotiate(self, self._resolver),
+                negotiation.negotiate(self, self._resolver, self._admission),
                 HANDSHAKE_TIMEOUT)
         except errors.ConnectionLost:
             return
         except TimeoutError:
-            LOG.warning("NBD client %s did not finish the handshake in %ss",
-                        self.peer, HANDSHAKE_TIMEOUT)
+            self._admission.refuse(
+                "handshake_timeout", "NBD client %s did not finish the handshake in %ss",
+                self.peer, HANDSHAKE_TIMEOUT)
             self.transport.abort()
             return
         except errors.ProtocolError as exc:
-            LOG.warning("Dropping NBD client %s in handshake: %s",
-                        self.peer, exc)
+            self._admission.refuse("protocol_error", "Dropping NBD client %s in handshake: %s",
+                                   self.peer, exc)
             self.close_after_sends()
             return
         except Exception:

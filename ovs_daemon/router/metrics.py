@@ -17,6 +17,7 @@ several routers in one process without their counters mixing.
 """
 
 import prometheus_client as prom
+from prometheus_client import core as prom_core
 
 from ovs_daemon.backends import base as backends
 
@@ -30,6 +31,22 @@ HALT_CAUSES = ('fenced', 'record_changed', 'session_lost', 'deleted', 'handed_ov
 # Buckets from 50 us (a read from memory) to 10 s (a flush under load).
 LATENCY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class _RefusalCollector:
+    """``ovs_router_nbd_refusals`` from the NBD server's admission counts."""
+
+    def __init__(self, admission):
+        self._admission = admission
+
+    def collect(self):
+        family = prom_core.CounterMetricFamily(
+            'ovs_router_nbd_refusals',
+            'NBD clients refused or dropped before choosing an export, by reason '
+            '(refused export, handshake caps, timeout, protocol error).', labels=['reason'])
+        for reason, count in sorted(self._admission.refusals.items()):
+            family.add_metric([reason], count)
+        yield family
 
 
 class RouterMetrics:
@@ -75,6 +92,9 @@ class RouterMetrics:
             self.ownership_changes(kind)
         for cause in HALT_CAUSES:
             self.halts(cause)
+
+    def watch_nbd_admission(self, admission):
+        self.registry.register(_RefusalCollector(admission))
 
     def _children(self, op):
         children = self._io_children[op] = (

@@ -54,6 +54,7 @@ lock.
 
 import asyncio
 import collections
+import concurrent.futures
 import functools
 
 from kazoo.protocol import states as kz_states
@@ -127,6 +128,11 @@ class Ownership:
         self.nbd_server = nbd_server
         self.metrics = metrics
         self.executor = executor
+        # Where-is lookups for NBD clients asking for a volume not served
+        # here come from clients not yet admitted: they get threads of
+        # their own, so a flood of them never delays a flush or a commit.
+        self._lookups = concurrent.futures.ThreadPoolExecutor(
+            2, thread_name_prefix='router-lookup')
         self.max_unflushed_bytes = max_unflushed_bytes
         self.handover_timeout = handover_timeout
         self.session_timeout = session_timeout
@@ -191,9 +197,12 @@ class Ownership:
         return volume_export.AttachedExport(served.export, token,
                                             functools.partial(served.admits, token))
 
+    async def _lookup(self, fn, *args):
+        return await self._loop.run_in_executor(self._lookups, functools.partial(fn, *args))
+
     async def _where_is(self, name):
         try:
-            record, _ = await self.blocking(self.registry.volume, name)
+            record, _ = await self._lookup(self.registry.volume, name)
         except registry_mod.VolumeRecordNotFound:
             return 'volume %s does not exist' % name
         except registry_mod.RegistryError as exc:
@@ -206,7 +215,7 @@ class Ownership:
             return 'volume %s is not served by its owner %s (%s): acquire it' % (
                 name, owner, reason)
         try:
-            info = await self.blocking(self.registry.router, owner)
+            info = await self._lookup(self.registry.router, owner)
             return 'volume %s is owned by %s (%s)' % (name, owner, info['nbd'])
         except registry_mod.RegistryError:
             return 'volume %s is owned by %s, which is not registered' % (name, owner)
@@ -621,3 +630,4 @@ class Ownership:
             self.halt(name, served.epoch, 'router stopped', 'stopped', keep=False)
         for task in list(self._tasks):
             task.cancel()
+        self._lookups.shutdown(wait=False)

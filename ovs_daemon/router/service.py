@@ -92,6 +92,7 @@ class RouterService:
         self.peers = peers_mod.Peers(self.router_id, self.admin_tokens, router.peer_timeout,
                                      router.forward_timeout)
         self.nbd_server = nbd_server_mod.NBDServer(self._resolve_export)
+        self.metrics.watch_nbd_admission(self.nbd_server.admission)
         self.ownership = ownership_mod.Ownership(
             self.router_id, self.registry, self.store, self.peers, self.nbd_server,
             self.metrics, self.executor, router.max_unflushed_mib << 20,
