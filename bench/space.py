@@ -67,7 +67,7 @@ def stored_in_backend(backend, name):
 def measure(cluster, backend, args, workdir):
     client = cluster.client()
     client.create_volume('vol', args.size_mib * MiB)
-    uri = 'nbd://%s/vol' % cluster.router('r1')['nbd']
+    uri = cluster.nbd_uri('r1', 'vol', ttl=86400)
     start = time.monotonic()
     fio_random_writes(uri, args.size_mib, args.times, workdir)
     written = time.monotonic() - start

@@ -21,7 +21,6 @@ import time
 import pytest
 
 from tests.functional.clients import qemu_io
-from tests.functional.clients import tcp_uri
 from tests.functional.router.test_admin import ADMIN
 from tests.functional.router.test_admin import admin
 
@@ -48,7 +47,7 @@ def check_content(uri):
 def test_collect_frees_overwritten_space_and_status_shows_stored_and_live(make_vpool):
     vpool = make_vpool(routers=1)
     admin(vpool, 'create', 'v1', '16M')
-    uri = tcp_uri(vpool.router('r1')['nbd'], 'v1')
+    uri = vpool.nbd_uri('r1', 'v1')
     overwrite_three_blocks_in_four(uri)
 
     answer = json.loads(admin(vpool, '--json', 'collect', 'v1'))
@@ -70,7 +69,7 @@ def test_a_router_killed_during_a_round_restarts_with_every_block(make_vpool):
     # about its commit.
     vpool = make_vpool(routers=1, options={'engine': {'compaction_mib_per_second': 2}})
     admin(vpool, 'create', 'v1', '16M')
-    uri = tcp_uri(vpool.router('r1')['nbd'], 'v1')
+    uri = vpool.nbd_uri('r1', 'v1')
     overwrite_three_blocks_in_four(uri)
     for delay in (2.0, 9.0, 10.0, 10.3):
         collect = subprocess.Popen([ADMIN, '--cluster', vpool.state_path, 'collect', 'v1'],

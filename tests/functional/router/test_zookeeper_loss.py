@@ -204,5 +204,5 @@ def test_a_record_unreadable_after_a_suspension_halts_its_volume_not_the_router(
     health = api.health()
     assert health['served'] == ['v1']
     assert 'cannot be read' in health['halted']['v2']
-    out = qemu_io(tcp_uri(vpool.router('r1')['nbd'], 'v1'), 'read -P 0x5a 0 4k')
+    out = qemu_io(vpool.nbd_uri('r1', 'v1'), 'read -P 0x5a 0 4k')
     assert 'verification failed' not in out
