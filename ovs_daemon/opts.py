@@ -24,6 +24,7 @@ from ovs_daemon.backends import local
 from ovs_daemon.backends import s3
 from ovs_daemon.backends import s3_calls
 from ovs_daemon.engine import compaction
+from ovs_daemon.engine import read_cache
 from ovs_daemon.engine import volume
 
 router_opts = [
@@ -177,6 +178,18 @@ engine_opts = [
                help='Backend traffic (read and written) compaction may use, '
                     'per router, in MiB/s; 0: unbounded. It runs in one '
                     'thread at the lowest CPU and IO priority.'),
+    cfg.StrOpt('read_cache_path',
+               help='Directory on this router\'s local disk for a read cache '
+                    'of backend data (worth it on s3, where every uncached '
+                    'read is a GET). Unset: no cache. Its entries never go '
+                    'stale, so it stays valid across restarts and '
+                    'handovers.'),
+    cfg.IntOpt('read_cache_mib', default=1024, min=1,
+               help='Size of the read cache; the least recently used data '
+                    'goes first.'),
+    cfg.IntOpt('read_cache_readahead_kib', default=1024, min=0,
+               help='A sequential read that misses the cache fetches this '
+                    'much more of the object in the same request.'),
 ]
 
 
@@ -233,6 +246,15 @@ def make_tuning(conf):
 def make_compaction_policy(conf):
     return compaction.Policy(threshold=conf.engine.compaction_threshold,
                              bytes_per_second=conf.engine.compaction_mib_per_second << 20)
+
+
+def make_read_cache(conf):
+    """The configured read cache, or None."""
+    engine = conf.engine
+    if not engine.read_cache_path:
+        return None
+    return read_cache.ReadCache(engine.read_cache_path, engine.read_cache_mib << 20,
+                                readahead_bytes=engine.read_cache_readahead_kib << 10)
 
 
 def list_opts():

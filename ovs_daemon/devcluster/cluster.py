@@ -363,6 +363,9 @@ class Cluster:
                           'session_timeout': SESSION_TIMEOUT},
             'backend': self.state.get('backend_options') or {
                 'backend': 'local', 'local_path': self.state['backend']},
+            # On an object store each router keeps a read cache of its own.
+            'engine': {'read_cache_path': os.path.join(directory, 'read-cache'),
+                       'read_cache_mib': 256} if self.state.get('backend_options') else {},
         }, self.state['router_options'])
         config = os.path.join(directory, 'ovs-router.conf')
         with open(config, 'w') as f:

@@ -37,14 +37,15 @@ LOG = logging.getLogger(__name__)
 
 class VolumeStore:
 
-    def __init__(self, backend, tuning=None):
+    def __init__(self, backend, tuning=None, cache=None):
         self.backend = backend
         self.tuning = tuning
+        self.cache = cache
         self._rounds = collections.defaultdict(threading.Lock)
 
     def create(self, name, size, key):
         return volume_mod.Volume.create(self.backend, name, size, key,
-                                        tuning=self.tuning)
+                                        tuning=self.tuning, cache=self.cache)
 
     def clone(self, name, parent, snapshot, key, size=None):
         """A copy-on-write clone of ``parent`` at ``snapshot``; ``size``
@@ -56,13 +57,13 @@ class VolumeStore:
         return volume_mod.Volume.create(
             self.backend, name, size, key,
             parent={'namespace': parent, 'snapshot': snapshot},
-            tuning=self.tuning)
+            tuning=self.tuning, cache=self.cache)
 
     def open(self, name, key):
         if not self.exists(name):
             raise errors.VolumeNotFound('volume %s does not exist' % name)
         return volume_mod.Volume.open(self.backend, name, key,
-                                      tuning=self.tuning)
+                                      tuning=self.tuning, cache=self.cache)
 
     def exists(self, name):
         return self.backend.namespace_exists(name) and \

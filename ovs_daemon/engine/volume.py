@@ -73,8 +73,11 @@ def _blocks(nbytes):
 class Volume:
     """Use :meth:`create` or :meth:`open`, not the constructor."""
 
-    def __init__(self, backend, namespace, key, tuning=None):
+    def __init__(self, backend, namespace, key, tuning=None, cache=None):
         self.backend = backend
+        self.cache = cache
+        self._incarnations = {}       # namespace -> its creation time
+        self._read_end = None
         self.namespace = namespace
         self.key = key
         self.tuning = tuning or Tuning()
@@ -102,13 +105,13 @@ class Volume:
     # Creating and opening
 
     @classmethod
-    def create(cls, backend, namespace, size, key, parent=None, tuning=None):
+    def create(cls, backend, namespace, size, key, parent=None, tuning=None, cache=None):
         """Create a volume, or a clone when ``parent`` is
         ``{'namespace': ..., 'snapshot': ...}``."""
         _check_size(size)
         if backend.namespace_exists(namespace):
             raise errors.VolumeExists('volume %s exists' % namespace)
-        volume = cls(backend, namespace, key, tuning)
+        volume = cls(backend, namespace, key, tuning, cache)
         ancestors = volume._load_ancestors(parent) if parent else []
         if ancestors and size < ancestors[0].blocks * BLOCK_SIZE:
             raise errors.InvalidRequest(
@@ -116,20 +119,22 @@ class Volume:
                 % (ancestors[0].blocks * BLOCK_SIZE))
         backend.create_namespace(namespace)
         slot = backend.claim(namespace, key)
+        created = time.time()
         backend.put(namespace, records.META, records.pack(
-            {'size': size, 'parent': parent, 'created': time.time()}), key)
+            {'size': size, 'parent': parent, 'created': created}), key)
+        volume._incarnations[namespace] = created
         volume.size, volume.parent, volume._ancestors = size, parent, ancestors
         volume._next_slot = slot + 1
         return volume
 
     @classmethod
-    def open(cls, backend, namespace, key, tuning=None):
+    def open(cls, backend, namespace, key, tuning=None, cache=None):
         """Take the volume over with ``key`` (a higher epoch than any
         before) and rebuild its last committed state."""
         if not backend.namespace_exists(namespace):
             raise errors.VolumeNotFound('volume %s does not exist' % namespace)
         claim_slot = backend.claim(namespace, key)
-        volume = cls(backend, namespace, key, tuning)
+        volume = cls(backend, namespace, key, tuning, cache)
         volume._restore(claim_slot)
         return volume
 
@@ -146,12 +151,14 @@ class Volume:
                                               'not exist' % (snap, ns))
             chain.append(_Ancestor(ns, state['map'], state['containers'],
                                    _blocks(state['size'])))
+            self._incarnations[ns] = meta.get('created')
             parent = meta['parent']
         return chain
 
     def _restore(self, claim_slot):
         meta = records.unpack(self.backend.get(self.namespace, records.META))
         self.size, self.parent = meta['size'], meta['parent']
+        self._incarnations[self.namespace] = meta.get('created')
         self._ancestors = self._load_ancestors(self.parent)
         checkpoints = self.backend.list(self.namespace,
                                         records.CHECKPOINT_PREFIX)
@@ -256,8 +263,10 @@ class Volume:
                 plan = self._plan_read(first, _blocks(offset + length) - first)
             if memory_only and _touches_backend(plan):
                 return None
+            sequential = offset == self._read_end
             try:
-                data = b''.join(self._fetch(piece) for piece in plan)
+                data = b''.join(self._fetch(piece, sequential) for piece in plan)
+                self._read_end = offset + length
                 break
             except backends.NotFound:
                 # Between the plan and the fetch the compactor moved the
@@ -300,23 +309,29 @@ class Volume:
                 plan.append(bytes(buffer[index * BLOCK_SIZE:
                                          (index + 1) * BLOCK_SIZE]))
                 continue
-            name = records.container_name(number, containers[number][0])
+            epoch, blocks = containers[number]
+            name = records.container_name(number, epoch)
             last = plan[-1] if plan else None
             if isinstance(last, list) and last[0] == namespace \
                     and last[1] == name and last[2] + last[3] == index:
                 last[3] += 1
             else:
-                plan.append([namespace, name, index, 1])
+                plan.append([namespace, name, index, 1, blocks])
         return plan
 
-    def _fetch(self, piece):
+    def _fetch(self, piece, sequential=False):
         if isinstance(piece, int):
             return bytes(piece * BLOCK_SIZE)
         if isinstance(piece, bytes):
             return piece
-        namespace, name, index, count = piece
-        return self.backend.get(namespace, name, index * BLOCK_SIZE,
-                                count * BLOCK_SIZE)
+        namespace, name, index, count, blocks = piece
+        if self.cache is None:
+            return self.backend.get(namespace, name, index * BLOCK_SIZE, count * BLOCK_SIZE)
+        obj = ('%s\0%r\0%s' % (namespace, self._incarnations.get(namespace), name)).encode()
+        return self.cache.read(
+            obj, blocks * BLOCK_SIZE, index * BLOCK_SIZE, count * BLOCK_SIZE,
+            lambda offset, length: self.backend.get(namespace, name, offset, length),
+            sequential)
 
     # Writes
 

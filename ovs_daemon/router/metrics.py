@@ -51,8 +51,10 @@ class _RefusalCollector:
 
 class RouterMetrics:
 
-    def __init__(self, router_id):
+    def __init__(self, router_id, read_cache=None):
         self.registry = prom.CollectorRegistry()
+        if read_cache is not None:
+            self.registry.register(_ReadCacheCollector(read_cache))
         self._io_children = {}
         labels = {'router': router_id}
         self.io_requests = prom.Counter(
@@ -118,3 +120,30 @@ class RouterMetrics:
 
     def exposition(self):
         return prom.generate_latest(self.registry), prom.CONTENT_TYPE_LATEST
+
+
+class _ReadCacheCollector:
+    """The read cache's counters, read at each scrape."""
+
+    COUNTERS = (
+        ('hits', 'Chunks of backend data read from the read cache.'),
+        ('misses', 'Chunks of backend data the read cache did not hold.'),
+        ('evictions', 'Chunks evicted from the read cache to make room.'),
+        ('fetched_bytes', 'Bytes the read cache fetched from the backend '
+                          '(misses and readahead).'),
+    )
+
+    def __init__(self, cache):
+        self.cache = cache
+
+    def collect(self):
+        counters = dict(self.cache.counters)
+        for name, text in self.COUNTERS:
+            yield prom_core.CounterMetricFamily('ovs_router_read_cache_' + name, text,
+                                                value=counters.get(name, 0))
+        yield prom_core.GaugeMetricFamily('ovs_router_read_cache_bytes',
+                                          'Bytes of backend data the read cache holds.',
+                                          value=self.cache.filled_bytes())
+        yield prom_core.GaugeMetricFamily('ovs_router_read_cache_capacity_bytes',
+                                          'Size of the read cache.',
+                                          value=self.cache.slots * self.cache.chunk)

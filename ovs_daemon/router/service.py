@@ -75,10 +75,11 @@ class RouterService:
             backend = opts.make_backend(conf)
         except backends.BackendError as exc:
             raise StartupError('backend %s: %s' % (conf.backend.backend, exc)) from exc
-        self.store = store_mod.VolumeStore(backend, opts.make_tuning(conf))
+        self.read_cache = opts.make_read_cache(conf)
+        self.store = store_mod.VolumeStore(backend, opts.make_tuning(conf), self.read_cache)
         self.compaction = opts.make_compaction_policy(conf)
         self.collector = background.low_priority_executor('router-collect')
-        self.metrics = metrics_mod.RouterMetrics(self.router_id)
+        self.metrics = metrics_mod.RouterMetrics(self.router_id, self.read_cache)
         handler = handlers.threading.SequentialThreadingHandler()
         # kazoo's default back-off grows to an hour: after a long outage the
         # router would reconnect long after ZooKeeper serves again.

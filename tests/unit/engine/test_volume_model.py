@@ -36,6 +36,7 @@ from ovs_daemon.backends import base
 from ovs_daemon.backends import local
 from ovs_daemon.engine import compaction
 from ovs_daemon.engine import errors
+from ovs_daemon.engine import read_cache
 from ovs_daemon.engine import store as store_mod
 from ovs_daemon.engine import volume as volume_mod
 from tests.unit import s3_store
@@ -85,13 +86,20 @@ class VolumeMachine(RuleBasedStateMachine):
 
     def __init__(self):
         super().__init__()
-        self.store = store_mod.VolumeStore(self.backing.open(), TUNING)
+        # A read cache of 8 chunks of one block: reads evict all the time,
+        # and any stale entry would show as a difference from the model.
+        self.cache_dir = tempfile.mkdtemp(prefix='ovs-model-cache-')
+        cache = read_cache.ReadCache(self.cache_dir, 8 * BLOCK, chunk_bytes=BLOCK,
+                                     readahead_bytes=2 * BLOCK)
+        self.store = store_mod.VolumeStore(self.backing.open(), TUNING, cache)
         self.engines = {}
         self.models = {}
         self.counter = 0
 
     def teardown(self):
         self.backing.close()
+        self.store.cache.close()
+        shutil.rmtree(self.cache_dir, ignore_errors=True)
 
     def _new_name(self, prefix):
         self.counter += 1
