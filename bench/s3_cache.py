@@ -112,6 +112,7 @@ def main():
                  % (s3_iops, s3_iops / local_iops)),
             ]
             uri = write_volume(s3, 'cold', args.cold_mib, workdir)
+            s3.client().collect('cold')   # nothing of it in the cache, all committed
             seq = fio_once(uri, ['--rw=read', '--bs=1M', '--iodepth=4'], args.cold_mib, workdir)
             backend = place.backend()
             one = get_bandwidth(backend, 'cold', 1)

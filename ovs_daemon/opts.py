@@ -187,7 +187,7 @@ engine_opts = [
     cfg.IntOpt('read_cache_mib', default=1024, min=1,
                help='Size of the read cache; the least recently used data '
                     'goes first.'),
-    cfg.IntOpt('read_cache_readahead_kib', default=1024, min=0,
+    cfg.IntOpt('read_cache_readahead_kib', default=8192, min=0,
                help='A sequential read that misses the cache fetches this '
                     'much more of the object in the same request.'),
 ]

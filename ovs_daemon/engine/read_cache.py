@@ -45,7 +45,7 @@ _MAGIC = b'OVRC'
 
 class ReadCache:
 
-    def __init__(self, path, size_bytes, chunk_bytes=64 << 10, readahead_bytes=1 << 20):
+    def __init__(self, path, size_bytes, chunk_bytes=64 << 10, readahead_bytes=8 << 20):
         self.chunk = chunk_bytes
         self.readahead = readahead_bytes
         self.slots = max(1, size_bytes // chunk_bytes)

@@ -48,6 +48,7 @@ BLOCK_SIZE = 4096
 OP_BYTES = 128
 MAX_SIZE = 1 << 50  # 1 PiB: locations and pages stay well inside 64 bits
 _READ_ATTEMPTS = 3
+_SEQUENTIAL_WINDOW = 4 << 20
 
 
 @dataclasses.dataclass
@@ -263,7 +264,10 @@ class Volume:
                 plan = self._plan_read(first, _blocks(offset + length) - first)
             if memory_only and _touches_backend(plan):
                 return None
-            sequential = offset == self._read_end
+            # Reads queued several deep complete out of order: near the
+            # last one's end counts as sequential.
+            sequential = self._read_end is not None and \
+                abs(offset - self._read_end) <= _SEQUENTIAL_WINDOW
             try:
                 data = b''.join(self._fetch(piece, sequential) for piece in plan)
                 self._read_end = offset + length
