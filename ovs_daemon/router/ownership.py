@@ -191,7 +191,7 @@ class Ownership:
             raise nbd_errors.ExportRefused(await self._where_is(name))
         if token is None:
             return served.export
-        if not served.admits(token):
+        if not served.admits(token) and not await self._confirmed_admits(served, token):
             raise nbd_errors.ExportRefused(
                 'volume %s: the credential is not current' % name, protocol.REP_ERR_POLICY)
         return volume_export.AttachedExport(served.export, token,
@@ -199,6 +199,20 @@ class Ownership:
 
     async def _lookup(self, fn, *args):
         return await self._loop.run_in_executor(self._lookups, functools.partial(fn, *args))
+
+    async def _confirmed_admits(self, served, token):
+        """Ask ZooKeeper (a sync read) before refusing a token the watch has
+        not shown yet: a refusal ends the attachment for good, a watch may
+        lag just after the attachment was made. Raises a refusal that is not
+        final when ZooKeeper cannot tell now."""
+        try:
+            record, version = await self._lookup(self.registry.volume, served.name, True)
+        except registry_mod.RegistryError as exc:
+            raise nbd_errors.ExportRefused('volume %s: the attachment cannot be checked now: %s'
+                                           % (served.name, exc)) from exc
+        if self._record_mismatch(served.epoch, record) is None:
+            self._record_seen(served.name, served.epoch, record, version)
+        return served.admits(token)
 
     async def _where_is(self, name):
         try:
@@ -274,8 +288,11 @@ class Ownership:
                 if record['state'] != registry_mod.STATE_AVAILABLE:
                     raise errors.Conflict('volume %s is being deleted' % name)
                 if attachment is not None and attachment not in record['attachments'].values():
-                    raise errors.Forbidden('the attachment token of volume %s is not current'
-                                           % name)
+                    # Confirmed by a sync read: a refusal ends the attachment.
+                    record, _ = await self.blocking(self.registry.volume, name, True)
+                    if attachment not in record['attachments'].values():
+                        raise errors.Forbidden('the attachment token of volume %s is not '
+                                               'current' % name)
                 if self.draining and record['owner'] != self.router_id:
                     raise errors.Unavailable('router %s is drained: it takes no volume'
                                              % self.router_id)
