@@ -80,11 +80,11 @@ remove was chosen by the stale writer from its own state:
   is the engine's, the same on ``local`` for a router that crashes before
   its next flush; on s3 a delete delayed past a claim widens it.
 
-What remains is a name reused across owners, such as a snapshot deleted
-and created again under the same name: a stale writer's put or delete of
-``snap/<name>`` delayed in the network beyond a claim *and* the new owner's
-re-creation of that name could overwrite or remove it. Only epoch-unique
-names close that; it needs a request held up longer than a takeover.
+No object name is reused across owners: snapshot maps too are named per
+snapshot, with the writer's epoch and a random part
+(``snapshot/<name>/<epoch>-<random>``), so a stale writer's put or delete
+of a snapshot map delayed beyond a claim cannot touch a snapshot the new
+owner made again under the same name.
 
 **Unknown outcomes.** A conditional write that ends in a timeout, a lost
 connection or a 5xx may have landed. It is never resent blindly: the slot

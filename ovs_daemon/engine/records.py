@@ -19,8 +19,11 @@ Objects of a volume's namespace:
     snapshot of a clone.
 ``data/<container>-<epoch>``
     a container: blocks of 4 KiB, written once, by the owner of ``epoch``.
-``snap/<name>``
-    a snapshot: its block map, size and the containers it refers to.
+``snapshot/<name>/<epoch>-<random>`` (``snap/<name>`` in older volumes)
+    a snapshot: its block map, size and the containers it refers to. The
+    object's name is unique to the snapshot and recorded with it (in the
+    log record, and in a clone's ``meta``): a snapshot deleted and made
+    again under its name never overwrites the object a clone reads.
 ``checkpoint/<slot>``
     the whole volume state as of log slot ``slot``.
 log slots
@@ -29,6 +32,7 @@ log slots
 """
 
 import io
+import secrets
 
 import msgpack
 
@@ -37,14 +41,16 @@ from ovs_daemon.engine import blockmap
 META = 'meta'
 DELETED_MARK = 'deleted'
 CHECKPOINT_PREFIX = 'checkpoint/'
-SNAPSHOT_PREFIX = 'snap/'
+SNAPSHOT_PREFIX = 'snap/'  # snap/<name>: the map objects of older volumes
+SNAPSHOT_OBJECT_PREFIX = 'snapshot/'
+SNAPSHOT_PREFIXES = (SNAPSHOT_PREFIX, SNAPSHOT_OBJECT_PREFIX)
 CONTAINER_PREFIX = 'data/'
 
 # Log record operations: (code, *arguments).
 OP_WRITE = 0        # block, count, first location
 OP_FILL = 1         # block, count, UNMAPPED or ZERO
 OP_RESIZE = 2       # new size in bytes
-OP_SNAPSHOT = 3     # name, creation time
+OP_SNAPSHOT = 3     # name, creation time, size, map object (older: none)
 OP_DELETE_SNAPSHOT = 4  # name
 OP_REVERT = 5       # snapshot name
 OP_MOVE = 6         # block, count, old first location, new first location:
@@ -61,8 +67,17 @@ def parse_container_name(name):
     return int(container), int(epoch)
 
 
-def snapshot_name(name):
-    return SNAPSHOT_PREFIX + name
+def new_snapshot_object(name, epoch):
+    """A name no other snapshot's map object ever had: a snapshot made
+    again under the same name, or by a stale owner, gets another one."""
+    return '%s%s/%d-%s' % (SNAPSHOT_OBJECT_PREFIX, name, epoch, secrets.token_hex(8))
+
+
+def snapshot_object(name, info=None):
+    """The map object of snapshot ``name``: the one its ``info`` (the
+    snapshot's committed record, or a clone's parent) names, or
+    ``snap/<name>`` for one made before objects were named per snapshot."""
+    return (info or {}).get('object') or SNAPSHOT_PREFIX + name
 
 
 def checkpoint_name(slot):
@@ -71,6 +86,14 @@ def checkpoint_name(slot):
 
 def checkpoint_slot(name):
     return int(name[len(CHECKPOINT_PREFIX):])
+
+
+def snapshot_of(op):
+    """``(name, committed record)`` of an OP_SNAPSHOT operation."""
+    info = {'created': op[2], 'size': op[3]}
+    if len(op) > 4:
+        info['object'] = op[4]
+    return op[1], info
 
 
 def pack(obj):

@@ -49,15 +49,65 @@ class VolumeStore:
 
     def clone(self, name, parent, snapshot, key, size=None):
         """A copy-on-write clone of ``parent`` at ``snapshot``; ``size``
-        may be larger than the snapshot."""
-        if not self.exists(parent):
-            raise errors.VolumeNotFound('volume %s does not exist' % parent)
+        may be larger than the snapshot.
+
+        Only of a committed snapshot of a volume that is not deleted; and
+        checked again once the clone's metadata is written (the collector
+        and a delete look for clones after they remove a snapshot or mark
+        a volume deleted): a clone that lost that race is removed again."""
+        info = self.committed_snapshot(parent, snapshot)
+        map_object = records.snapshot_object(snapshot, info)
         if size is None:
-            size = self.snapshot_size(parent, snapshot)
-        return volume_mod.Volume.create(
+            size = info['size']
+        volume = volume_mod.Volume.create(
             self.backend, name, size, key,
-            parent={'namespace': parent, 'snapshot': snapshot},
+            parent={'namespace': parent, 'snapshot': snapshot, 'object': map_object},
             tuning=self.tuning, cache=self.cache)
+        try:
+            again = records.snapshot_object(snapshot, self.committed_snapshot(parent, snapshot))
+            if again != map_object:
+                raise errors.SnapshotNotFound('snapshot %s of volume %s was made again '
+                                              'while it was cloned' % (snapshot, parent))
+        except (errors.VolumeNotFound, errors.SnapshotNotFound):
+            volume.halt('its parent snapshot went while it was cloned')
+            self.backend.delete_namespace(name)
+            raise
+        return volume
+
+    def committed_snapshot(self, name, snapshot):
+        """The committed record ``{'created', 'size', 'object'?}`` of
+        ``snapshot`` of volume ``name``, read from the backend (no owner
+        needed). SnapshotNotFound for one deleted, or whose commit failed;
+        VolumeNotFound if the volume is gone or deleted."""
+        if not self.exists(name):
+            raise errors.VolumeNotFound('volume %s does not exist' % name)
+        info = self._committed_snapshots(name).get(snapshot)
+        if info is None:
+            raise errors.SnapshotNotFound('snapshot %s of volume %s does not exist'
+                                          % (snapshot, name))
+        return info
+
+    def _committed_snapshots(self, name):
+        """The snapshots of the last checkpoint, updated by the log after
+        it. An owner trims the log only after writing a newer checkpoint:
+        read again if one appeared meanwhile."""
+        while True:
+            checkpoints = self.backend.list(name, records.CHECKPOINT_PREFIX)
+            snapshots, after = {}, 0
+            if checkpoints:
+                try:
+                    state = records.decode_map_state(
+                        self.backend.get(name, checkpoints[-1]), with_map=False)
+                except backends.NotFound:
+                    continue  # replaced by a newer one meanwhile
+                snapshots = dict(state.get('snapshots', {}))
+                after = records.checkpoint_slot(checkpoints[-1])
+            for _, raw in self.backend.read_log(name, after=after):
+                if raw is not None:
+                    _, ops = records.decode_commit(raw)
+                    _apply_snapshot_ops(snapshots, ops)
+            if self.backend.list(name, records.CHECKPOINT_PREFIX)[-1:] == checkpoints[-1:]:
+                return snapshots
 
     def open(self, name, key):
         if not self.exists(name):
@@ -83,15 +133,11 @@ class VolumeStore:
             raise errors.VolumeNotFound('volume %s has no metadata' % name)
 
     def snapshot_size(self, name, snapshot):
-        try:
-            raw = self.backend.get(name, records.snapshot_name(snapshot))
-        except backends.NotFound:
-            raise errors.SnapshotNotFound('snapshot %s of volume %s does not '
-                                          'exist' % (snapshot, name))
-        return records.decode_map_state(raw, with_map=False)['size']
+        return self.committed_snapshot(name, snapshot)['size']
 
     def dependents(self, name):
-        """``{clone: snapshot}`` for the clones that read through ``name``."""
+        """``{clone: snapshot map object}`` for the clones that read
+        through ``name``."""
         found = {}
         for other in self.backend.list_namespaces():
             try:
@@ -99,8 +145,11 @@ class VolumeStore:
             except errors.VolumeNotFound:
                 continue
             if parent and parent['namespace'] == name:
-                found[other] = parent['snapshot']
+                found[other] = records.snapshot_object(parent['snapshot'], parent)
         return found
+
+    def _clones_need(self, name):
+        return set(self.dependents(name).values())
 
     def delete(self, name, volume):
         """Delete the volume; ``volume`` is its open copy (the caller owns
@@ -158,9 +207,8 @@ class VolumeStore:
         # A snapshot made after the checkpoint refers to containers the
         # checkpoint's map refers to, or to newer ones: none is removed.
         referenced, committed, snapshots = volume.checkpoint()
-        clones_need = set(self.dependents(volume.namespace).values())
-        referenced |= self._snapshot_containers(volume.namespace,
-                                                snapshots | clones_need)
+        referenced |= self._snapshot_containers(
+            volume.namespace, snapshots | self._clones_need(volume.namespace))
         removed = 0
         for name in self.backend.list(volume.namespace,
                                       records.CONTAINER_PREFIX):
@@ -172,16 +220,17 @@ class VolumeStore:
                 continue  # being written, or committed since the checkpoint
             self.backend.delete(volume.namespace, name, volume.key)
             removed += 1
-        removed += volume.remove_stale_snapshot_objects(clones_need)
+        removed += volume.remove_stale_snapshot_objects(
+            lambda: self._clones_need(volume.namespace))
         volume.forget_containers(set(committed) - referenced)
         return removed
 
-    def _snapshot_containers(self, namespace, snapshots):
-        """The containers the maps of ``snapshots`` refer to."""
+    def _snapshot_containers(self, namespace, map_objects):
+        """The containers the snapshot maps ``map_objects`` refer to."""
         referenced = set()
-        for snap in snapshots:
+        for map_object in map_objects:
             try:
-                raw = self.backend.get(namespace, records.snapshot_name(snap))
+                raw = self.backend.get(namespace, map_object)
             except backends.NotFound:
                 continue  # deleted meanwhile
             referenced |= records.decode_map_state(raw)['map'].containers()
@@ -193,8 +242,7 @@ class VolumeStore:
         time."""
         with self._rounds[volume.namespace]:
             before = volume.stats()['stored_bytes']
-            snapshots = set(volume.snapshots) | \
-                set(self.dependents(volume.namespace).values())
+            snapshots = volume.snapshot_objects() | self._clones_need(volume.namespace)
             keep = self._snapshot_containers(volume.namespace, snapshots)
             outcome = compaction.compact(volume, keep, policy)
             removed = self.collect(volume)
@@ -219,3 +267,12 @@ class VolumeStore:
             except (backends.NotFound, errors.VolumeNotFound):
                 continue  # removed meanwhile by another router
         return removed
+
+
+def _apply_snapshot_ops(snapshots, ops):
+    for op in ops:
+        if op[0] == records.OP_SNAPSHOT:
+            name, info = records.snapshot_of(op)
+            snapshots[name] = info
+        elif op[0] == records.OP_DELETE_SNAPSHOT:
+            snapshots.pop(op[1], None)

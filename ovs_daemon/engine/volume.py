@@ -145,7 +145,7 @@ class Volume:
             ns, snap = parent['namespace'], parent['snapshot']
             try:
                 state = records.decode_map_state(self.backend.get(
-                    ns, records.snapshot_name(snap)))
+                    ns, records.snapshot_object(snap, parent)))
                 meta = records.unpack(self.backend.get(ns, records.META))
             except backends.NotFound:
                 raise errors.SnapshotNotFound('snapshot %s of volume %s does '
@@ -200,7 +200,8 @@ class Volume:
         elif code == records.OP_RESIZE:
             self.size = op[1]
         elif code == records.OP_SNAPSHOT:
-            self.snapshots[op[1]] = {'created': op[2], 'size': op[3]}
+            name, info = records.snapshot_of(op)
+            self.snapshots[name] = info
         elif code == records.OP_DELETE_SNAPSHOT:
             self.snapshots.pop(op[1], None)
         elif code == records.OP_MOVE:
@@ -607,12 +608,12 @@ class Volume:
     def checkpoint(self):
         """Commit and checkpoint; returns what the committed state holds:
         ``(containers its map refers to, {container: [epoch, blocks]} of
-        every committed container, snapshot names)``, all as of one
-        moment. Containers committed later are numbered higher."""
+        every committed container, the snapshots' map objects)``, all as
+        of one moment. Containers committed later are numbered higher."""
         with self._flush_lock:
             committed_map = self._commit(checkpoint=True)
             with self._lock:
-                containers, snapshots = dict(self._containers), set(self.snapshots)
+                containers, snapshots = dict(self._containers), self.snapshot_objects()
             return committed_map.containers(), containers, snapshots
 
     # Compaction: the compactor copies live blocks into new containers.
@@ -655,18 +656,19 @@ class Volume:
                                             % (name, self.namespace))
             created = time.time()
             size = self.size
+            map_object = records.new_snapshot_object(name, self.key.epoch)
 
             def write_snapshot(frozen, added):
                 containers = dict(self._containers)
                 containers.update(added)
                 used = frozen.containers()
                 self.backend.put(
-                    self.namespace, records.snapshot_name(name),
+                    self.namespace, map_object,
                     records.encode_map_state(
                         size, frozen, {n: containers[n] for n in used}),
                     self.key)
 
-            self._commit([[records.OP_SNAPSHOT, name, created, size]],
+            self._commit([[records.OP_SNAPSHOT, name, created, size, map_object]],
                          before_record=write_snapshot)
 
     def delete_snapshot(self, name):
@@ -704,7 +706,7 @@ class Volume:
     def _read_snapshot(self, name):
         try:
             return records.decode_map_state(self.backend.get(
-                self.namespace, records.snapshot_name(name)))
+                self.namespace, records.snapshot_object(name, self.snapshots.get(name))))
         except backends.NotFound:
             raise errors.SnapshotNotFound('snapshot %s of volume %s has no '
                                           'map object' % (name,
@@ -712,17 +714,27 @@ class Volume:
 
     # Facts
 
-    def remove_stale_snapshot_objects(self, keep):
-        """Delete snapshot map objects of snapshots that are gone, except
-        those named in ``keep`` (clones read them). Returns how many.
-        Under ``_flush_lock``: no snapshot is created meanwhile."""
+    def snapshot_objects(self):
+        """The map objects of the committed snapshots."""
+        with self._lock:
+            return {records.snapshot_object(name, info)
+                    for name, info in self.snapshots.items()}
+
+    def remove_stale_snapshot_objects(self, clones_need):
+        """Delete the map objects of snapshots that are gone (or whose
+        commit failed), except those ``clones_need()`` names. Returns how
+        many. Under ``_flush_lock``: no snapshot is created or deleted
+        meanwhile, and a clone being created, which checks that its
+        snapshot is committed after writing its metadata, is either seen
+        by ``clones_need()`` or finds its snapshot gone."""
         removed = 0
         with self._flush_lock:
-            for name in self.backend.list(self.namespace, records.SNAPSHOT_PREFIX):
-                snapshot = name[len(records.SNAPSHOT_PREFIX):]
-                if snapshot not in self.snapshots and snapshot not in keep:
-                    self.backend.delete(self.namespace, name, self.key)
-                    removed += 1
+            keep = self.snapshot_objects() | set(clones_need())
+            for prefix in records.SNAPSHOT_PREFIXES:
+                for name in self.backend.list(self.namespace, prefix):
+                    if name not in keep:
+                        self.backend.delete(self.namespace, name, self.key)
+                        removed += 1
         return removed
 
     def forget_containers(self, numbers):

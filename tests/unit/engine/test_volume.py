@@ -114,7 +114,7 @@ def test_a_huge_empty_volume_costs_almost_nothing(store):
     clone = store.clone('c', 'big', 's1', key(1))
     assert clone.read(TiB - 4096, 4096) == b'e' * 4096
     assert vol.stats()['map_bytes'] <= 8192
-    assert len(store.backend.get('big', records.snapshot_name('s1'))) < 16384
+    assert len(store.backend.get('big', next(iter(vol.snapshot_objects())))) < 16384
 
 
 def test_whole_disk_trim_of_a_clone_stays_small(store):
@@ -290,3 +290,80 @@ def test_a_revert_whose_record_fails_while_writes_go_on_keeps_the_volume_readabl
     assert vol.read(0, 8192) == b'B' * 4096 + b'C' * 4096
     vol.flush()
     assert faulty_store.open('v', key(2)).read(0, 8192) == b'B' * 4096 + b'C' * 4096
+
+
+# Snapshots and the clones that read them
+
+@ON_EACH_BACKEND
+def test_a_snapshot_made_again_under_its_name_leaves_the_clone_of_the_old_one_alone(store):
+    parent = store.create('p', MiB, key(1))
+    parent.write(0, b'A' * 4096)
+    parent.create_snapshot('s')
+    clone = store.clone('c', 'p', 's', key(1))
+    parent.write(0, b'B' * 4096)
+    parent.delete_snapshot('s')
+    store.collect(parent)
+    parent.create_snapshot('s')
+    store.collect(parent)
+    assert clone.read(0, 4096) == b'A' * 4096
+    assert store.open('c', key(2)).read(0, 4096) == b'A' * 4096
+    assert store.clone('d', 'p', 's', key(1)).read(0, 4096) == b'B' * 4096
+
+
+def test_a_clone_needs_a_committed_snapshot(faulty_store):
+    parent = faulty_store.create('p', MiB, key(1))
+    parent.write(0, b'A' * 4096)
+    parent.create_snapshot('deleted')
+    parent.delete_snapshot('deleted')          # its object is not collected yet
+    faulty_store.backend.commits_before_failure = 0
+    with pytest.raises(base.BackendError):
+        parent.create_snapshot('failed')       # its object was written
+    for snapshot in ('deleted', 'failed'):
+        with pytest.raises(errors.SnapshotNotFound):
+            faulty_store.clone('c', 'p', snapshot, key(1))
+    assert faulty_store.names() == ['p']
+
+
+def test_the_collector_and_a_clone_being_created_do_not_cross(tmp_path):
+    owner = store_mod.VolumeStore(local.LocalBackend(tmp_path / 'backend'))
+    cloner = store_mod.VolumeStore(FaultyBackend(tmp_path / 'backend'))
+    parent = owner.create('p', MiB, key(1))
+    parent.write(0, b'A' * 4096)
+    parent.create_snapshot('s')
+    outcome = {}
+
+    def clone():
+        try:
+            outcome['clone'] = cloner.clone('c', 'p', 's', key(1))
+        except errors.SnapshotNotFound as exc:
+            outcome['refused'] = exc
+
+    def snapshot_deleted_and_collected():
+        parent.delete_snapshot('s')
+        owner.collect(parent)
+    # The clone's metadata upload waits while the snapshot goes.
+    run_while_uploads_are_held(cloner.backend, clone, snapshot_deleted_and_collected)
+
+    assert 'refused' in outcome
+    assert owner.names() == ['p']
+
+
+def test_snapshots_and_clones_made_before_map_objects_were_named_per_snapshot_still_read(
+        store):
+    parent = store.create('p', MiB, key(1))
+    parent.write(0, b'A' * 4096)
+    # What older code wrote: the map at snap/<name>, a record without it,
+    # and a clone whose metadata names the snapshot only.
+    parent._commit([[records.OP_SNAPSHOT, 's', 0.0, MiB]], before_record=lambda frozen, added:
+                   store.backend.put('p', records.SNAPSHOT_PREFIX + 's', records.encode_map_state(
+                       MiB, frozen, dict(added)), parent.key))
+    volume_mod.Volume.create(store.backend, 'c', MiB, key(1),
+                             parent={'namespace': 'p', 'snapshot': 's'})
+    parent.write(0, b'B' * 4096)
+    parent = store.open('p', key(2))
+    parent.delete_snapshot('s')
+    store.collect(parent)
+    assert store.open('c', key(2)).read(0, 4096) == b'A' * 4096
+    store.delete('c', store.open('c', key(3)))
+    store.collect(parent)
+    assert store.backend.list('p', records.SNAPSHOT_PREFIX) == []
