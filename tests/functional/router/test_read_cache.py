@@ -16,7 +16,6 @@ its metrics, and finds the cache warm after a SIGKILL and a restart."""
 import pytest
 
 from tests.functional.clients import qemu_io
-from tests.functional.clients import tcp_uri
 from tests.functional.router.test_admin import admin
 
 pytestmark = pytest.mark.slow
@@ -34,7 +33,7 @@ def cache_counter(vpool, name):
 def test_reads_hit_the_cache_and_it_is_warm_after_a_restart(make_vpool):
     vpool = make_vpool(routers=1, s3={})
     admin(vpool, 'create', 'v1', '16M')
-    uri = tcp_uri(vpool.router('r1')['nbd'], 'v1')
+    uri = vpool.nbd_uri('r1', 'v1')
     qemu_io(uri, 'write -P 7 0 4M', 'flush')
     assert 'verification failed' not in qemu_io(uri, 'read -P 7 0 4M')
     fetched = cache_counter(vpool, 'fetched_bytes_total')
