@@ -127,7 +127,7 @@ class ControlServer:
     async def _answer(self, line):
         try:
             request = json.loads(line)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             return _error(api_errors.BadRequest('malformed JSON: %s' % exc))
         try:
             if not isinstance(request, dict) or not isinstance(request.get('op'), str):

@@ -143,7 +143,8 @@ async def _body(request):
         return {}
     try:
         body = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
+        # RecursionError: nesting deeper than the decoder's stack.
         raise errors.BadRequest('malformed JSON: %s' % exc) from None
     if not isinstance(body, dict):
         raise errors.BadRequest('the request body must be a JSON object')
