@@ -139,7 +139,7 @@ def test_two_instances_of_one_host_keep_its_attachment_until_the_last_detaches(
     attached_instances(vol, 'hv-a', 'hv-b')
     assert ovs_driver.terminate_connection(vol, {'host': 'hv-a'}) is False
     assert vpool.client().volume(vol.name)['attachments'] == []
-    assert 'token is not current' in qemu_io(uri, 'read 0 4k', expect_ok=False)
+    assert 'credential is not current' in qemu_io(uri, 'read 0 4k', expect_ok=False)
 
 
 def test_a_volume_attached_without_multiattach_cannot_be_attached_with_it(
