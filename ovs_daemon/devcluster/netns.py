@@ -47,6 +47,10 @@ HOST_INTERFACE = 'eth0'
 DUMP_ATTEMPTS = 5
 
 
+class SubnetInUse(RuntimeError):
+    """The network's subnet is already routed through another interface."""
+
+
 def _run(argv, input=None, check=True):
     result = subprocess.run(argv, input=input, capture_output=True, text=True)
     if check and result.returncode != 0:
@@ -239,7 +243,22 @@ class Network:
                                    if str(address) not in used | {network.address})
         return network
 
+    def _refuse_subnet_in_use(self):
+        # Two bridges on one subnet make the root namespace route the hosts'
+        # replies out of the wrong one: every connection then times out,
+        # which looks like a partition nobody made.
+        routes = json.loads(_run(['ip', '-j', '-4', 'route', 'show']).stdout or '[]')
+        for route in routes:
+            if route['dst'] == 'default':
+                continue
+            if ipaddress.ip_network(route['dst'], strict=False).overlaps(self.subnet):
+                raise SubnetInUse(
+                    'subnet %s overlaps %s, already routed through %s (a network another '
+                    'run left behind? remove it, e.g. with `ip link del %s`)'
+                    % (self.subnet, route['dst'], route.get('dev'), route.get('dev')))
+
     def _create_bridge(self):
+        self._refuse_subnet_in_use()
         _run(['ip', 'link', 'add', self.bridge, 'type', 'bridge'])
         _run(['ip', 'addr', 'add', '%s/%d' % (self.address, self.subnet.prefixlen),
               'dev', self.bridge])

@@ -145,7 +145,7 @@ def test_up_netns_puts_each_router_and_the_edge_on_a_host_and_partitions_them(tm
     workdir = str(tmp_path / 'vpool')
     try:
         devcluster('up', '--routers', '2', '--netns', '--netns-prefix', 'ovsdt',
-                   '--subnet', '10.213.210.0/24', '--workdir', workdir)
+                   '--subnet', '10.213.217.0/24', '--workdir', workdir)
         cluster = cluster_mod.Cluster.load(workdir)
         hosts = cluster.network.hosts
         assert sorted(hosts) == ['edge', 'r1', 'r2']

@@ -121,6 +121,22 @@ def test_leftovers_of_a_crashed_run_are_removed(tmp_path):
         netns.cleanup_stale(STALE_PREFIX)
 
 
+def test_a_subnet_another_network_routes_is_refused_and_that_network_still_works(
+        tmp_path, stop_afterwards):
+    if os.geteuid() != 0:
+        pytest.skip('network namespaces need root')
+    with netns.Network(STALE_PREFIX, STALE_SUBNET) as first:
+        host = first.add_host('a')
+        zk = stop_afterwards(zookeeper.ZooKeeperServer(str(tmp_path),
+                                                       host=first.address).start())
+        with pytest.raises(netns.SubnetInUse, match='already routed through %s-br'
+                           % STALE_PREFIX):
+            netns.Network(STALE_PREFIX + 'x', STALE_SUBNET)
+        assert not any(name.startswith(STALE_PREFIX + 'x') for name in _names_in_use())
+        assert helpers.probe(host, first.address, zk.port, send='ruok') == 'OK imok'
+
+
+
 def _executable(pid):
     return os.path.realpath('/proc/%d/exe' % pid)
 
