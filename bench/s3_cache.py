@@ -72,6 +72,28 @@ def get_bandwidth(backend, namespace, in_flight):
     return total / MiB / (time.monotonic() - start)
 
 
+def random_reads(local, s3, args, workdir):
+    """4 KiB random reads on s3 cold, then cached, beside local."""
+    size = args.working_set_mib
+    targets = [('local', write_volume(local, 'ws', size, workdir)),
+               ('s3', write_volume(s3, 'ws', size, workdir))]
+    cold = fio_mod.fio(targets[1][1], RANDREAD, args.runtime, size, workdir)
+    fio_once(targets[1][1], ['--rw=read', '--bs=1M', '--iodepth=4'], size, workdir)
+    warm = {'local': [], 's3': []}
+    for _ in range(args.rounds):
+        for name, uri in targets:
+            warm[name].append(fio_mod.fio(uri, RANDREAD, args.runtime, size, workdir))
+    local_iops = fio_mod.median(warm['local'], 'iops')
+    s3_iops = fio_mod.median(warm['s3'], 'iops')
+    return [
+        ('4 KiB random read QD16, %d MiB working set, local' % size,
+         '%.0f IOPS' % local_iops),
+        ('the same on s3, cold cache', '%.0f IOPS' % cold['iops']),
+        ('the same on s3, working set in the cache', '%.0f IOPS (%.2fx local)'
+         % (s3_iops, s3_iops / local_iops)),
+    ]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--working-set-mib', type=int, default=256)
@@ -79,6 +101,8 @@ def main():
     parser.add_argument('--cache-mib', type=int, default=2048)
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--runtime', type=int, default=5, help='seconds per fio run')
+    parser.add_argument('--cold-only', action='store_true',
+                        help='only the cold sequential read and the GET bandwidth')
     parser.add_argument('--workdir')
     parser.add_argument('--results', default='results/s3_cache.md')
     args = parser.parse_args()
@@ -88,29 +112,14 @@ def main():
     s3 = cluster_mod.Cluster(os.path.join(workdir, 'vpool-s3'))
     try:
         with backend_bench.s3_place(workdir) as (place, where):
-            local.up(routers=1)
+            if not args.cold_only:
+                local.up(routers=1)
             s3.up(routers=1, options={
                 'backend': backend_bench.router_backend_options(place),
                 'engine': {'read_cache_path': os.path.join(workdir, 'cache'),
                            'read_cache_mib': args.cache_mib}})
-            size = args.working_set_mib
-            targets = [('local', write_volume(local, 'ws', size, workdir)),
-                       ('s3', write_volume(s3, 'ws', size, workdir))]
-            cold = fio_mod.fio(targets[1][1], RANDREAD, args.runtime, size, workdir)
-            fio_once(targets[1][1], ['--rw=read', '--bs=1M', '--iodepth=4'], size, workdir)
-            warm = {'local': [], 's3': []}
-            for _ in range(args.rounds):
-                for name, uri in targets:
-                    warm[name].append(fio_mod.fio(uri, RANDREAD, args.runtime, size, workdir))
-            local_iops = fio_mod.median(warm['local'], 'iops')
-            s3_iops = fio_mod.median(warm['s3'], 'iops')
-            rows += [
-                ('4 KiB random read QD16, %d MiB working set, local' % size,
-                 '%.0f IOPS' % local_iops),
-                ('the same on s3, cold cache', '%.0f IOPS' % cold['iops']),
-                ('the same on s3, working set in the cache', '%.0f IOPS (%.2fx local)'
-                 % (s3_iops, s3_iops / local_iops)),
-            ]
+            if not args.cold_only:
+                rows += random_reads(local, s3, args, workdir)
             uri = write_volume(s3, 'cold', args.cold_mib, workdir)
             s3.client().collect('cold')   # nothing of it in the cache, all committed
             seq = fio_once(uri, ['--rw=read', '--bs=1M', '--iodepth=4'], args.cold_mib, workdir)

@@ -80,6 +80,10 @@ MAX_DECISIONS = 8
 # How often an acquire waiting for a handover checks that the owner still
 # has a ZooKeeper session.
 OWNER_SESSION_POLL = 0.2
+# How many volumes a router takes back at once after a restart or a new
+# ZooKeeper session (each take holds a worker thread while it reads the
+# volume from the backend).
+ADOPT_CONCURRENCY = 4
 # How soon a router whose ZooKeeper session came back reads again a volume
 # record ZooKeeper could not serve.
 RESUME_RETRY_SECONDS = 0.2
@@ -394,13 +398,21 @@ class Ownership:
         except registry_mod.RegistryError as exc:
             LOG.error('Cannot list the volumes of router %s: %s', self.router_id, exc)
             return
-        for name in names:
-            if name in self._served:
-                continue
-            try:
-                await self.acquire(name, MODE_NORMAL)
-            except Exception as exc:
-                LOG.error('Could not take back volume %s: %s', name, exc)
+        # Several at a time: one volume whose backend hangs must not keep
+        # the others unserved, and a router owning many volumes starts in
+        # a fraction of the time one after the other would take.
+        slots = asyncio.Semaphore(ADOPT_CONCURRENCY)
+
+        async def take_back(name):
+            async with slots:
+                if name in self._served:
+                    return
+                try:
+                    await self.acquire(name, MODE_NORMAL)
+                except Exception as exc:
+                    LOG.error('Could not take back volume %s: %s', name, exc)
+
+        await asyncio.gather(*(take_back(name) for name in names))
 
     # -- giving volumes up -------------------------------------------------
 

@@ -353,21 +353,9 @@ class Registry:
 
         A read: a router listed here may already be gone.
         """
-        result = {}
-        with _unavailable_as_error():
-            try:
-                children = self.client.get_children(self.routers_path)
-            except kz_exc.NoNodeError:
-                return result
-            for router_id in children:
-                try:
-                    raw, _ = self.client.get('%s/%s' % (self.routers_path, router_id))
-                except kz_exc.NoNodeError:
-                    continue  # gone between listing and reading
-                info = _decode(raw, router_id)
-                if site is None or info.get('site') == site:
-                    result[router_id] = info
-        return result
+        return {router_id: info for router_id, info in self._read_children(
+                    self.routers_path).items()
+                if site is None or info.get('site') == site}
 
     def router(self, router_id):
         """One live router's info; :class:`RouterNotFound` if it has no node."""
@@ -475,17 +463,27 @@ class Registry:
 
     def volumes(self):
         """Every volume record: ``{name: record}`` (a read, maybe stale)."""
+        return self._read_children(self.volumes_path)
+
+    def _read_children(self, parent):
+        """``{child: decoded record}`` of every child of ``parent``. The
+        reads are sent together and answered in one stream (ZooKeeper
+        answers a session's requests in order): one round trip for them
+        all, not one each, however many records there are."""
         result = {}
         with _unavailable_as_error():
             try:
-                names = self.client.get_children(self.volumes_path)
+                children = self.client.get_children(parent)
             except kz_exc.NoNodeError:
                 return result
-        for name in names:
-            try:
-                result[name] = self.volume(name)[0]
-            except VolumeRecordNotFound:
-                continue
+            pending = [(child, self.client.get_async('%s/%s' % (parent, child)))
+                       for child in children]
+            for child, reply in pending:
+                try:
+                    raw, _ = reply.get()
+                except kz_exc.NoNodeError:
+                    continue  # gone between listing and reading
+                result[child] = _decode(raw, '%s/%s' % (parent, child))
         return result
 
     def volumes_owned_by(self, router_id):

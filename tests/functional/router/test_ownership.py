@@ -13,6 +13,8 @@
 """Ownership moves between live router processes: planned migrate, kill -9
 and failover, restart, and what the old owner answers afterwards."""
 
+import os
+
 import pytest
 
 from ovs_daemon.api import errors as api_errors
@@ -75,6 +77,48 @@ def test_a_restarted_router_takes_its_volumes_back(vpool):
     assert (record['owner'], record['epoch'], record['transfer']['kind']) == (
         'r1', 2, 'restart')
     assert 'verification failed' not in qemu_io(vpool.nbd_uri('r1', 'v1'), 'read -P 0x77 0 1M')
+
+
+def give_key(fifo, key_bytes):
+    """The hung read gets its key and goes on; with no reader (yet), the
+    FIFO becomes the key file again."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        os.unlink(fifo)
+        with open(fifo, 'wb') as f:
+            f.write(key_bytes)
+        return
+    os.set_blocking(fd, True)
+    os.write(fd, key_bytes)
+    os.close(fd)
+
+
+def test_a_restarted_router_takes_back_its_volumes_past_one_whose_backend_hangs(vpool):
+    """A router taking its volumes back after a restart does not serve them
+    one after the other: a volume whose backend read hangs (its owner key
+    here is a FIFO nobody writes yet) keeps only itself unserved."""
+    api = vpool.client()
+    names = ['a-hangs'] + ['v%d' % i for i in range(6)]
+    for name in names:
+        api.create_volume(name, 16 * MiB, router='r1')
+    qemu_io(vpool.nbd_uri('r1', 'a-hangs'), 'write -P 0x42 0 1M', 'flush')
+    vpool.kill_router('r1')
+    key = os.path.join(vpool.state['backend'], 'a-hangs', '.key')
+    with open(key, 'rb') as f:
+        key_bytes = f.read()
+    os.unlink(key)
+    os.mkfifo(key)
+    try:
+        vpool.start_router('r1')
+        vpool.wait_until(lambda: set(names[1:]) <= set(vpool.client('r1').health()['served']),
+                         timeout=60, what='the other volumes served again')
+        assert 'a-hangs' not in vpool.client('r1').health()['served']
+    finally:
+        give_key(key, key_bytes)
+    vpool.wait_until(lambda: 'a-hangs' in vpool.client('r1').health()['served'], timeout=30)
+    assert 'verification failed' not in qemu_io(vpool.nbd_uri('r1', 'a-hangs'),
+                                                'read -P 0x42 0 1M')
 
 
 def test_any_router_answers_by_forwarding_to_the_owner(vpool):

@@ -368,6 +368,35 @@ def test_least_loaded_router(reg, make_registry):
     assert reg.volumes_owned_by('r2') == ['a', 'b', 'c']
 
 
+def test_walking_every_record_sends_the_reads_together(reg, make_registry):
+    """A router walks every record (placement, taking its volumes back at
+    start): one request and wait per record would make that a round trip
+    each, 1,000 of them for 1,000 volumes. The walk sends its reads
+    together and waits once; a record deleted meanwhile is left out."""
+    reg.register_router(router_info('r1'))
+    make_registry().register_router(router_info('r2', 'site-b'))
+    created = {name: reg.create_volume(name, 10, 'r1' if i % 3 else 'r2')
+               for i, name in enumerate('v%03d' % i for i in range(60))}
+    waits = []
+    real_get = reg.client.get
+
+    def one_at_a_time(*args, **kwargs):
+        waits.append(args[0])
+        return real_get(*args, **kwargs)
+
+    reg.client.get = one_at_a_time
+    assert reg.volumes() == created
+    assert reg.volumes_owned_by('r2') == sorted(n for i, n in enumerate(created) if not i % 3)
+    assert set(reg.routers()) == {'r1', 'r2'}
+    assert reg.least_loaded_router() == 'r2'
+    assert waits == []
+
+    reg.client.get = real_get
+    reg.mark_deleting('v000')
+    reg.delete_volume_record('v000', reg.volume('v000')[1])
+    assert 'v000' not in reg.volumes() and len(reg.volumes()) == 59
+
+
 def test_epoch_never_decreases_across_a_sequence(reg, make_registry):
     other = make_registry()
     reg.create_volume('vol', 10, 'r1')

@@ -1,0 +1,271 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Benchmark: many volumes on one vPool (not a test).
+
+    .venv/bin/python -m bench.scale [--volumes 1000] [--idle-seconds 10]
+
+ZooKeeper and three routers on the local backend, one edge, all on this
+machine. In order:
+
+1. create --volumes volumes through r1's API (placed on the least loaded
+   router): time per create, first and last tenth (a create that reads
+   every record grows with the volumes there are);
+2. idle, no edge: memory (RSS) and CPU of the routers per volume served,
+   ZooKeeper's watches and znodes per volume;
+3. kill -9 of r1 and a start again, no edge attached: how long until r1
+   serves every volume it owned again, and how much of that went to
+   waiting for its previous ZooKeeper session to expire;
+4. attach every volume through one edge: time per attach, first and last
+   tenth; the edge's memory per volume; CPU of the edge and the routers
+   and ZooKeeper's packets while every volume is idle;
+5. kill -9 of the router owning the most volumes: from the kill, a 4 KiB
+   read of each of its volumes through the edge, all at once: when the
+   first, the median and the last completed (every volume serves again).
+
+Prints the table and writes it to results/scale.md.
+"""
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import statistics
+import tempfile
+import time
+
+from bench import results
+from ovs_daemon.api import edge_client
+from ovs_daemon.devcluster import cluster as cluster_mod
+from ovs_daemon.devcluster import zookeeper
+from ovs_daemon.nbd import client as nbd_client
+
+MiB = 1 << 20
+TICKS = os.sysconf('SC_CLK_TCK')
+
+
+def rss_bytes(pid):
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) << 10
+    return 0
+
+
+def cpu_seconds(pid):
+    with open('/proc/%d/stat' % pid) as f:
+        fields = f.read().rpartition(')')[2].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def zk_stats(cluster):
+    host, _, port = cluster.state['zookeeper'].split(',')[0].rpartition(':')
+    text = zookeeper.four_letter_word(host, int(port), 'mntr')
+    stats = {}
+    for line in text.splitlines():
+        key, _, value = line.partition('\t')
+        try:
+            stats[key] = float(value)
+        except ValueError:
+            continue
+    return stats
+
+
+def served_count(cluster, router_id):
+    text = cluster.client(router_id).metrics()
+    if isinstance(text, bytes):
+        text = text.decode()
+    match = re.search(r'^ovs_router_volumes_served\S* (\S+)$', text, re.M)
+    return int(float(match.group(1))) if match else 0
+
+
+def tenths(durations):
+    tenth = max(1, len(durations) // 10)
+    return statistics.median(durations[:tenth]), statistics.median(durations[-tenth:])
+
+
+def timed_each(names, action):
+    durations = []
+    for name in names:
+        start = time.monotonic()
+        action(name)
+        durations.append(time.monotonic() - start)
+    return durations
+
+
+def pids(cluster):
+    return {rid: cluster.router(rid)['pid'] for rid in cluster.router_ids()}
+
+
+def cpu_while_idle(pid_by_name, cluster, seconds):
+    """CPU share of each process and ZooKeeper packets a second over ``seconds``."""
+    before = {name: cpu_seconds(pid) for name, pid in pid_by_name.items()}
+    zk_before = zk_stats(cluster)
+    time.sleep(seconds)
+    zk_after = zk_stats(cluster)
+    cpu = {name: (cpu_seconds(pid) - before[name]) / seconds
+           for name, pid in pid_by_name.items()}
+    packets = (zk_after['zk_packets_received'] - zk_before['zk_packets_received']) / seconds
+    return cpu, packets
+
+
+def owners(cluster):
+    return {record['name']: record['owner'] for record in cluster.client().volumes()}
+
+
+def started_at(cluster, router_id):
+    """When the registered ``router_id`` started (its ZooKeeper node), or None."""
+    for info in cluster.client().routers():
+        if info['id'] == router_id:
+            return info['started']
+    return None
+
+
+def restart_router(cluster, router_id, owned):
+    before = started_at(cluster, router_id)
+    cluster.kill_router(router_id)
+    start = time.monotonic()
+    cluster.start_router(router_id)
+    api_up = time.monotonic()
+    registered = None
+    while True:
+        if registered is None and started_at(cluster, router_id) not in (None, before):
+            registered = time.monotonic()
+        if registered is not None and served_count(cluster, router_id) >= owned:
+            break
+        if time.monotonic() - start > 600:
+            raise RuntimeError('router %s did not take back its %d volumes in 600 s'
+                               % (router_id, owned))
+        time.sleep(0.05)
+    done = time.monotonic()
+    return api_up - start, registered - start, done - registered
+
+
+async def read_each(sockets):
+    """Seconds from now until a 4 KiB read of each volume completed."""
+    start = time.monotonic()
+
+    async def one(name, path):
+        client = await nbd_client.NBDClient.connect_unix(path, name, timeout=120)
+        try:
+            await asyncio.wait_for(client.read(0, 4096), 120)
+        finally:
+            await client.close()
+        return time.monotonic() - start
+
+    return sorted(await asyncio.gather(*(one(n, p) for n, p in sockets.items())))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--volumes', type=int, default=1000)
+    parser.add_argument('--size-mib', type=int, default=1024)
+    parser.add_argument('--idle-seconds', type=float, default=10.0)
+    parser.add_argument('--workdir')
+    parser.add_argument('--results', default='results/scale.md')
+    args = parser.parse_args()
+    workdir = tempfile.mkdtemp(prefix='ovs-bench-', dir=args.workdir)
+    cluster = cluster_mod.Cluster(os.path.join(workdir, 'vpool'))
+    rows = []
+    count = args.volumes
+    names = ['v%05d' % i for i in range(count)]
+
+    def row(figure, value):
+        rows.append((figure, value))
+        print('%s: %s' % (figure, value), flush=True)
+
+    try:
+        cluster.up(routers=3)
+        api = cluster.client()
+        rss_empty = {rid: rss_bytes(pid) for rid, pid in pids(cluster).items()}
+        zk_empty = zk_stats(cluster)
+
+        created = timed_each(names, lambda n: api.create_volume(n, args.size_mib * MiB))
+        first, last = tenths(created)
+        row('create %d volumes (placed on the least loaded router)' % count,
+            '%.1f s; per create: first tenth %.1f ms, last tenth %.1f ms'
+            % (sum(created), first * 1000, last * 1000))
+
+        owner = owners(cluster)
+        load = {rid: sum(1 for o in owner.values() if o == rid) for rid in cluster.router_ids()}
+        rss = {rid: rss_bytes(pid) for rid, pid in pids(cluster).items()}
+        per_volume = [(rss[rid] - rss_empty[rid]) / load[rid] for rid in load if load[rid]]
+        row('router memory per idle volume served (RSS growth / volumes), per router',
+            ', '.join('%s %.1f KiB (%d volumes)' % (rid, (rss[rid] - rss_empty[rid]) / load[rid]
+                                                    / 1024, load[rid])
+                      for rid in sorted(load) if load[rid]))
+        zk = zk_stats(cluster)
+        row('ZooKeeper per volume: watches, znodes, approx. data bytes',
+            '%.2f, %.2f, %.0f' % ((zk['zk_watch_count'] - zk_empty['zk_watch_count']) / count,
+                                  (zk['zk_znode_count'] - zk_empty['zk_znode_count']) / count,
+                                  (zk['zk_approximate_data_size']
+                                   - zk_empty['zk_approximate_data_size']) / count))
+        cpu, packets = cpu_while_idle(pids(cluster), cluster, args.idle_seconds)
+        row('idle, no edge: router CPU, ZooKeeper packets received',
+            '%s; %.1f packets/s' % (', '.join('%s %.1f %%' % (rid, 100 * cpu[rid])
+                                               for rid in sorted(cpu)), packets))
+        del per_volume
+
+        api_up, registered, adopted = restart_router(cluster, 'r1', load['r1'])
+        row('kill -9 and start of r1 owning %d volumes (no edge)' % load['r1'],
+            'API up %.1f s, registered %.1f s after the start (the old session expired), '
+            'then all %d volumes served %.2f s later (%.1f ms per volume)'
+            % (api_up, registered, load['r1'], adopted, adopted * 1000 / load['r1']))
+
+        edge = cluster.add_edge('edge')
+        control = edge_client.EdgeControlClient(edge['control'], timeout=120)
+        rss_edge_empty = rss_bytes(cluster.edge('edge')['pid'])
+        sockets = {}
+
+        def attach(name):
+            token = api.create_attachment(name, 'hv')['token']
+            sockets[name] = control.attach(name, cluster.state['vpool'], token)['socket']
+
+        attached = timed_each(names, attach)
+        first, last = tenths(attached)
+        row('attach %d volumes through one edge' % count,
+            '%.1f s; per attach: first tenth %.1f ms, last tenth %.1f ms'
+            % (sum(attached), first * 1000, last * 1000))
+        edge_pid = cluster.edge('edge')['pid']
+        row('edge memory per attached idle volume (RSS growth / volumes)',
+            '%.1f KiB' % ((rss_bytes(edge_pid) - rss_edge_empty) / count / 1024))
+        processes = dict(pids(cluster), edge=edge_pid)
+        cpu, packets = cpu_while_idle(processes, cluster, args.idle_seconds)
+        row('idle, %d volumes attached: CPU, ZooKeeper packets received' % count,
+            '%s; %.1f packets/s' % (', '.join('%s %.1f %%' % (name, 100 * cpu[name])
+                                               for name in sorted(cpu)), packets))
+
+        owner = owners(cluster)
+        load = {rid: sum(1 for o in owner.values() if o == rid) for rid in cluster.router_ids()}
+        victim = max(load, key=load.get)
+        victims = {n: sockets[n] for n in names if owner[n] == victim}
+        cluster.kill_router(victim)
+        done = asyncio.run(read_each(victims))
+        row('kill -9 of %s owning %d volumes: a read of each through the edge completed, '
+            'first / median / last' % (victim, len(victims)),
+            '%.2f / %.2f / %.2f s after the kill'
+            % (done[0], statistics.median(done), done[-1]))
+        after = owners(cluster)
+        row('where its volumes went', ', '.join(
+            '%s %d' % (rid, sum(1 for n in victims if after[n] == rid))
+            for rid in sorted(load) if rid != victim))
+    finally:
+        cluster.down()
+        shutil.rmtree(workdir, ignore_errors=True)
+    lines = ['| figure (%d volumes) | value |' % count, '|---|---|'] + \
+        ['| %s | %s |' % r for r in rows]
+    results.publish('\n'.join(lines), args.results)
+
+
+if __name__ == '__main__':
+    main()
