@@ -198,8 +198,11 @@ def check_transition(old, new):
     if not isinstance(new.get('multiattach', False), bool):
         raise RegistryError('multiattach must be true or false')
     if is_multiattach(new) != is_multiattach(old) and old['attachments']:
-        raise AttachedConflict('volume %s is attached: its multiattach mode cannot change'
-                               % old['name'])
+        raise AttachedConflict(
+            'volume %s is attached to %s %s multiattach: detach it everywhere before '
+            'changing its multiattach mode'
+            % (old['name'], ', '.join(sorted(old['attachments'])),
+               'with' if is_multiattach(old) else 'without'))
 
 
 def is_multiattach(record):
@@ -641,25 +644,11 @@ class Registry:
             raise RegistryError('attachment token must be a non-empty string')
 
         def attach(record):
-            if multiattach is not None and multiattach != is_multiattach(record):
-                if record['attachments']:
-                    raise AttachedConflict(
-                        'volume %s is attached to %s without multiattach: detach it '
-                        'everywhere before attaching it with multiattach %s'
-                        % (name, ', '.join(sorted(record['attachments'])),
-                           'on' if multiattach else 'off'))
+            if multiattach is not None:
                 record['multiattach'] = multiattach
             record['attachments'].setdefault(host, token)
             return record
         return self.update_volume(name, attach)
-
-    def set_multiattach(self, name, multiattach):
-        """Set the volume's multiattach mode; only while it has no
-        attachment (else :class:`AttachedConflict`)."""
-        def mode(record):
-            record['multiattach'] = bool(multiattach)
-            return record
-        return self.update_volume(name, mode)
 
     def remove_attachment(self, name, host):
         """Forget ``host``'s attachment. Idempotent."""

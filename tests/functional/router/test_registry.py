@@ -250,6 +250,22 @@ def test_concurrent_attachment_updates_are_all_kept(reg, make_registry):
     assert reg.volume('vol')[0]['epoch'] == 1
 
 
+def test_the_multiattach_mode_changes_only_while_the_volume_has_no_attachment(reg):
+    reg.create_volume('vol', 10, 'r1')
+    reg.set_attachment('vol', 'hv-a', 'tok-a')
+    with pytest.raises(registry_mod.AttachedConflict, match='hv-a without multiattach'):
+        reg.set_attachment('vol', 'hv-b', 'tok-b', multiattach=True)
+    reg.remove_attachment('vol', 'hv-a')
+    reg.set_attachment('vol', 'hv-b', 'tok-b', multiattach=True)
+    with pytest.raises(registry_mod.AttachedConflict, match='hv-b with multiattach'):
+        reg.set_attachment('vol', 'hv-c', 'tok-c', multiattach=False)
+    # Any change of the record keeps the rule, not only an attach.
+    with pytest.raises(registry_mod.AttachedConflict):
+        reg.update_volume('vol', lambda record: dict(record, multiattach=False))
+    record, _ = reg.volume('vol')
+    assert (record['multiattach'], record['attachments']) == (True, {'hv-b': 'tok-b'})
+
+
 def test_watch_fires_with_the_new_owner(reg, make_registry):
     other = make_registry()
     reg.create_volume('vol', 10, 'r1')
