@@ -71,29 +71,39 @@ def fio(uri, options, runtime, size_mib, workdir):
     # The nbd engine prints a line of its own before the JSON.
     report = result.stdout[result.stdout.index("{"):]
     job = json.loads(report)["jobs"][0]
-    return {"iops": job["read"]["iops"] + job["write"]["iops"],
-            "mib_s": (job["read"]["bw"] + job["write"]["bw"]) / 1024}
+    found = {"iops": job["read"]["iops"] + job["write"]["iops"],
+             "mib_s": (job["read"]["bw"] + job["write"]["bw"]) / 1024}
+    percentiles = job["read"].get("clat_ns", {}).get("percentile", {})
+    for name, key in (("read_p50_us", "50.000000"), ("read_p99_us", "99.000000")):
+        if key in percentiles:
+            found[name] = percentiles[key] / 1000
+    return found
 
 
+def nbdkit(port, plugin, *params):
+    """``nbdkit PLUGIN PARAMS`` on 127.0.0.1:port, as a context manager."""
+    return running(["nbdkit", "-f", "-i", "127.0.0.1", "-p", str(port), plugin]
+                   + list(params))
 
 
 def nbdkit_memory(port, size_mib):
     """``nbdkit memory`` on 127.0.0.1:port, as a context manager (the baseline)."""
-    return running(["nbdkit", "-f", "-i", "127.0.0.1", "-p", str(port), "memory",
-                    "%dM" % size_mib])
+    return nbdkit(port, "memory", "%dM" % size_mib)
 
 
 def median(rounds, key):
     return statistics.median(r[key] for r in rounds)
 
 
-def alternate(targets, rounds, runtime, size_mib, workdir):
-    """Run every workload against every ``(name, uri)`` target in turn, for
-    ``rounds`` rounds, so load from elsewhere hits them alike; returns
-    ``{(workload, name): [result per round]}``."""
+def alternate(targets, rounds, runtime, size_mib, workdir, workloads=WORKLOADS):
+    """Run every ``(workload, fio options)`` against every ``(name, uri)``
+    target in turn, for ``rounds`` rounds, so load from elsewhere hits them
+    alike; returns ``{(workload, name): [result per round]}``. A result has
+    ``iops`` and ``mib_s``, and ``read_p50_us``/``read_p99_us`` (completion
+    latency) when the workload reads."""
     results = {}
     for _ in range(rounds):
-        for workload, options in WORKLOADS:
+        for workload, options in workloads:
             for target, uri in targets:
                 results.setdefault((workload, target), []).append(
                     fio(uri, options, runtime, size_mib, workdir))

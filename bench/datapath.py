@@ -1,0 +1,184 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Benchmark: the data path against C peers, every target in one run.
+
+    .venv/bin/python -m bench.datapath [--rounds 3] [--runtime 5] [--no-s3]
+
+fio's nbd engine runs each row against each target in turn, for --rounds
+rounds (medians), so load from elsewhere hits them alike:
+
+targets
+  - ``nbdkit memory`` (C, one hop, keeps nothing);
+  - ``nbdkit nbd`` in front of another ``nbdkit memory`` (C, two hops: the
+    shape of edge -> router);
+  - ``nbdkit file`` on a file of this disk (C, one hop, durable at FLUSH);
+  - a router with the local backend on this disk (one hop), and an edge in
+    front of it (two hops);
+  - the same two on the s3 backend (moto's server), unless --no-s3.
+rows
+  - 4 KiB random read/write at queue depth 16 (IOPS);
+  - 1 MiB sequential write at queue depth 4 with a FLUSH every 64 writes
+    (MiB/s);
+  - 4 KiB random read/write at queue depth 1: read completion latency,
+    p50 and p99.
+
+Prints each figure with its ratio to the peer the targets in
+docs/design.md ("Performance targets") name, next to that target, and
+writes the table to results/datapath.md. Real processes: ZooKeeper, a
+router and an edge per backend (no simulated network). Not a test: the
+figures depend on the machine; compare ratios of one run.
+"""
+
+import argparse
+import contextlib
+import os
+import shutil
+import tempfile
+
+from bench import fio as fio_mod
+from bench import multiattach
+from bench import results
+from ovs_daemon.api import edge_client
+from ovs_daemon.devcluster import cluster as cluster_mod
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MiB = 1 << 20
+
+RANDRW_QD16 = '4 KiB randrw QD16'
+SEQ_WRITE = '1 MiB seq write QD4, FLUSH every 64 MiB'
+RANDRW_QD1 = '4 KiB randrw QD1'
+WORKLOADS = [
+    (RANDRW_QD16, ['--rw=randrw', '--bs=4k', '--iodepth=16']),
+    (SEQ_WRITE, ['--rw=write', '--bs=1M', '--iodepth=4', '--fsync=64']),
+    (RANDRW_QD1, ['--rw=randrw', '--bs=4k', '--iodepth=1']),
+]
+
+MEMORY = 'nbdkit memory'
+CHAIN = 'nbdkit nbd -> nbdkit memory'
+FILE = 'nbdkit file'
+# The figure each row is judged by: (result key, unit, higher is better).
+FIGURES = {RANDRW_QD16: [('iops', 'IOPS', True)],
+           SEQ_WRITE: [('mib_s', 'MiB/s', True)],
+           RANDRW_QD1: [('read_p50_us', 'us read p50', False),
+                        ('read_p99_us', 'us read p99', False)]}
+# (row, kind of target, result key) -> [(peer, target ratio)], from
+# docs/design.md; a kind is 'router' (one hop) or 'edge' (two hops).
+GOALS = {
+    (RANDRW_QD16, 'router', 'iops'): [(MEMORY, 0.6)],
+    (RANDRW_QD16, 'edge', 'iops'): [(MEMORY, 0.35), (CHAIN, 1.3)],
+    (SEQ_WRITE, 'router', 'mib_s'): [(FILE, 0.9)],
+    (SEQ_WRITE, 'edge', 'mib_s'): [(FILE, 0.8)],
+    (RANDRW_QD1, 'edge', 'read_p50_us'): [(CHAIN, 1.3)],
+    (RANDRW_QD1, 'edge', 'read_p99_us'): [(CHAIN, 1.6)],
+}
+
+
+@contextlib.contextmanager
+def c_peers(size_mib, workdir):
+    """The three C targets, serving; yields ``[(name, uri)]``."""
+    ports = {name: fio_mod.free_port() for name in (MEMORY, 'chained', CHAIN, FILE)}
+    image = os.path.join(workdir, 'nbdkit-file.img')
+    with open(image, 'wb') as f:
+        f.truncate(size_mib * MiB)
+    with contextlib.ExitStack() as stack:
+        servers = {
+            MEMORY: stack.enter_context(fio_mod.nbdkit_memory(ports[MEMORY], size_mib)),
+            'chained': stack.enter_context(fio_mod.nbdkit_memory(ports['chained'], size_mib)),
+            FILE: stack.enter_context(fio_mod.nbdkit(ports[FILE], 'file', image)),
+        }
+        fio_mod.wait_for_port(ports['chained'], servers['chained'])
+        servers[CHAIN] = stack.enter_context(fio_mod.nbdkit(
+            ports[CHAIN], 'nbd', 'hostname=127.0.0.1', 'port=%d' % ports['chained']))
+        for name, server in servers.items():
+            fio_mod.wait_for_port(ports[name], server)
+        yield [(name, 'nbd://127.0.0.1:%d/' % ports[name]) for name in (MEMORY, CHAIN, FILE)]
+
+
+def start_cluster(workdir, backend, stack):
+    """ZooKeeper, one router (the collector every 10 s, so overwritten
+    containers go while fio writes) and an edge; returns ``(cluster,
+    edge control client)``."""
+    cluster = cluster_mod.Cluster(os.path.join(workdir, 'vpool-%s' % backend))
+    stack.callback(cluster.down)
+    cluster.up(routers=1, s3={} if backend == 's3' else None,
+               options={'router': {'collect_interval': 10}})
+    edge = edge_client.EdgeControlClient(cluster.add_edge('hv')['control'])
+    return cluster, edge
+
+
+def ovs_targets(cluster, edge, backend, size_mib):
+    """``[(name, uri)]``: a volume straight on the router, another through the edge."""
+    router_volume = 'datapath-router'
+    cluster.client().create_volume(router_volume, size_mib * MiB)
+    return [('router (%s)' % backend, cluster.nbd_uri('r1', router_volume, ttl=86400)),
+            ('edge -> router (%s)' % backend,
+             multiattach.attach(cluster, edge, 'datapath-edge', size_mib, False))]
+
+
+def kind_of(target):
+    if target.startswith('edge'):
+        return 'edge'
+    if target.startswith('router'):
+        return 'router'
+    return None
+
+
+def report(found, targets, args):
+    lines = ['fio nbd engine, %d rounds of %d s, medians, targets alternating '
+             '(`python -m bench.datapath --rounds %d --runtime %d%s`)'
+             % (args.rounds, args.runtime, args.rounds, args.runtime,
+                ' --no-s3' if args.no_s3 else ''),
+             '', '| row | target | figure | ratio (goal) |', '|---|---|---|---|']
+    for row, _ in WORKLOADS:
+        for target in targets:
+            for key, unit, _ in FIGURES[row]:
+                value = fio_mod.median(found[row, target], key)
+                ratios = []
+                for peer, goal in GOALS.get((row, kind_of(target), key), []):
+                    ratio = value / fio_mod.median(found[row, peer], key)
+                    met = ratio >= goal if key in ('iops', 'mib_s') else ratio <= goal
+                    ratios.append('%.2fx %s (%s %.2fx: %s)' % (
+                        ratio, peer, '>=' if key in ('iops', 'mib_s') else '<=', goal,
+                        'met' if met else 'NOT met'))
+                lines.append('| %s | %s | %.0f %s | %s |' % (
+                    row, target, value, unit, '; '.join(ratios)))
+    return '\n'.join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--runtime', type=int, default=5, help='seconds per fio run')
+    parser.add_argument('--size-mib', type=int, default=1024, help='size of every target')
+    parser.add_argument('--no-s3', action='store_true', help='leave out the s3 targets')
+    parser.add_argument('--results', default=os.path.join(REPO, 'results', 'datapath.md'))
+    args = parser.parse_args()
+    workdir = tempfile.mkdtemp(prefix='datapath-bench-')
+    try:
+        with contextlib.ExitStack() as stack:
+            print('starting nbdkit, ZooKeeper, routers and edges ...', flush=True)
+            targets = stack.enter_context(c_peers(args.size_mib, workdir))
+            for backend in ('local',) if args.no_s3 else ('local', 's3'):
+                cluster, edge = start_cluster(workdir, backend, stack)
+                targets += ovs_targets(cluster, edge, backend, args.size_mib)
+            print('fio: %s' % ', '.join(name for name, _ in targets), flush=True)
+            found = fio_mod.alternate(targets, args.rounds, args.runtime, args.size_mib,
+                                      workdir, workloads=WORKLOADS)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    results.publish(report(found, [name for name, _ in targets], args), args.results)
+
+
+if __name__ == '__main__':
+    main()
