@@ -158,9 +158,7 @@ def report(found, targets, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--rounds', type=int, default=3)
-    parser.add_argument('--runtime', type=int, default=5, help='seconds per fio run')
-    parser.add_argument('--size-mib', type=int, default=1024, help='size of every target')
+    fio_mod.add_arguments(parser, size_mib=1024)
     parser.add_argument('--no-s3', action='store_true', help='leave out the s3 targets')
     parser.add_argument('--results', default=os.path.join(REPO, 'results', 'datapath.md'))
     args = parser.parse_args()

@@ -204,9 +204,7 @@ def report(pauses, fio_results):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--rounds', type=int, default=3)
-    parser.add_argument('--runtime', type=int, default=5, help='seconds per fio run')
-    parser.add_argument('--size-mib', type=int, default=1024, help='fio target size')
+    fio_mod.add_arguments(parser, size_mib=1024)
     parser.add_argument('--results', default=os.path.join(REPO, 'results', 'edge.md'))
     parser.add_argument('--faults-only', action='store_true',
                         help='measure the pauses, not the fio workloads')

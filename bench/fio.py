@@ -91,6 +91,13 @@ def nbdkit_memory(port, size_mib):
     return nbdkit(port, "memory", "%dM" % size_mib)
 
 
+def add_arguments(parser, size_mib):
+    """The options of a benchmark that alternates fio over targets."""
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--runtime", type=int, default=5, help="seconds per fio run")
+    parser.add_argument("--size-mib", type=int, default=size_mib, help="fio target size")
+
+
 def median(rounds, key):
     return statistics.median(r[key] for r in rounds)
 

@@ -75,9 +75,7 @@ def report(found, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--rounds', type=int, default=3)
-    parser.add_argument('--runtime', type=int, default=5, help='seconds per fio run')
-    parser.add_argument('--size-mib', type=int, default=256, help='fio target size')
+    fio_mod.add_arguments(parser, size_mib=256)
     parser.add_argument('--results', default=os.path.join(REPO, 'results', 'multiattach.md'))
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix='multiattach-bench-')
