@@ -187,9 +187,12 @@ engine_opts = [
     cfg.IntOpt('read_cache_mib', default=1024, min=1,
                help='Size of the read cache; the least recently used data '
                     'goes first.'),
-    cfg.IntOpt('read_cache_readahead_kib', default=8192, min=0,
-               help='A sequential read that misses the cache fetches this '
-                    'much more of the object in the same request.'),
+    cfg.IntOpt('read_cache_readahead_kib', default=32768, min=0,
+               help='How far ahead of a sequential reader the read cache '
+                    'fetches, in the background; 0: no prefetch.'),
+    cfg.IntOpt('read_cache_prefetch_requests', default=4, min=1,
+               help='Backend reads the read cache\'s prefetch runs at once '
+                    '(each of up to 8 MiB), for all volumes of the router.'),
 ]
 
 
@@ -254,7 +257,8 @@ def make_read_cache(conf):
     if not engine.read_cache_path:
         return None
     return read_cache.ReadCache(engine.read_cache_path, engine.read_cache_mib << 20,
-                                readahead_bytes=engine.read_cache_readahead_kib << 10)
+                                readahead_bytes=engine.read_cache_readahead_kib << 10,
+                                prefetch_requests=engine.read_cache_prefetch_requests)
 
 
 def list_opts():

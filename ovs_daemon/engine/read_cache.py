@@ -22,13 +22,19 @@ Two files: ``data`` (slots of one chunk each) and ``index`` (a header per
 slot: the chunk's key, its length, a CRC of key and data, and a sequence
 number for recency). A slot is written data first, header second; a read
 checks the CRC, so a slot torn by a crash, or reused while read, is a miss,
-never wrong data. Eviction takes the least recently used slot. A miss that
-continues a sequential read fetches ``readahead`` bytes of the object in one
-request, and chunks fetched by one reader are waited for, not fetched again,
-by others.
+never wrong data. Eviction takes the least recently used slot. Chunks being fetched by one
+reader are waited for, not fetched again, by others.
+
+Prefetch: the volume asks for the ``readahead`` bytes after a sequential
+reader (:meth:`ReadCache.prefetch`); they are fetched in the background by
+ranged GETs of at most ``PREFETCH_REQUEST_BYTES``, at most
+``prefetch_requests`` at a time for the whole router (more are refused, and
+asked for again by the next read), so the store streams several objects
+ahead of the reader while it reads.
 """
 
 import collections
+import concurrent.futures
 import os
 import struct
 import threading
@@ -38,6 +44,8 @@ from oslo_log import log as logging
 
 LOG = logging.getLogger(__name__)
 
+# One prefetch GET fetches at most this much (a container, by default).
+PREFETCH_REQUEST_BYTES = 8 << 20
 _HEADER = struct.Struct('<4sQIIH')
 _HEADER_BYTES = 512
 _MAGIC = b'OVRC'
@@ -45,9 +53,11 @@ _MAGIC = b'OVRC'
 
 class ReadCache:
 
-    def __init__(self, path, size_bytes, chunk_bytes=64 << 10, readahead_bytes=8 << 20):
+    def __init__(self, path, size_bytes, chunk_bytes=64 << 10, readahead_bytes=32 << 20,
+                 prefetch_requests=4):
         self.chunk = chunk_bytes
         self.readahead = readahead_bytes
+        self.prefetch_requests = prefetch_requests
         self.slots = max(1, size_bytes // chunk_bytes)
         os.makedirs(path, exist_ok=True)
         self._data = os.open(os.path.join(path, 'data'), os.O_RDWR | os.O_CREAT, 0o600)
@@ -59,6 +69,10 @@ class ReadCache:
         self._free = []
         self._inflight = {}                      # key -> Event
         self._seq = 0
+        self._prefetching = 0
+        self._prefetched = threading.Condition(self._lock)
+        self._prefetcher = concurrent.futures.ThreadPoolExecutor(
+            max(1, prefetch_requests), thread_name_prefix='read-cache-prefetch')
         self.counters = collections.Counter()
         self._load()
 
@@ -82,6 +96,7 @@ class ReadCache:
                  self.chunk >> 10)
 
     def close(self):
+        self._prefetcher.shutdown(wait=True, cancel_futures=True)
         os.close(self._data)
         os.close(self._headers)
 
@@ -91,7 +106,7 @@ class ReadCache:
 
     # -- reading -----------------------------------------------------------------
 
-    def read(self, obj, size, offset, length, fetch, sequential=False):
+    def read(self, obj, size, offset, length, fetch):
         """``length`` bytes at ``offset`` of the immutable object ``obj``
         (bytes: its unique key) of ``size`` bytes; ``fetch(offset, length)``
         reads it from the backend."""
@@ -108,7 +123,7 @@ class ReadCache:
             self.counters['hits'] += len(chunks)
             self.counters['misses'] += len(missing)
         if missing:
-            chunks.update(self._fill(obj, size, missing, fetch, sequential))
+            chunks.update(self._fill(obj, size, missing, fetch))
         joined = b''.join(chunks[n] for n in range(first, last + 1))
         skip = offset - first * self.chunk
         return joined[skip:skip + length]
@@ -133,27 +148,13 @@ class ReadCache:
                 del self._index[key]
                 self._free.append(entry[0])
 
-    def _fill(self, obj, size, missing, fetch, sequential):
-        """Fetch the missing chunks (and, on a sequential read, those of
-        the readahead after them), store them, return the missing ones."""
-        last_chunk = (size - 1) // self.chunk
-        end = missing[-1]
-        if sequential:
-            end = min(last_chunk, end + self.readahead // self.chunk)
-        wanted = range(missing[0], end + 1)
-        mine, theirs = self._claim([_key(obj, n) for n in wanted])
-        got = {}
+    def _fill(self, obj, size, missing, fetch):
+        """Fetch the missing chunks (those another reader fetches: wait for
+        them), store them, return them."""
+        mine, theirs = self._claim([_key(obj, n) for n in missing])
         try:
-            runs = _runs([n for n in wanted if _key(obj, n) in mine])
-            for start, stop in runs:
-                offset = start * self.chunk
-                data = fetch(offset, min(size, (stop + 1) * self.chunk) - offset)
-                with self._lock:
-                    self.counters['fetched_bytes'] += len(data)
-                for n in range(start, stop + 1):
-                    piece = data[(n - start) * self.chunk:(n - start + 1) * self.chunk]
-                    self._store(_key(obj, n), piece)
-                    got[n] = piece
+            got = self._fetch_runs(obj, size, [n for n in missing if _key(obj, n) in mine],
+                                   fetch)
         finally:
             self._release(mine)
         result = {n: got[n] for n in missing if n in got}
@@ -166,6 +167,68 @@ class ReadCache:
                     data = fetch(n * self.chunk, min(size, (n + 1) * self.chunk) - n * self.chunk)
                 result[n] = data
         return result
+
+    def _fetch_runs(self, obj, size, numbers, fetch, request_bytes=None):
+        """Fetch chunks ``numbers`` (sorted), a GET per run of consecutive
+        ones (of at most ``request_bytes``), store them, return them."""
+        got = {}
+        per_request = max(1, (request_bytes or size) // self.chunk)
+        for start, stop in _runs(numbers, per_request):
+            offset = start * self.chunk
+            data = fetch(offset, min(size, (stop + 1) * self.chunk) - offset)
+            with self._lock:
+                self.counters['fetched_bytes'] += len(data)
+            for n in range(start, stop + 1):
+                piece = data[(n - start) * self.chunk:(n - start + 1) * self.chunk]
+                self._store(_key(obj, n), piece)
+                got[n] = piece
+        return got
+
+    # -- prefetch ----------------------------------------------------------------
+
+    def prefetch(self, obj, size, offset, length, fetch):
+        """Fetch ``length`` bytes at ``offset`` of ``obj`` in the background
+        (what is cached or being fetched already is left alone). Returns
+        False, and fetches nothing, while ``prefetch_requests`` prefetches
+        are under way."""
+        first, last = offset // self.chunk, (offset + length - 1) // self.chunk
+        with self._lock:
+            if self._prefetching >= self.prefetch_requests:
+                return False
+            self._prefetching += 1
+        mine, _ = self._claim([_key(obj, n) for n in range(first, last + 1)])
+        numbers = [n for n in range(first, last + 1) if _key(obj, n) in mine]
+        if not numbers:
+            self._prefetch_done()
+            return True
+        try:
+            self._prefetcher.submit(self._prefetch, obj, size, numbers, mine, fetch)
+        except RuntimeError:    # closed
+            self._release(mine)
+            self._prefetch_done()
+        return True
+
+    def _prefetch(self, obj, size, numbers, keys, fetch):
+        try:
+            got = self._fetch_runs(obj, size, numbers, fetch, PREFETCH_REQUEST_BYTES)
+            with self._lock:
+                self.counters['prefetched_bytes'] += sum(map(len, got.values()))
+        except Exception as exc:
+            # A reader that needs these chunks fetches them itself.
+            LOG.debug('Prefetch of %r failed: %s', obj, exc)
+        finally:
+            self._release(keys)
+            self._prefetch_done()
+
+    def _prefetch_done(self):
+        with self._lock:
+            self._prefetching -= 1
+            self._prefetched.notify_all()
+
+    def wait_for_prefetches(self, timeout=None):
+        """Wait until no prefetch is under way; False on timeout."""
+        with self._lock:
+            return self._prefetched.wait_for(lambda: self._prefetching == 0, timeout)
 
     def _claim(self, keys):
         """Keys this reader fetches, and events of those others fetch."""
@@ -219,11 +282,12 @@ def _key(obj, number):
     return b'%s#%d' % (obj, number)
 
 
-def _runs(numbers):
-    """Consecutive runs of sorted ``numbers`` as ``(first, last)``."""
+def _runs(numbers, longest):
+    """Consecutive runs of sorted ``numbers`` as ``(first, last)``, each of
+    at most ``longest`` numbers."""
     runs = []
     for n in numbers:
-        if runs and runs[-1][1] == n - 1:
+        if runs and runs[-1][1] == n - 1 and n - runs[-1][0] < longest:
             runs[-1][1] = n
         else:
             runs.append([n, n])

@@ -37,6 +37,7 @@ from oslo_log import log as logging
 from ovs_daemon.backends import base as backends
 from ovs_daemon.engine import blockmap
 from ovs_daemon.engine import errors
+from ovs_daemon.engine import read_cache
 from ovs_daemon.engine import records
 from ovs_daemon.engine.blockmap import UNMAPPED
 from ovs_daemon.engine.blockmap import ZERO
@@ -79,6 +80,7 @@ class Volume:
         self.cache = cache
         self._incarnations = {}       # namespace -> its creation time
         self._read_end = None
+        self._prefetched_end = None   # where the prefetch asked for stops
         self.namespace = namespace
         self.key = key
         self.tuning = tuning or Tuning()
@@ -269,8 +271,10 @@ class Volume:
             # last one's end counts as sequential.
             sequential = self._read_end is not None and \
                 abs(offset - self._read_end) <= _SEQUENTIAL_WINDOW
+            if self.cache is not None:
+                self._prefetch(offset + length, sequential)
             try:
-                data = b''.join(self._fetch(piece, sequential) for piece in plan)
+                data = b''.join(self._fetch(piece) for piece in plan)
                 self._read_end = offset + length
                 break
             except backends.NotFound:
@@ -324,7 +328,7 @@ class Volume:
                 plan.append([namespace, name, index, 1, blocks])
         return plan
 
-    def _fetch(self, piece, sequential=False):
+    def _fetch(self, piece):
         if isinstance(piece, int):
             return bytes(piece * BLOCK_SIZE)
         if isinstance(piece, bytes):
@@ -332,11 +336,45 @@ class Volume:
         namespace, name, index, count, blocks = piece
         if self.cache is None:
             return self.backend.get(namespace, name, index * BLOCK_SIZE, count * BLOCK_SIZE)
+        obj, size, fetch = self._cached_object(namespace, name, blocks)
+        return self.cache.read(obj, size, index * BLOCK_SIZE, count * BLOCK_SIZE, fetch)
+
+    def _cached_object(self, namespace, name, blocks):
+        """The read cache's key of a data object, its size, and how to
+        fetch a range of it."""
         obj = ('%s\0%r\0%s' % (namespace, self._incarnations.get(namespace), name)).encode()
-        return self.cache.read(
-            obj, blocks * BLOCK_SIZE, index * BLOCK_SIZE, count * BLOCK_SIZE,
-            lambda offset, length: self.backend.get(namespace, name, offset, length),
-            sequential)
+        return obj, blocks * BLOCK_SIZE, \
+            lambda offset, length: self.backend.get(namespace, name, offset, length)
+
+    def _prefetch(self, end, sequential):
+        """Ask the read cache for the data after a sequential reader's
+        ``end``, up to its readahead ahead, in requests of at least one
+        ``PREFETCH_REQUEST_BYTES`` (or up to the end of the volume)."""
+        if not sequential:
+            self._prefetched_end = None
+            return
+        start = max(end, self._prefetched_end or 0)
+        stop = min(self.size, end + self.cache.readahead)
+        if stop - start < min(read_cache.PREFETCH_REQUEST_BYTES, self.cache.readahead) \
+                and stop < self.size or start >= stop:
+            return
+        first = start // BLOCK_SIZE
+        with self._lock:
+            if self._halted:
+                return
+            plan = self._plan_read(first, _blocks(stop) - first)
+        block = first
+        for piece in plan:
+            if isinstance(piece, list):
+                namespace, name, index, count, blocks = piece
+                obj, size, fetch = self._cached_object(namespace, name, blocks)
+                if not self.cache.prefetch(obj, size, index * BLOCK_SIZE,
+                                           count * BLOCK_SIZE, fetch):
+                    break   # enough under way: the next read asks again
+                block += count
+            else:
+                block += piece if isinstance(piece, int) else 1
+        self._prefetched_end = block * BLOCK_SIZE
 
     # Writes
 

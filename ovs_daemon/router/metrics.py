@@ -130,7 +130,9 @@ class _ReadCacheCollector:
         ('misses', 'Chunks of backend data the read cache did not hold.'),
         ('evictions', 'Chunks evicted from the read cache to make room.'),
         ('fetched_bytes', 'Bytes the read cache fetched from the backend '
-                          '(misses and readahead).'),
+                          '(misses and prefetch).'),
+        ('prefetched_bytes', 'Bytes the read cache fetched ahead of '
+                             'sequential readers.'),
     )
 
     def __init__(self, cache):

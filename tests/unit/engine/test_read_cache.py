@@ -14,13 +14,17 @@
 the first, stay right across epochs, handovers and a volume made anew under
 the same name, survive a restart, and a torn slot is a miss."""
 
+import concurrent.futures
 import os
+import threading
 
 import pytest
 
 from ovs_daemon.backends import base
 from ovs_daemon.engine import read_cache
+from ovs_daemon.engine import records
 from ovs_daemon.engine import store as store_mod
+from ovs_daemon.engine import volume as volume_mod
 
 KiB, MiB = 1 << 10, 1 << 20
 
@@ -137,7 +141,63 @@ def test_a_sequential_read_fetches_ahead(backend, tmp_path):
     assert vol.read(0, 64 * KiB) == data[:64 * KiB]
     assert fetched(store) == 64 * KiB
     assert vol.read(64 * KiB, 64 * KiB) == data[64 * KiB:128 * KiB]
+    assert store.cache.wait_for_prefetches(30)
     assert fetched(store) == (64 + 64 + 512) * KiB
+    misses = store.cache.counters['misses']
     for offset in range(128 * KiB, 640 * KiB, 64 * KiB):
         assert vol.read(offset, 64 * KiB) == data[offset:offset + 64 * KiB]
-    assert fetched(store) == (64 + 64 + 512) * KiB
+    assert store.cache.counters['misses'] == misses
+
+
+def test_a_sequential_reader_is_prefetched_ahead_across_objects(backend, tmp_path):
+    """Prefetch follows the volume's map, not one object: data written in
+    256 KiB containers is fetched one container after the other ahead of
+    a sequential reader, so its reads find it cached."""
+    cache = read_cache.ReadCache(str(tmp_path), 8 * MiB, readahead_bytes=1 * MiB,
+                                 prefetch_requests=8)
+    store = store_mod.VolumeStore(backend, volume_mod.Tuning(container_bytes=256 * KiB), cache)
+    vol = store.create('v', 8 * MiB, key(1))
+    data = os.urandom(2 * MiB)
+    vol.write(0, data)
+    vol.flush()
+    assert len(backend.list('v', records.CONTAINER_PREFIX)) >= 8
+    assert vol.read(0, 64 * KiB) == data[:64 * KiB]
+    assert vol.read(64 * KiB, 64 * KiB) == data[64 * KiB:128 * KiB]
+    assert cache.wait_for_prefetches(30)
+    assert cache.counters['prefetched_bytes'] == 1 * MiB
+    misses = cache.counters['misses']
+    for offset in range(128 * KiB, 1152 * KiB, 64 * KiB):
+        assert vol.read(offset, 64 * KiB) == data[offset:offset + 64 * KiB]
+    assert cache.counters['misses'] == misses
+    # Read to the end, past what the prefetch asked for first: all there.
+    for offset in range(1152 * KiB, 2 * MiB, 64 * KiB):
+        assert vol.read(offset, 64 * KiB) == data[offset:offset + 64 * KiB]
+    assert cache.wait_for_prefetches(30)
+    assert fetched(store) < 2 * MiB + 256 * KiB
+
+
+
+
+def test_prefetch_is_bounded_and_a_reader_waits_for_it_instead_of_fetching_again(tmp_path):
+    cache = read_cache.ReadCache(str(tmp_path), 4 * MiB, prefetch_requests=2)
+    release = threading.Event()
+    gets = []
+
+    def fetch(offset, length):
+        gets.append((offset, length))
+        release.wait(30)
+        return b''.join(bytes([n]) * (64 * KiB) for n in range(offset // (64 * KiB),
+                                                            (offset + length) // (64 * KiB)))
+
+    assert cache.prefetch(b'a', 256 * KiB, 0, 128 * KiB, fetch)
+    assert cache.prefetch(b'b', 256 * KiB, 0, 64 * KiB, fetch)
+    assert not cache.prefetch(b'c', 256 * KiB, 0, 64 * KiB, fetch)
+    reader = concurrent.futures.ThreadPoolExecutor(1).submit(
+        cache.read, b'a', 256 * KiB, 64 * KiB, 4 * KiB, fetch)
+    release.set()
+    assert reader.result(30) == b'\1' * (4 * KiB)
+    assert cache.wait_for_prefetches(30)
+    assert sorted(gets) == [(0, 64 * KiB), (0, 128 * KiB)]
+    assert cache.prefetch(b'c', 256 * KiB, 0, 64 * KiB, fetch)
+    assert cache.wait_for_prefetches(30)
+    cache.close()
