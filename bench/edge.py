@@ -208,6 +208,9 @@ def main():
     parser.add_argument('--results', default=os.path.join(REPO, 'results', 'edge.md'))
     parser.add_argument('--faults-only', action='store_true',
                         help='measure the pauses, not the fio workloads')
+    parser.add_argument('--only', action='append', default=[], metavar='WORDS',
+                        help='measure only the faults whose name contains WORDS '
+                             '(repeatable; e.g. --only hung --only ZooKeeper)')
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix='edge-bench-')
     network = netns.Network(prefix='ovsbe', subnet='10.213.210.0/24')
@@ -234,6 +237,8 @@ def main():
                 ('ZooKeeper down 2 s and back, owner killed meanwhile',
                  bench.zookeeper_and_owner_down, bench.restart, {}),
                 ('attach again with a new token', bench.attach_again, bench.same_owner, {})):
+            if args.only and not any(words in what for words in args.only):
+                continue
             for round_ in range(args.rounds):
                 pauses.setdefault(what, []).append(bench.pause(event, undo, **guest_options))
                 print('  %s, round %d: %.3f s' % (what, round_ + 1, pauses[what][-1]),
