@@ -14,12 +14,23 @@
 
 Several router processes may share one root. Each namespace directory holds:
 
-* ``.lock``: taken with ``flock`` around every check-and-write, so checking
-  the owner key and making a write visible are one atomic step;
-* ``.key``: the current owner key;
+* ``.key``: the current owner key, replaced by ``rename``;
+* ``.lock``: taken with ``flock`` by claims only, so that of two claims one
+  reads the key after the other replaced it;
 * ``log/<slot>``: committed log slots, created with ``link`` so a slot is
   written at most once;
 * every other object under its own name, '/' parts as directories.
+
+Fencing is at the commit point, as on ``s3`` (see ``base``): a write checks
+the key, then acts, and takes no lock. A writer stopped between the two
+(SIGSTOP, a hung process) holds nothing a claim waits for; when it runs
+again its put may land (an object named after its epoch, which nothing
+committed refers to), but its commit does not: the claim took the slot
+after the last one, so the stale writer's ``link`` finds its slot taken,
+and a commit that got in before the claim is read again against the key and
+reported ``Fenced``. A writer that took its lock inside each write, as this
+backend once did, froze every claim of the namespace for as long as it was
+stopped there.
 
 Nothing partial is ever visible: data is written to a temporary file under
 ``.tmp``, fsynced, then renamed (or linked) into place and the directory
@@ -46,6 +57,9 @@ _SLOT_FORMAT = '%016d'
 _CLAIM_RECORD = b'C'
 _COMMIT_RECORD = b'R'
 _STALE_TEMP_SECONDS = 600
+# Slots a claim tries after the last one it saw: writers committing
+# meanwhile can take only a few.
+_MAX_CLAIM_SLOTS = 64
 # Ranged reads (a volume reading blocks out of its containers) keep their
 # file open: containers are written once and never change, and opening a
 # file per 4 KiB read costs more than the read. Put, delete, claim and
@@ -223,10 +237,8 @@ class LocalBackend(base.Backend):
                         'is current' % (namespace, new_key.epoch,
                                         current.epoch))
                 os.rename(key_tmp, os.path.join(ns_dir, '.key'))
-                slot = self._last_slot(ns_dir) + 1
-                os.link(claim_tmp, self._slot_path(ns_dir, slot))
-                self._fsync_dir(os.path.join(ns_dir, _LOG_DIR))
                 self._fsync_dir(ns_dir)
+                slot = self._take_claim_slot(ns_dir, namespace, claim_tmp)
         finally:
             for leftover in (key_tmp, claim_tmp):
                 with contextlib.suppress(FileNotFoundError):
@@ -234,6 +246,22 @@ class LocalBackend(base.Backend):
         LOG.info('namespace %s claimed with epoch %d at log slot %d',
                  namespace, new_key.epoch, slot)
         return slot
+
+    def _take_claim_slot(self, ns_dir, namespace, claim_tmp):
+        """Link the claim record into the first free slot after the last
+        one: a writer with the old key may commit into the next slot
+        meanwhile (its commit then comes before the claim)."""
+        slot = self._last_slot(ns_dir) + 1
+        for _ in range(_MAX_CLAIM_SLOTS):
+            try:
+                os.link(claim_tmp, self._slot_path(ns_dir, slot))
+            except FileExistsError:
+                slot += 1
+                continue
+            self._fsync_dir(os.path.join(ns_dir, _LOG_DIR))
+            return slot
+        raise base.BackendError('namespace %s: %d log slots taken while '
+                                'claiming' % (namespace, _MAX_CLAIM_SLOTS))
 
     # Objects
 
@@ -243,11 +271,10 @@ class LocalBackend(base.Backend):
         self._forget_open(path)
         tmp = self._write_temp(ns_dir, data)
         try:
-            with self._locked(ns_dir):
-                self._check_key(ns_dir, namespace, key)
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                os.rename(tmp, path)
-                self._fsync_dir(os.path.dirname(path))
+            self._check_key(ns_dir, namespace, key)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.rename(tmp, path)
+            self._fsync_dir(os.path.dirname(path))
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -322,10 +349,9 @@ class LocalBackend(base.Backend):
         ns_dir = self._existing_ns_dir(namespace)
         path = self._object_path(ns_dir, name)
         self._forget_open(path)
-        with self._locked(ns_dir):
-            self._check_key(ns_dir, namespace, key)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+        self._check_key(ns_dir, namespace, key)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
     # The log
 
@@ -334,16 +360,23 @@ class LocalBackend(base.Backend):
         target = self._slot_path(ns_dir, slot)
         tmp = self._write_temp(ns_dir, _COMMIT_RECORD + bytes(data))
         try:
-            with self._locked(ns_dir):
-                self._check_key(ns_dir, namespace, key)
-                try:
-                    os.link(tmp, target)
-                except FileExistsError:
-                    raise base.Fenced('namespace %s: log slot %d is taken'
-                                      % (namespace, slot))
-                self._fsync_dir(os.path.dirname(target))
+            self._check_key(ns_dir, namespace, key)
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                raise base.Fenced('namespace %s: log slot %d is taken'
+                                  % (namespace, slot))
+            self._fsync_dir(os.path.dirname(target))
         finally:
             os.unlink(tmp)
+        try:
+            self._check_key(ns_dir, namespace, key)
+        except base.Fenced as exc:
+            # A claim came between the check and the link: the new owner
+            # may have read the log before this slot (or trimmed it).
+            raise base.Fenced('namespace %s: claimed by another writer while '
+                              'slot %d was committed; the new owner may not '
+                              'have it (%s)' % (namespace, slot, exc)) from exc
 
     def read_log(self, namespace, after=0):
         ns_dir = self._existing_ns_dir(namespace)
@@ -366,12 +399,11 @@ class LocalBackend(base.Backend):
 
     def trim_log(self, namespace, upto, key):
         ns_dir = self._existing_ns_dir(namespace)
-        with self._locked(ns_dir):
-            self._check_key(ns_dir, namespace, key)
-            last = self._last_slot(ns_dir)
-            for name in os.listdir(os.path.join(ns_dir, _LOG_DIR)):
-                slot = int(name)
-                if slot <= upto and slot != last:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(os.path.join(ns_dir, _LOG_DIR, name))
+        self._check_key(ns_dir, namespace, key)
+        last = self._last_slot(ns_dir)
+        for name in os.listdir(os.path.join(ns_dir, _LOG_DIR)):
+            slot = int(name)
+            if slot <= upto and slot != last:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(ns_dir, _LOG_DIR, name))
 

@@ -23,14 +23,19 @@ could in principle both pass the check. A real store makes them atomic.
 This runs moto's own WSGI application on werkzeug's threaded server, as
 ``python -m moto.server`` does, but serialises the requests that change
 something (reads still run in parallel), so the tests exercise the
-backend against the store semantics it is written for.
+backend against the store semantics it is written for. A request's body
+is read before it waits for its turn: a client stopped in the middle of an
+upload (a hung router) must not hold up everyone else's writes, which a
+real store does not.
 """
 
 import argparse
+import io
 import threading
 
 from moto.moto_server import werkzeug_app
 from werkzeug import serving
+from werkzeug import wsgi
 
 _READS = {'GET', 'HEAD', 'OPTIONS'}
 
@@ -45,6 +50,9 @@ class SerialisedWrites:
     def __call__(self, environ, start_response):
         if environ.get('REQUEST_METHOD') in _READS:
             return self.app(environ, start_response)
+        body = wsgi.get_input_stream(environ).read()
+        environ['wsgi.input'] = io.BytesIO(body)
+        environ['CONTENT_LENGTH'] = str(len(body))
         with self.lock:
             # The whole response is built under the lock: moto's responses
             # are bytes, not streams.

@@ -12,6 +12,7 @@
 
 """The contract every backend keeps (docs/design.md, "Backend contract")."""
 
+from concurrent import futures
 import multiprocessing
 import os
 import signal
@@ -234,3 +235,50 @@ def test_a_recreated_namespace_never_reads_the_old_objects(backend_spec, backend
     backend.claim(NS, base.OwnerKey.generate(2))
     assert backend.get(NS, 'data/1-1', 0, 3) == b'new'
     assert backend.get(NS, 'data/1-1', 2997, 3) == b'new'
+
+
+def _commit_forever(kind, root, key_raw, running, fenced):
+    """An owner's flush loop: a data object, its commit, the previous
+    object deleted; until a write is fenced."""
+    backend = make_backend(kind, root)
+    key = base.OwnerKey.decode(key_raw)
+    slot = max((s for s, _ in backend.read_log(NS)), default=0) + 1
+    running.set()
+    try:
+        while True:
+            backend.put(NS, 'data/%d-%d' % (slot, key.epoch), b'd' * 4096, key)
+            backend.append_log(NS, slot, b'commit %d' % slot, key)
+            backend.delete(NS, 'data/%d-%d' % (slot - 1, key.epoch), key)
+            slot += 1
+    except base.Fenced:
+        fenced.set()
+
+
+def test_a_writer_stopped_anywhere_never_holds_up_a_claim(backend_spec, backend):
+    """A hung owner (SIGSTOP at any point of its writes) must not stop
+    another router from stealing: the claim completes while it is stopped,
+    and once it runs again it commits nothing after the claim."""
+    key = claimed(backend)
+    ctx = multiprocessing.get_context('fork')
+    for attempt in range(20):
+        running, fenced = ctx.Event(), ctx.Event()
+        writer = ctx.Process(target=_commit_forever,
+                             args=(*backend_spec, key.encode(), running, fenced))
+        writer.start()
+        try:
+            assert running.wait(30)
+            time.sleep(0.01 + 0.007 * attempt)
+            os.kill(writer.pid, signal.SIGSTOP)
+            key = base.OwnerKey.generate(key.epoch + 1)
+            claim = futures.ThreadPoolExecutor(1)
+            try:
+                claim_slot = claim.submit(backend.claim, NS, key).result(timeout=10)
+            finally:
+                os.kill(writer.pid, signal.SIGCONT)
+                claim.shutdown()
+            assert fenced.wait(30), 'the stale writer was never fenced'
+        finally:
+            os.kill(writer.pid, signal.SIGKILL)
+            writer.join(30)
+        after_claim = [slot for slot, _ in backend.read_log(NS, after=claim_slot)]
+        assert after_claim == [], 'a stale writer committed after the claim'
