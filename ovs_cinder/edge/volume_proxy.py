@@ -291,8 +291,12 @@ class VolumeProxy(export.Export):
         delay = 0.02
         while True:
             try:
-                upstream = await self.locator.find(lost=lost, halted=self._halted,
-                                                   follow_only=loop.time() < follow_until)
+                # One find may wait acquire_timeout for each router it asks:
+                # it ends at the deadline all the same.
+                upstream = await asyncio.wait_for(
+                    self.locator.find(lost=lost, halted=self._halted,
+                                      follow_only=loop.time() < follow_until),
+                    deadline - loop.time())
                 break
             except locator_mod.AttachmentRevoked as exc:
                 if self._new_token_may_come(exc, started):
@@ -304,7 +308,7 @@ class VolumeProxy(export.Export):
             except Exception as exc:
                 if loop.time() + delay > deadline:
                     LOG.error('Volume %s: no router took it over in %.1f s: %s', self.name,
-                              loop.time() - started, exc)
+                              loop.time() - started, str(exc) or type(exc).__name__)
                     raise FailoverFailed('no router took volume %s over within %.1f s'
                                          % (self.name, self.settings.failover_timeout)) from exc
                 await asyncio.sleep(delay)
