@@ -16,12 +16,14 @@ and the rest of the process keeps its priority."""
 import os
 import threading
 
+import psutil
+
 from ovs_daemon.router import background
 
 
 def priorities():
-    tid = threading.get_native_id()
-    return os.getpriority(os.PRIO_PROCESS, tid), background.io_priority_class(tid)
+    thread = psutil.Process(threading.get_native_id())
+    return thread.nice(), thread.ionice().ioclass
 
 
 def test_the_collector_thread_has_the_lowest_cpu_and_io_priority():
