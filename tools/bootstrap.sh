@@ -19,21 +19,33 @@ set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${OVS_VENV:-$top/.venv}
 
-apt_packages=(zookeeper nbdkit libnbd-bin qemu-utils fio nftables iproute2 procps shellcheck systemd)
-commands_of_packages=(/usr/share/java/zookeeper.jar nbdkit nbdinfo qemu-io fio nft ip pgrep shellcheck systemd-analyze)
+# Each Debian package the tests, the benchmarks and the daemons use, with the
+# command or file that shows it is there.
+packages=(
+    zookeeper:/usr/share/java/zookeeper.jar  # ovs-devcluster's ZooKeeper
+    default-jre-headless:java                 # ... and the JVM it runs in
+    nbdkit:nbdkit                             # the benchmarks' C peers
+    libnbd-bin:nbdinfo                        # nbdinfo, nbdcopy
+    qemu-utils:qemu-io                        # qemu-io, qemu-img; the driver's image copies
+    fio:fio                                   # fio's nbd engine
+    nftables:nft                              # partitions between simulated hosts
+    iproute2:ip                               # simulated hosts (ip netns)
+    shellcheck:shellcheck                     # the DevStack plugin's test
+    systemd:systemd-analyze                   # the systemd units' test
+    git:git                                   # pbr's version
+    openssl:openssl                           # the DevStack plugin makes a token with it
+)
 
 missing=()
-for i in "${!apt_packages[@]}"; do
-    probe=${commands_of_packages[$i]}
+for entry in "${packages[@]}"; do
+    package=${entry%%:*}
+    probe=${entry#*:}
     if [[ $probe == /* ]]; then
-        [[ -e $probe ]] || missing+=("${apt_packages[$i]}")
+        [[ -e $probe ]] || missing+=("$package")
     else
-        command -v "$probe" >/dev/null 2>&1 || missing+=("${apt_packages[$i]}")
+        command -v "$probe" >/dev/null 2>&1 || missing+=("$package")
     fi
 done
-if ! command -v java >/dev/null 2>&1; then
-    missing+=(default-jre-headless)
-fi
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     missing+=(python3-venv)
 fi
