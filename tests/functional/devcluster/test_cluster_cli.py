@@ -171,7 +171,6 @@ def test_up_netns_puts_each_router_and_the_edge_on_a_host_and_partitions_them(tm
 
 
 def test_up_backend_s3_runs_the_vpool_on_motos_server(tmp_path):
-    pytest.importorskip('moto')
     workdir = str(tmp_path / 'vpool')
     try:
         devcluster('up', '--routers', '2', '--backend', 's3', '--no-edge',

@@ -19,7 +19,6 @@ configs the plugin made."""
 
 import configparser
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -241,8 +240,6 @@ class Stack:
         return config
 
 
-@pytest.mark.skipif(shutil.which('shellcheck') is None,
-                    reason='shellcheck is not installed (tools/bootstrap.sh installs it)')
 def test_the_plugin_is_shellcheck_clean():
     files = [os.path.join(DEVSTACK, name) for name in ('plugin.sh', 'settings',
                                                        'override-defaults')]
