@@ -16,6 +16,9 @@ installs shows up where its probe looks, and the README names them all."""
 import os
 import re
 import shutil
+import subprocess
+
+from ovs_daemon.devcluster import zookeeper
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -42,3 +45,12 @@ def test_the_readme_names_every_package_bootstrap_installs():
         readme = ' '.join(f.read().split())
     named = re.search(r'the Debian packages `([^`]*)`', readme).group(1).split()
     assert sorted(named) == sorted(package for package, _ in bootstrap_packages())
+
+
+def test_the_packages_bring_what_the_suite_and_the_benchmarks_use():
+    # fio's nbd engine (bench/fio.py), nbdkit's memory plugin (the
+    # benchmarks' baseline) and the jars devcluster runs ZooKeeper from.
+    for argv in (['fio', '--enghelp=nbd'], ['nbdkit', 'memory', '--dump-plugin']):
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, (argv, result.stdout, result.stderr)
+    assert [jar for jar in zookeeper.CLASSPATH if not os.path.exists(jar)] == []
