@@ -35,7 +35,7 @@ run_pytest() {
     ((status == 0 || status == 5)) || exit "$status"
 }
 
-"$top/.venv/bin/ruff" check ovs_daemon ovs_cinder tests bench setup.py releasenotes
+"$top/.venv/bin/ruff" check ovs_daemon ovs_cinder tests bench tools setup.py releasenotes
 "$top/.venv/bin/flake8"
 run_pytest --ignore=tests/unit/nova --ignore=tests/unit/cinder \
     --ignore=tests/functional/cinder --ignore=tests/cinder_services "$@" tests

@@ -20,6 +20,9 @@ import re
 import subprocess
 import sys
 
+from packaging import requirements
+from packaging import utils
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -48,3 +51,22 @@ def test_ruff_targets_the_python_the_project_requires():
     minimum = re.fullmatch(r'>=\s*3\.(\d+)', setup['metadata']['python_requires']).group(1)
     with open(os.path.join(REPO, 'ruff.toml')) as f:
         assert re.search(r'^target-version = "py3%s"$' % minimum, f.read(), re.M)
+
+
+def test_constraints_pin_what_the_requirements_bring_in_as_installed():
+    # tools/constraints.py --check: every distribution requirements.txt and
+    # test-requirements.txt bring in is pinned, at the version installed
+    # here, and nothing else is.
+    result = subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'constraints.py'),
+                             '--check'], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_each_requirement_is_pinned_within_its_bounds():
+    pins = dict(line.split('==') for line in requirement_lines('constraints.txt'))
+    pins = {utils.canonicalize_name(name): version for name, version in pins.items()}
+    for name in ('requirements.txt', 'test-requirements.txt'):
+        for line in requirement_lines(name):
+            requirement = requirements.Requirement(line)
+            pin = pins.get(utils.canonicalize_name(requirement.name))
+            assert pin is not None and requirement.specifier.contains(pin), (name, line, pin)

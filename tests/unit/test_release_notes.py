@@ -10,7 +10,8 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Release notes: every note in releasenotes/notes/ is one reno accepts."""
+"""Release notes: every note in releasenotes/notes/ is one reno accepts, and
+they build as tox -e releasenotes builds them."""
 
 import os
 import subprocess
@@ -23,3 +24,14 @@ RENO = os.path.join(os.path.dirname(sys.executable), 'reno')
 def test_release_notes_pass_reno_lint():
     result = subprocess.run([RENO, 'lint'], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_release_notes_build_as_tox_builds_them(tmp_path):
+    # tox -e releasenotes: sphinx-build with warnings as errors.
+    sphinx_build = os.path.join(os.path.dirname(sys.executable), 'sphinx-build')
+    result = subprocess.run([sphinx_build, '-a', '-E', '-W', '-q',
+                             '-d', str(tmp_path / 'doctrees'), '-b', 'html',
+                             'releasenotes/source', str(tmp_path / 'html')],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'Multiattach volumes are safe' in (tmp_path / 'html' / 'unreleased.html').read_text()
