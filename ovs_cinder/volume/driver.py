@@ -133,7 +133,8 @@ class OVSEdgeDriver(driver.VolumeDriver):
         try:
             token = token_mod.read_token(conf.ovs_api_token_file)
         except token_mod.TokenError as exc:
-            raise OVSEdgeDriverError(data=str(exc)) from None
+            raise OVSEdgeDriverError(
+                data=_('no credential for the routers: %s') % exc) from None
         self._client = api_client.ControlClient(
             conf.ovs_router_endpoints, token, timeout=conf.ovs_api_timeout,
             connect_timeout=conf.ovs_api_connect_timeout)

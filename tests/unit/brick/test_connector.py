@@ -16,7 +16,12 @@ instead of attaching volumes, so every entry point and error path of the
 connector runs in seconds (tests/functional/edge/test_connector.py runs it
 against a live edge)."""
 
+import logging
+import os
+
 from os_brick import exception as brick_exception
+from os_brick import privileged as brick_privileged
+from os_brick import utils as brick_utils
 from os_brick.initiator import connector as brick_connector
 from oslo_config import cfg
 import pytest
@@ -215,3 +220,95 @@ def test_without_an_edge(no_edge):
     assert no_edge.get_volume_paths(VOLUME) == []
     assert no_edge.get_all_available_volumes() == []
     assert not no_edge.check_valid_device('/run/ovs-edge/volumes/default/volume-1.sock')
+
+
+# os-brick's decorators on the entry points, seen through what they do.
+
+@pytest.fixture
+def link_dir(tmp_path, monkeypatch):
+    """Encrypted volumes' links in tmp_path instead of /dev/disk/by-id, made
+    in this process (os-brick's privsep helpers run in-process)."""
+    links = tmp_path / 'links'
+    links.mkdir()
+    monkeypatch.setattr(brick_utils, 'CUSTOM_LINK_PREFIX', str(links / 'os-brick'))
+    brick_privileged.default.set_client_mode(False)
+    try:
+        yield links
+    finally:
+        brick_privileged.default.set_client_mode(True)
+
+
+def test_an_encrypted_volume_gets_a_link_of_its_own_removed_at_disconnect(
+        connector, edge, link_dir):
+    # connect_volume_prepare_result: the encryptor replaces what connect
+    # returns, so it gets a link to the edge's socket, never the socket itself.
+    properties = dict(VOLUME, encrypted=True)
+    device = connector.connect_volume(properties)
+    socket = edge._socket(VOLUME)
+    link = str(link_dir / 'os-brick') + socket.replace('/', '+')
+    assert device['path'] == link
+    assert os.readlink(link) == os.path.realpath(socket)
+    # connect_volume_undo_prepare_result: extend and disconnect get the path
+    # connect made; disconnect removes the link.
+    assert connector.extend_volume(dict(properties, device_path=link)) == 2 << 30
+    connector.disconnect_volume(properties, device)
+    assert not os.path.lexists(link)
+    assert edge.attached == {}
+
+
+def test_an_unencrypted_volume_is_the_edges_socket(connector, edge, link_dir):
+    assert connector.connect_volume(dict(VOLUME))['path'] == edge._socket(VOLUME)
+    assert list(link_dir.iterdir()) == []
+
+
+ENTRY_POINTS = [('connect_volume', (VOLUME,), 'attach'),
+                ('disconnect_volume', (VOLUME, None), 'detach'),
+                ('extend_volume', (VOLUME,), 'refresh')]
+
+
+@pytest.mark.parametrize('name, args, op', ENTRY_POINTS, ids=[e[0] for e in ENTRY_POINTS])
+def test_entry_points_are_traced_at_debug_without_the_token(connector, edge, caplog, name,
+                                                             args, op):
+    caplog.set_level(logging.DEBUG, logger=ovs_connector.__name__)
+    getattr(connector, name)(*args)
+    edge.failures[op] = api_errors.BadRequest('refused')
+    with pytest.raises(ovs_connector.OVSEdgeError):
+        getattr(connector, name)(*args)
+    traced = [(r.levelno, r.getMessage()) for r in caplog.records
+              if r.getMessage().startswith(('==> %s:' % name, '<== %s:' % name))]
+    assert [(level, message.split(' ')[2]) for level, message in traced] == [
+        (logging.DEBUG, 'call'), (logging.DEBUG, 'return'),
+        (logging.DEBUG, 'call'), (logging.DEBUG, 'exception')]
+    assert 'volume-1' in traced[0][1]
+    assert all(VOLUME['token'] not in message for _, message in traced)
+
+
+# Exception messages go through os-brick's translation function.
+
+def marked(message):
+    return '«%s»' % message
+
+
+TRANSLATED = [
+    ('connect_volume', dict(VOLUME), ('attach', api_errors.BadRequest('no')),
+     '«cannot attach volume-1: '),
+    ('connect_volume', {'volume': 'volume-1'}, None, '«connection properties lack '),
+    ('connect_volume', {}, None, '«connection properties name no volume»'),
+    ('disconnect_volume', dict(VOLUME), ('detach', api_errors.BadRequest('no')),
+     '«cannot detach volume-1: '),
+    ('extend_volume', dict(VOLUME), ('refresh', api_errors.NotFound('no')),
+     '«cannot extend volume-1: '),
+]
+
+
+@pytest.mark.parametrize('call, properties, failure, translated', TRANSLATED,
+                         ids=[t[3].strip('«»: ') for t in TRANSLATED])
+def test_error_messages_are_translatable(connector, edge, monkeypatch, call, properties,
+                                         failure, translated):
+    monkeypatch.setattr(ovs_connector, '_', marked)
+    if failure:
+        edge.failures[failure[0]] = failure[1]
+    args = (properties, None) if call == 'disconnect_volume' else (properties,)
+    with pytest.raises(ovs_connector.OVSEdgeError) as raised:
+        getattr(connector, call)(*args)
+    assert translated in str(raised.value)

@@ -337,3 +337,44 @@ def test_the_driver_lists_its_options():
     assert {o.name for o in driver_mod.ovs_opts} == {
         'ovs_router_endpoints', 'ovs_api_token_file', 'ovs_vpool', 'ovs_api_timeout',
         'ovs_api_connect_timeout'}
+
+
+def marked(message):
+    return '«%s»' % message
+
+
+@pytest.mark.parametrize('method, args, call, message', FAILING,
+                         ids=['%s:%s' % (f[0], f[2]) for f in FAILING])
+@pytest.mark.parametrize('error', [api_errors.Unavailable, api_errors.Unauthorized])
+def test_error_messages_are_translatable(driver, objects, monkeypatch, method, args, call,
+                                         message, error):
+    # cinder.i18n._ marks what it translates: both the driver's sentence and
+    # the operation it names went through it.
+    monkeypatch.setattr(driver_mod, '_', marked)
+    driver._client.failures[call] = error('%s failed' % call)
+    with pytest.raises(driver_mod.OVSEdgeDriverError) as raised:
+        getattr(driver, method)(*arguments(args, objects))
+    assert '«cannot «%s' % message in str(raised.value)
+
+
+@pytest.mark.parametrize('reference, client_failure, translated', [
+    ({}, None, '«source-name is required»'),
+    ({'source-name': 'legacy'}, api_errors.NotFound('no volume legacy'),
+     '«no volume legacy in vPool default»'),
+])
+def test_manage_errors_are_translatable(driver, objects, monkeypatch, reference,
+                                        client_failure, translated):
+    monkeypatch.setattr(driver_mod, '_', marked)
+    if client_failure:
+        driver._client.failures['volume'] = client_failure
+    with pytest.raises(exception.ManageExistingInvalidReference) as raised:
+        driver.manage_existing(objects['volume'], reference)
+    assert translated in str(raised.value)
+
+
+def test_setup_errors_are_translatable(driver, token_file, monkeypatch):
+    monkeypatch.setattr(driver_mod, '_', marked)
+    token_file.unlink()
+    with pytest.raises(driver_mod.OVSEdgeDriverError) as raised:
+        driver.do_setup(None)
+    assert '«no credential for the routers: ' in str(raised.value)
