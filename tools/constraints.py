@@ -102,6 +102,8 @@ def main(argv=None):
         current = f.read()
     if current == text:
         return 0
+    print('constraints.txt is not what the requirements bring in here; after '
+          'tools/bootstrap.sh, %s tools/constraints.py writes it:' % sys.executable)
     sys.stdout.writelines(difflib.unified_diff(
         current.splitlines(True), text.splitlines(True),
         'constraints.txt', 'installed in %s' % sys.prefix))
