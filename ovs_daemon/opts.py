@@ -19,6 +19,7 @@ Published through the ``oslo.config.opts`` entry point, so
 
 from oslo_config import cfg
 
+from ovs_daemon import tls
 from ovs_daemon.backends import base
 from ovs_daemon.backends import local
 from ovs_daemon.backends import s3
@@ -42,7 +43,8 @@ router_opts = [
     cfg.PortOpt('nbd_port', default=10809,
                 help='TCP port of the NBD data plane (0: any free port).'),
     cfg.HostAddressOpt('api_host', default='127.0.0.1',
-                       help='Address the HTTP control API listens on.'),
+                       help='Address the control API listens on (HTTPS when '
+                    '[ssl] cert_file is set).'),
     cfg.PortOpt('api_port', default=8765,
                 help='TCP port of the control API (0: any free port).'),
     cfg.HostAddressOpt('advertise_host',
@@ -199,6 +201,7 @@ engine_opts = [
 def register_router_opts(conf):
     conf.register_opts(router_opts, group='router')
     conf.register_opts(zookeeper_opts, group='zookeeper')
+    conf.register_opts(tls.router_ssl_opts, group='ssl')
     register_opts(conf)
 
 
@@ -263,4 +266,5 @@ def make_read_cache(conf):
 
 def list_opts():
     return [('router', router_opts), ('zookeeper', zookeeper_opts),
-            ('backend', backend_opts), ('engine', engine_opts)]
+            ('backend', backend_opts), ('engine', engine_opts),
+            ('ssl', tls.router_ssl_opts)]

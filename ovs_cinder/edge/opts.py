@@ -16,6 +16,8 @@ import socket
 
 from oslo_config import cfg
 
+from ovs_daemon import tls
+
 edge_opts = [
     cfg.StrOpt('host', default=socket.gethostname(),
                sample_default='<current_hostname>',
@@ -45,10 +47,11 @@ edge_opts = [
                     'for the edge\'s user only (0600).'),
     cfg.ListOpt('router_endpoints', required=True,
                 help='Control API URLs of the vPool\'s storage routers '
-                     '(http://host:port). The edge calls these, and the routers '
-                     'they list from the registry in ZooKeeper, and no other '
-                     'address: it never takes routers from an attach request, '
-                     'so its credential goes nowhere else.'),
+                     '(https://host:port with [ssl], or http://host:port). '
+                     'The edge calls these, and the routers they list from '
+                     'the registry in ZooKeeper, and no other address: it '
+                     'never takes routers from an attach request, so its '
+                     'credential goes nowhere else.'),
     cfg.StrOpt('token_file', required=True,
                help='File holding the vPool\'s control API token (the routers\' '
                     'token_file). Keep it readable by root only.'),
@@ -102,7 +105,8 @@ edge_opts = [
 
 def register_opts(conf):
     conf.register_opts(edge_opts, group='edge')
+    conf.register_opts(tls.edge_ssl_opts, group='ssl')
 
 
 def list_opts():
-    return [('edge', edge_opts)]
+    return [('edge', edge_opts), ('ssl', tls.edge_ssl_opts)]

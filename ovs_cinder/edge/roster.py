@@ -45,12 +45,13 @@ def normalize(endpoint):
 
 class Roster:
 
-    def __init__(self, endpoints, site, token, settings, executor):
+    def __init__(self, endpoints, site, token, settings, executor, tls=None):
         self.endpoints = [normalize(e) for e in endpoints]
         self.site = site
         self._token = token
         self._settings = settings
         self._executor = executor
+        self._tls = tls
         self.routers = [{'id': None, 'site': None, 'api': e} for e in self.endpoints]
 
     def check_named(self, routers):
@@ -76,7 +77,8 @@ class Roster:
 
     def client(self, router, timeout):
         return api_client.ControlClient([router['api']], self._token, timeout=timeout,
-                                        connect_timeout=self._settings.connect_timeout)
+                                        connect_timeout=self._settings.connect_timeout,
+                                        tls=self._tls)
 
     async def call(self, router, method, *args, timeout):
         client = self.client(router, timeout)

@@ -27,6 +27,7 @@ from ovs_cinder.edge import roster as roster_mod
 from ovs_cinder.edge import state as state_mod
 from ovs_cinder.edge import volume_proxy
 from ovs_daemon import sd_notify
+from ovs_daemon import tls as tls_mod
 from ovs_daemon.api import errors as api_errors
 from ovs_daemon.api import token as token_mod
 from ovs_daemon.backends import base as backends
@@ -84,8 +85,13 @@ class EdgeService:
         if not conf.edge.router_endpoints:
             raise StartupError('[edge] router_endpoints must list the control API URLs of '
                                'the vPool\'s routers')
+        try:
+            self.tls = tls_mod.client_tls(conf.ssl.ca_file, conf.ssl.cert_file,
+                                          conf.ssl.key_file)
+        except tls_mod.TLSConfigError as exc:
+            raise StartupError('[ssl] %s' % exc) from None
         self.roster = roster_mod.Roster(conf.edge.router_endpoints, conf.edge.site,
-                                        self._api_token, conf.edge, self.executor)
+                                        self._api_token, conf.edge, self.executor, self.tls)
         self.attachments = {}
         self.control = control.ControlServer(conf.edge.control_socket, self.handle,
                                             self._gid)

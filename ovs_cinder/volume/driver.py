@@ -62,6 +62,7 @@ from oslo_log import log as logging
 from oslo_utils import units
 
 from ovs_cinder.brick import connector as ovs_connector
+from ovs_daemon import tls as tls_mod
 from ovs_daemon.api import client as api_client
 from ovs_daemon.api import errors as api_errors
 from ovs_daemon.api import token as token_mod
@@ -86,6 +87,15 @@ ovs_opts = [
     cfg.FloatOpt('ovs_api_connect_timeout', default=2.0, min=0.1,
                  help='Seconds to wait for a router to accept a connection '
                       'before trying the next endpoint.'),
+    cfg.StrOpt('ovs_ssl_ca_file',
+               help='PEM bundle of the CA(s) that signed the routers\' '
+                    'certificates, to verify https:// ovs_router_endpoints '
+                    'with. Unset: the system\'s CAs.'),
+    cfg.StrOpt('ovs_ssl_cert_file',
+               help='PEM certificate the driver presents to the routers '
+                    '(needed when they set [ssl] require_client_cert).'),
+    cfg.StrOpt('ovs_ssl_key_file',
+               help='PEM private key of ovs_ssl_cert_file; mode 0600 (or 0640).'),
 ]
 
 # The attachment an image copy makes on the cinder-volume host: an identity
@@ -135,9 +145,15 @@ class OVSEdgeDriver(driver.VolumeDriver):
         except token_mod.TokenError as exc:
             raise OVSEdgeDriverError(
                 data=_('no credential for the routers: %s') % exc) from None
+        try:
+            tls = tls_mod.client_tls(conf.ovs_ssl_ca_file, conf.ovs_ssl_cert_file,
+                                     conf.ovs_ssl_key_file)
+        except tls_mod.TLSConfigError as exc:
+            raise OVSEdgeDriverError(
+                data=_('cannot verify the routers: %s') % exc) from None
         self._client = api_client.ControlClient(
             conf.ovs_router_endpoints, token, timeout=conf.ovs_api_timeout,
-            connect_timeout=conf.ovs_api_connect_timeout)
+            connect_timeout=conf.ovs_api_connect_timeout, tls=tls)
         # Image copies attach volumes in this process through os-brick, with
         # the edge of [ovs_edge] control_socket.
         ovs_connector.register()

@@ -20,14 +20,22 @@ tried first next time. A call whose request may have reached a router
 its outcome is unknown and :class:`~ovs_daemon.api.errors.Unavailable` says so.
 """
 
+import re
+
 import requests
 
+from ovs_daemon import tls as tls_mod
 from ovs_daemon.api import errors
+
+_SSL_REASON = re.compile(r'SSL[A-Za-z]*Error\((?:\d+, )?[\'"](.+?)[\'"]\)')
 
 
 class ControlClient:
 
-    def __init__(self, endpoints, token, timeout=30.0, connect_timeout=2.0):
+    def __init__(self, endpoints, token, timeout=30.0, connect_timeout=2.0, tls=None):
+        """``tls``: a :class:`~ovs_daemon.tls.ClientTLS` for https:// endpoints
+        (the CA that signed the routers' certificates, a client certificate);
+        None: the system's CAs."""
         if isinstance(endpoints, str):
             endpoints = [endpoints]
         self.endpoints = [e.rstrip('/') for e in endpoints]
@@ -37,6 +45,7 @@ class ControlClient:
         self.connect_timeout = connect_timeout
         self._token = token
         self._first = 0
+        self.tls = tls or tls_mod.ClientTLS()
         self._session = requests.Session()
 
     def __repr__(self):
@@ -45,7 +54,7 @@ class ControlClient:
     def for_endpoint(self, endpoint, timeout=None):
         """A client of one router only (e.g. to ask each router its health)."""
         return ControlClient([endpoint], self._token, timeout or self.timeout,
-                             self.connect_timeout)
+                             self.connect_timeout, self.tls)
 
     # -- transport ---------------------------------------------------------------
 
@@ -59,7 +68,10 @@ class ControlClient:
                 answer = self._session.request(
                     method, endpoint + path, json=body,
                     headers={'Authorization': 'Bearer %s' % self._token},
-                    timeout=(self.connect_timeout, self.timeout))
+                    timeout=(self.connect_timeout, self.timeout),
+                    # Per request: a session's verify gives way to
+                    # REQUESTS_CA_BUNDLE from the environment.
+                    verify=self.tls.requests_verify, cert=self.tls.requests_cert)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if _reached(exc) and not idempotent:
                     raise errors.Unavailable(
@@ -210,6 +222,11 @@ def _reached(exc):
 
 def _reason(exc):
     text = str(exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        # The router's certificate is not trusted, names another host, or
+        # the router wants a client certificate: say which, not "SSLError".
+        match = _SSL_REASON.search(text)
+        return 'TLS: %s' % (match.group(1) if match else text)
     for marker in ('Connection refused', 'timed out', 'No route to host',
                    'Name or service not known'):
         if marker in text:

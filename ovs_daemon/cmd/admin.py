@@ -16,7 +16,10 @@ routers' control API (and the local edge for attach/detach).
 Where the routers are: ``--cluster DIR/cluster.json`` (written by
 ``ovs-devcluster up``), or ``--endpoint URL`` (repeatable) with
 ``--token-file``; or the environment: OVS_CLUSTER, OVS_ENDPOINTS
-(comma-separated), OVS_TOKEN_FILE, OVS_EDGE_SOCKET.
+(comma-separated), OVS_TOKEN_FILE, OVS_EDGE_SOCKET. Routers serving HTTPS
+are verified with ``--ca-file`` (OVS_CA_FILE; the cluster's CA with
+``--cluster``), and ``--cert-file``/``--key-file`` (OVS_CERT_FILE,
+OVS_KEY_FILE) present a client certificate.
 """
 
 import argparse
@@ -26,6 +29,7 @@ import re
 import sys
 import time
 
+from ovs_daemon import tls as tls_mod
 from ovs_daemon.api import client as api_client
 from ovs_daemon.api import edge_client
 from ovs_daemon.api import errors as api_errors
@@ -80,17 +84,22 @@ def make_client(args):
             raise AdminError('cannot read %s: %s' % (path, exc)) from None
         endpoints = [r['api'] for r in cluster['routers']]
         token_file = cluster['token_file']
+        tls_files = cluster.get('tls') or {}
     else:
         endpoints = args.endpoint or [e for e in os.environ.get('OVS_ENDPOINTS', '').split(',')
                                       if e]
         token_file = args.token_file or os.environ.get('OVS_TOKEN_FILE')
+        tls_files = {}
     if not endpoints or not token_file:
         raise AdminError('say where the routers are: --cluster, or --endpoint and --token-file')
     try:
         token = token_mod.read_token(token_file)
-    except token_mod.TokenError as exc:
+        tls = tls_mod.client_tls(*(
+            getattr(args, name) or os.environ.get('OVS_%s' % name.upper())
+            or tls_files.get(name) for name in ('ca_file', 'cert_file', 'key_file')))
+    except (token_mod.TokenError, tls_mod.TLSConfigError) as exc:
         raise AdminError(str(exc)) from None
-    return api_client.ControlClient(endpoints, token, timeout=args.timeout)
+    return api_client.ControlClient(endpoints, token, timeout=args.timeout, tls=tls)
 
 
 # -- commands ------------------------------------------------------------------
@@ -369,6 +378,9 @@ def parser():
     top.add_argument('--cluster', help='cluster.json (or its directory)')
     top.add_argument('--endpoint', action='append', help='a router\'s control API URL')
     top.add_argument('--token-file', help='file holding the control API token')
+    top.add_argument('--ca-file', help='CA certificate(s) to verify HTTPS routers with')
+    top.add_argument('--cert-file', help='client certificate to present to the routers')
+    top.add_argument('--key-file', help='key of --cert-file')
     top.add_argument('--timeout', type=float, default=60.0)
     top.add_argument('--json', action='store_true', help='print JSON, not tables')
     commands = top.add_subparsers(dest='command', required=True)

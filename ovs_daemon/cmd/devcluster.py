@@ -56,7 +56,7 @@ def up(args):
     elif args.s3_endpoint or args.s3_bucket:
         raise cluster_mod.ClusterError('--s3-endpoint and --s3-bucket need --backend s3')
     cluster.up(routers=args.routers, sites=sites, vpool=args.vpool, progress=_progress,
-               zookeepers=args.zookeepers, s3=s3,
+               zookeepers=args.zookeepers, s3=s3, tls=args.tls,
                netns=(args.netns_prefix, args.subnet) if args.netns else None)
     if not args.no_edge:
         _progress('starting edge ...')
@@ -75,6 +75,9 @@ def up(args):
             router['netns'] or '-'))
     print('\nZooKeeper %s; backend %s; token in %s' % (
         cluster.state['zookeeper'], cluster.state['backend'], cluster.token_file))
+    if cluster.tls:
+        print('TLS: CA %s; client certificates (qemu tls-creds-x509, libnbd '
+              'tls-certificates) in %s' % (cluster.tls['ca_file'], cluster.tls['dir']))
     print('cluster description: %s' % cluster.state_path)
 
 
@@ -152,6 +155,8 @@ def parser():
                        help='prefix of the namespaces, links and bridge (1-8 a-z0-9)')
     command.add_argument('--subnet', default='10.213.100.0/24',
                        help='the simulated hosts\' subnet')
+    command.add_argument('--tls', action='store_true',
+                         help='make a CA and certificates: the control API over HTTPS')
     command.add_argument('--backend', choices=('local', 's3'), default='local')
     command.add_argument('--s3-endpoint', help='an S3 store to use instead of moto\'s server')
     command.add_argument('--s3-bucket', help='its bucket (default ovs-devcluster)')

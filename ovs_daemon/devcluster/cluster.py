@@ -36,8 +36,10 @@ import boto3
 import botocore.config
 from oslo_log import log as logging
 
+from ovs_daemon import tls as tls_mod
 from ovs_daemon.api import client as api_client
 from ovs_daemon.api import errors as api_errors
+from ovs_daemon.devcluster import certificates
 from ovs_daemon.devcluster import netns as netns_mod
 from ovs_daemon.devcluster import process as process_mod
 from ovs_daemon.devcluster import sockets
@@ -147,11 +149,26 @@ class Cluster:
                 return edge
         raise ClusterError('no edge %s in this cluster' % name)
 
+    @property
+    def tls(self):
+        """The clients' TLS files of a cluster started with ``tls``
+        (``ca_file``, ``cert_file``, ``key_file`` and ``dir``, a directory
+        qemu's tls-creds-x509 and libnbd's tls-certificates read), or None."""
+        return self.state.get('tls')
+
+    def client_tls(self):
+        """The ClientTLS of tools and tests (the CA, a client certificate)."""
+        if not self.tls:
+            return tls_mod.ClientTLS()
+        return tls_mod.ClientTLS(self.tls['ca_file'], self.tls['cert_file'],
+                                 self.tls['key_file'])
+
     def client(self, router_id=None, timeout=60.0):
         """A control API client of one router, or of all of them."""
         routers = [self.router(router_id)] if router_id else self.state['routers']
         return api_client.ControlClient([r['api'] for r in routers], self.token,
-                                        timeout=timeout, connect_timeout=1.0)
+                                        timeout=timeout, connect_timeout=1.0,
+                                        tls=self.client_tls())
 
     def session_export(self, volume, ttl=3600):
         """``<volume>/<credential>``: the export name of an operator's NBD
@@ -185,7 +202,7 @@ class Cluster:
 
     def up(self, routers=3, sites=None, vpool='default', zookeeper_hosts=None,
            zookeeper_host=None, hosts=None, options=None, progress=None,
-           zookeepers=1, netns=None, s3=None):
+           zookeepers=1, netns=None, s3=None, tls=False):
         """Start ZooKeeper (unless ``zookeeper_hosts`` names one) and
         ``routers`` routers r1..rN; returns self.
 
@@ -198,7 +215,10 @@ class Cluster:
         ``s3`` puts the backend on S3: ``{'endpoint': URL, 'bucket': NAME,
         'prefix': ..., 'region': ...}``, or ``{}`` to start moto's server.
         ``options`` adds config options (``{group: {option: value}}``) to
-        every router. On failure everything started is stopped again.
+        every router. ``tls`` makes a CA (under ``tls/``) and a certificate
+        for every router and edge: the control API is served over HTTPS.
+        On failure everything started is
+        stopped again.
         """
         say = progress or (lambda message: None)
         sites = list(sites or ['default'] * routers)
@@ -220,6 +240,8 @@ class Cluster:
                       'zookeeper_process': None,
                       'zookeeper_members': [], 'router_options': options or {},
                       'network': None, 'partitions': []}
+        if tls:
+            self.state['tls'] = self._make_ca()
         self._save()
         try:
             if netns is not None:
@@ -340,6 +362,24 @@ class Cluster:
         say('replacing the stopped cluster described in %s' % self.state_path)
         previous.down()
 
+    def _make_ca(self):
+        directory = os.path.join(self.workdir, 'tls')
+        ca = certificates.CertificateAuthority(directory).create()
+        client = ca.client_directory(os.path.join(directory, 'client'))
+        return {'ca_file': ca.cert_file, 'dir': client,
+                'cert_file': os.path.join(client, 'client-cert.pem'),
+                'key_file': os.path.join(client, 'client-key.pem')}
+
+    def _ssl_options(self, name, address, directory):
+        """The ``[ssl]`` group of a router's or edge's configuration: a
+        certificate of its own for ``address``, and the cluster's CA."""
+        if not self.tls:
+            return {}
+        ca = certificates.CertificateAuthority(os.path.dirname(self.tls['ca_file']))
+        issued = ca.issue(name, [address, 'localhost'], directory)
+        return {'cert_file': issued.cert_file, 'key_file': issued.key_file,
+                'ca_file': self.tls['ca_file']}
+
     def _write_token(self, name):
         path = os.path.join(self.workdir, name)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -366,12 +406,14 @@ class Cluster:
             # On an object store each router keeps a read cache of its own.
             'engine': {'read_cache_path': os.path.join(directory, 'read-cache'),
                        'read_cache_mib': 256} if self.state.get('backend_options') else {},
+            'ssl': self._ssl_options(router_id, address, directory),
         }, self.state['router_options'])
         config = os.path.join(directory, 'ovs-router.conf')
         with open(config, 'w') as f:
             f.write(_conf_text(options))
         router = {'id': router_id, 'site': site, 'nbd': '%s:%d' % (address, nbd_port),
-                  'api': 'http://%s:%d' % (address, api_port), 'config': config,
+                  'api': '%s://%s:%d' % ('https' if self.tls else 'http', address, api_port),
+                  'config': config,
                   'log': options['DEFAULT']['log_file'], 'netns': netns, 'dir': directory}
         self.state['routers'].append(router)
         self._start_router(router)
@@ -501,6 +543,7 @@ class Cluster:
                      'socket_dir': sockets_dir, 'state_dir': directory,
                      'metrics_host': address,
                      'metrics_port': metrics_port},
+            'ssl': self._ssl_options('edge-%s' % name, address, directory),
         }, options)
         config = os.path.join(directory, 'ovs-edge.conf')
         with open(config, 'w') as f:

@@ -23,6 +23,7 @@ take up to its own timeout (a handover flushes).
 import aiohttp
 from oslo_log import log as logging
 
+from ovs_daemon import tls as tls_mod
 from ovs_daemon.api import errors
 
 LOG = logging.getLogger(__name__)
@@ -31,8 +32,9 @@ FORWARDED_BY = 'X-OVS-Forwarded-By'
 
 class Peers:
 
-    def __init__(self, router_id, tokens, peer_timeout, forward_timeout):
+    def __init__(self, router_id, tokens, peer_timeout, forward_timeout, tls=None):
         self.router_id = router_id
+        self._ssl = (tls or tls_mod.ClientTLS()).context()
         self._tokens = tokens
         self.peer_timeout = peer_timeout
         self.forward_timeout = forward_timeout
@@ -42,7 +44,7 @@ class Peers:
         if self._session is None:
             # Handovers must not wait behind forwarded calls to the same peer.
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, force_close=True))
+                connector=aiohttp.TCPConnector(limit=0, force_close=True, ssl=self._ssl))
         return self._session
 
     async def close(self):

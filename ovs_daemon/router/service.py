@@ -33,6 +33,7 @@ from oslo_log import log as logging
 
 from ovs_daemon import opts
 from ovs_daemon import sd_notify
+from ovs_daemon import tls as tls_mod
 from ovs_daemon.api import token as token_mod
 from ovs_daemon.backends import base as backends
 from ovs_daemon.engine import store as store_mod
@@ -67,6 +68,10 @@ class RouterService:
                                 if router.edge_token_file else None)
         except token_mod.TokenError as exc:
             raise StartupError(str(exc)) from exc
+        try:
+            self.tls = tls_mod.server_tls(conf.ssl)
+        except tls_mod.TLSConfigError as exc:
+            raise StartupError(str(exc)) from exc
         self.session_credentials = session_credentials.SessionCredentials(
             self.vpool, self.admin_tokens)
         self.executor = concurrent.futures.ThreadPoolExecutor(
@@ -91,7 +96,7 @@ class RouterService:
             handler=handler, connection_retry=reconnect)
         self.registry = registry_mod.Registry(self.zk, self.vpool)
         self.peers = peers_mod.Peers(self.router_id, self.admin_tokens, router.peer_timeout,
-                                     router.forward_timeout)
+                                     router.forward_timeout, self._peer_tls(conf.ssl))
         self.nbd_server = nbd_server_mod.NBDServer(self._resolve_export)
         self.metrics.watch_nbd_admission(self.nbd_server.admission)
         self.ownership = ownership_mod.Ownership(
@@ -103,6 +108,17 @@ class RouterService:
         self._runner = None
         self._stopping = None
         self._background = []
+
+    def _peer_tls(self, group):
+        """How this router verifies its peers: with its own TLS settings, or,
+        serving in clear itself, with the CA alone (peers may serve HTTPS
+        while a vPool turns TLS on router by router)."""
+        if self.tls is not None:
+            return self.tls.peer_tls()
+        try:
+            return tls_mod.client_tls(group.ca_file)
+        except tls_mod.TLSConfigError as exc:
+            raise StartupError(str(exc)) from exc
 
     async def _resolve_export(self, export_name):
         """Every session presents a credential after the volume's name: an
@@ -124,7 +140,8 @@ class RouterService:
                                          self.admin_tokens, self.edge_tokens),
                                      access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, router.api_host, router.api_port)
+        site = web.TCPSite(self._runner, router.api_host, router.api_port,
+                           ssl_context=self.tls and self.tls.server_context())
         await site.start()
         api_port = site._server.sockets[0].getsockname()[1]
         advertise = router.advertise_host
@@ -132,7 +149,8 @@ class RouterService:
             'id': self.router_id,
             'site': self.site,
             'nbd': '%s:%d' % (advertise or nbd_host, nbd_port),
-            'api': 'http://%s:%d' % (advertise or router.api_host, api_port),
+            'api': '%s://%s:%d' % ('https' if self.tls else 'http',
+                                   advertise or router.api_host, api_port),
         }
         await loop.run_in_executor(self.executor, self._register, info)
         LOG.info('Router %s of vPool %s serving NBD on %s and the API on %s', self.router_id,

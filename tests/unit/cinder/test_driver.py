@@ -28,6 +28,7 @@ import pytest
 from ovs_cinder.volume import driver as driver_mod
 from ovs_daemon.api import client as api_client
 from ovs_daemon.api import errors as api_errors
+from ovs_daemon.devcluster import certificates
 
 GiB = units.Gi
 ROUTERS = [{'id': 'r1', 'site': 'a', 'api': 'http://10.0.0.1:8765', 'nbd': '10.0.0.1:10809',
@@ -325,6 +326,27 @@ def test_setup_without_the_token_file_says_which_file(driver, token_file):
         driver.do_setup(None)
 
 
+def test_setup_verifies_the_routers_with_the_configured_ca(driver, tmp_path):
+    ca = certificates.CertificateAuthority(tmp_path / 'ca').create()
+    cfg.CONF.set_override('ovs_ssl_ca_file', ca.cert_file, group='backend_defaults')
+    try:
+        driver.do_setup(None)
+    finally:
+        cfg.CONF.clear_override('ovs_ssl_ca_file', group='backend_defaults')
+    assert driver._client.tls.requests_verify == ca.cert_file
+
+
+def test_setup_with_an_unreadable_ca_says_which_file(driver, tmp_path):
+    missing = str(tmp_path / 'ca.pem')
+    cfg.CONF.set_override('ovs_ssl_ca_file', missing, group='backend_defaults')
+    try:
+        with pytest.raises(driver_mod.OVSEdgeDriverError,
+                           match='cannot read ca_file %s' % missing):
+            driver.do_setup(None)
+    finally:
+        cfg.CONF.clear_override('ovs_ssl_ca_file', group='backend_defaults')
+
+
 def test_setup_leaves_the_environment_alone(driver, monkeypatch):
     import os
     before = dict(os.environ)
@@ -336,7 +358,7 @@ def test_the_driver_lists_its_options():
     assert driver_mod.OVSEdgeDriver.get_driver_options() == driver_mod.ovs_opts
     assert {o.name for o in driver_mod.ovs_opts} == {
         'ovs_router_endpoints', 'ovs_api_token_file', 'ovs_vpool', 'ovs_api_timeout',
-        'ovs_api_connect_timeout'}
+        'ovs_api_connect_timeout', 'ovs_ssl_ca_file', 'ovs_ssl_cert_file', 'ovs_ssl_key_file'}
 
 
 def marked(message):
