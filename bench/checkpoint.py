@@ -10,7 +10,8 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Benchmark: the longest IO gap during a checkpoint, by data written.
+"""Benchmark: the longest IO gap during a checkpoint and during a collector
+round, by data written.
 
     .venv/bin/python -m bench.checkpoint [--gib 1 10 40] [--workdir DIR]
 
@@ -20,10 +21,12 @@ container table are filled as N GiB of sequential writes in 8 MiB
 containers would leave them, without the data. Then one thread writes and
 reads 4 KiB blocks in a loop while another takes a checkpoint
 (``Volume.checkpoint``: commit, copy the map, encode it, upload it, trim
-the log). The gap is the longest time between two IO completions while
-the checkpoint runs; the same loop without a checkpoint gives the noise
-floor. Prints a table and writes it to results/checkpoint.md. Target
-(docs/design.md, "Performance targets"): the gap flat in the data written.
+the log), then a collector round (``VolumeStore.compact_and_collect``:
+the space figures before and after, compaction, the checkpoint and the
+collector). The gap is the longest time between two IO completions while
+either runs; the same loop without either gives the noise floor. Prints a
+table and writes it to results/checkpoint.md. Target (docs/design.md,
+"Performance targets"): the gap flat in the data written.
 """
 
 import argparse
@@ -37,6 +40,8 @@ from bench import results
 from ovs_daemon.backends import base
 from ovs_daemon.backends import local
 from ovs_daemon.engine import blockmap
+from ovs_daemon.engine import compaction
+from ovs_daemon.engine import store as store_mod
 from ovs_daemon.engine import volume as volume_mod
 
 GiB = 1 << 30
@@ -101,17 +106,23 @@ def measure(workdir, gib):
     volume.checkpoint()          # the first one, outside the measure
     noise, _ = longest_gap(volume, first_block, lambda: time.sleep(1.0))
     gap, took = longest_gap(volume, first_block, volume.checkpoint)
+    store = store_mod.VolumeStore(backend)
+    round_gap, round_took = longest_gap(
+        volume, first_block,
+        lambda: store.compact_and_collect(volume, compaction.Policy(bytes_per_second=0)))
     return {'gib': gib, 'gap': gap, 'noise': noise, 'checkpoint': took,
+            'round_gap': round_gap, 'round': round_took,
             'map_mib': volume.map.memory_bytes() / (1 << 20)}
 
 
 def report(rows):
     lines = ['| data written (simulated) | block map | checkpoint took | longest IO gap '
-             'during it | longest IO gap, no checkpoint |', '|---|---|---|---|---|']
+             'during it | collector round took | longest IO gap during it | '
+             'longest IO gap, neither |', '|---|---|---|---|---|---|---|']
     for row in rows:
-        lines.append('| %d GiB | %.0f MiB | %.0f ms | %.1f ms | %.1f ms |' % (
+        lines.append('| %d GiB | %.0f MiB | %.0f ms | %.1f ms | %.0f ms | %.1f ms | %.1f ms |' % (
             row['gib'], row['map_mib'], row['checkpoint'] * 1000, row['gap'] * 1000,
-            row['noise'] * 1000))
+            row['round'] * 1000, row['round_gap'] * 1000, row['noise'] * 1000))
     return '\n'.join(lines)
 
 
@@ -127,7 +138,8 @@ def main():
         rows = []
         for gib in args.gib:
             rows.append(measure(workdir, gib))
-            print('  %d GiB: gap %.1f ms' % (gib, rows[-1]['gap'] * 1000), flush=True)
+            print('  %d GiB: gap %.1f ms, collector round %.1f ms' % (
+                gib, rows[-1]['gap'] * 1000, rows[-1]['round_gap'] * 1000), flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results.publish(report(rows), args.results)
