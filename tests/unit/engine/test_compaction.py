@@ -105,12 +105,19 @@ def test_round_reports_what_it_freed(store):
                                         if model[i:i + BLOCK] != bytes(BLOCK)]) * BLOCK
 
 
-def test_a_write_made_while_compaction_uploads_wins(tmp_path):
+def one_live_block_in_container_1(tmp_path):
+    """A store on a FaultyBackend and its volume 'v', whose first container
+    keeps one live block, the 16th (b'a'), the rest overwritten (b'b')."""
     store = store_mod.VolumeStore(FaultyBackend(tmp_path / 'backend'), TUNING)
     vol = store.create('v', 64 * BLOCK, key(1))
     vol.write(0, b'a' * 16 * BLOCK)
-    vol.write(0, b'b' * 15 * BLOCK)   # container 1 keeps one live block, the 16th
+    vol.write(0, b'b' * 15 * BLOCK)
     vol.flush()
+    return store, vol
+
+
+def test_a_write_made_while_compaction_uploads_wins(tmp_path):
+    store, vol = one_live_block_in_container_1(tmp_path)
     store.backend.uploads_may_go.clear()
     thread = threading.Thread(target=store.compact_and_collect, args=(vol, EAGER))
     thread.start()
@@ -125,11 +132,7 @@ def test_a_write_made_while_compaction_uploads_wins(tmp_path):
 
 
 def test_a_read_planned_before_a_round_reads_the_moved_copy(tmp_path):
-    store = store_mod.VolumeStore(FaultyBackend(tmp_path / 'backend'), TUNING)
-    vol = store.create('v', 64 * BLOCK, key(1))
-    vol.write(0, b'a' * 16 * BLOCK)
-    vol.write(0, b'b' * 15 * BLOCK)   # container 1 keeps one live block, the 16th
-    vol.flush()
+    store, vol = one_live_block_in_container_1(tmp_path)
     store.backend.ranged_reads_may_go.clear()
     got = {}
     reader = threading.Thread(target=lambda: got.update(data=vol.read(15 * BLOCK, BLOCK)))
