@@ -42,16 +42,23 @@ def cached_store(backend, path, size=4 * MiB, **kwargs):
     return store_mod.VolumeStore(backend, cache=read_cache.ReadCache(str(path), size, **kwargs))
 
 
+def volume_written(store, nbytes):
+    """Volume 'v' (8 MiB) with ``nbytes`` of random data flushed at its
+    start; returns it and the data."""
+    vol = store.create('v', 8 * MiB, key(1))
+    data = os.urandom(nbytes)
+    vol.write(0, data)
+    vol.flush()
+    return vol, data
+
+
 def fetched(store):
     return store.cache.counters['fetched_bytes']
 
 
 def test_a_second_read_comes_from_the_cache(backend, tmp_path):
     store = cached_store(backend, tmp_path)
-    vol = store.create('v', 8 * MiB, key(1))
-    data = os.urandom(256 * KiB)
-    vol.write(0, data)
-    vol.flush()
+    vol, data = volume_written(store, 256 * KiB)
     assert vol.read(4096, 4096) == data[4096:8192]
     before = fetched(store)
     assert before >= 4096
@@ -83,10 +90,7 @@ def test_no_entry_is_stale_across_epochs_or_a_volume_made_anew(backend, tmp_path
 
 def test_a_restarted_router_finds_its_cache_warm(backend, tmp_path):
     store = cached_store(backend, tmp_path)
-    vol = store.create('v', 8 * MiB, key(1))
-    data = os.urandom(MiB)
-    vol.write(0, data)
-    vol.flush()
+    vol, data = volume_written(store, MiB)
     assert vol.read(0, MiB) == data
     store.cache.close()
 
@@ -97,10 +101,7 @@ def test_a_restarted_router_finds_its_cache_warm(backend, tmp_path):
 
 def test_a_torn_slot_is_a_miss_not_wrong_data(backend, tmp_path):
     store = cached_store(backend, tmp_path)
-    vol = store.create('v', 8 * MiB, key(1))
-    data = os.urandom(64 * KiB)
-    vol.write(0, data)
-    vol.flush()
+    vol, data = volume_written(store, 64 * KiB)
     assert vol.read(0, 64 * KiB) == data
     store.cache.close()
     # A crash in the middle of slot writes: the data is not what the
@@ -116,10 +117,7 @@ def test_a_torn_slot_is_a_miss_not_wrong_data(backend, tmp_path):
 
 def test_the_cache_keeps_to_its_size_evicting_the_least_recent(backend, tmp_path):
     store = cached_store(backend, tmp_path, size=256 * KiB, readahead_bytes=0)
-    vol = store.create('v', 8 * MiB, key(1))
-    data = os.urandom(MiB)
-    vol.write(0, data)
-    vol.flush()
+    vol, data = volume_written(store, MiB)
     for offset in range(0, MiB, 64 * KiB):
         assert vol.read(offset, 4096) == data[offset:offset + 4096]
     assert store.cache.counters['evictions'] == 12
@@ -134,10 +132,7 @@ def test_the_cache_keeps_to_its_size_evicting_the_least_recent(backend, tmp_path
 
 def test_a_sequential_read_fetches_ahead(backend, tmp_path):
     store = cached_store(backend, tmp_path, readahead_bytes=512 * KiB)
-    vol = store.create('v', 8 * MiB, key(1))
-    data = os.urandom(2 * MiB)
-    vol.write(0, data)
-    vol.flush()
+    vol, data = volume_written(store, 2 * MiB)
     assert vol.read(0, 64 * KiB) == data[:64 * KiB]
     assert fetched(store) == 64 * KiB
     assert vol.read(64 * KiB, 64 * KiB) == data[64 * KiB:128 * KiB]
@@ -156,10 +151,7 @@ def test_a_sequential_reader_is_prefetched_ahead_across_objects(backend, tmp_pat
     cache = read_cache.ReadCache(str(tmp_path), 8 * MiB, readahead_bytes=1 * MiB,
                                  prefetch_requests=8)
     store = store_mod.VolumeStore(backend, volume_mod.Tuning(container_bytes=256 * KiB), cache)
-    vol = store.create('v', 8 * MiB, key(1))
-    data = os.urandom(2 * MiB)
-    vol.write(0, data)
-    vol.flush()
+    vol, data = volume_written(store, 2 * MiB)
     assert len(backend.list('v', records.CONTAINER_PREFIX)) >= 8
     assert vol.read(0, 64 * KiB) == data[:64 * KiB]
     assert vol.read(64 * KiB, 64 * KiB) == data[64 * KiB:128 * KiB]
@@ -174,8 +166,6 @@ def test_a_sequential_reader_is_prefetched_ahead_across_objects(backend, tmp_pat
         assert vol.read(offset, 64 * KiB) == data[offset:offset + 64 * KiB]
     assert cache.wait_for_prefetches(30)
     assert fetched(store) < 2 * MiB + 256 * KiB
-
-
 
 
 def test_prefetch_is_bounded_and_a_reader_waits_for_it_instead_of_fetching_again(tmp_path):
