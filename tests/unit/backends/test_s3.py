@@ -221,6 +221,17 @@ def test_a_commit_of_unknown_outcome_lost_to_another_writer_is_fenced(
     assert list(direct.read_log(NS, after=1)) == [(2, None)]
 
 
+def new_owner_claims_and_trims(direct, slot):
+    """A fault's hook: a new owner (epoch 2) claims ``slot``, commits the
+    next slot and trims the log up to it."""
+    def hook():
+        new = base.OwnerKey.generate(2)
+        assert direct.claim(NS, new) == slot
+        direct.append_log(NS, slot + 1, b'r%d' % (slot + 1), new)
+        direct.trim_log(NS, slot + 1, new)
+    return hook
+
+
 def test_a_commit_landing_after_a_claim_is_not_acknowledged(proxy, proxied,
                                                             direct):
     """The writer's key check passed; before its put of slot 3 arrives, a
@@ -230,14 +241,8 @@ def test_a_commit_landing_after_a_claim_is_not_acknowledged(proxy, proxied,
     key = claimed(proxied)
     proxied.append_log(NS, 2, b'r2', key)
     slot3 = '/%s/log/%016d' % (NS, 3)
-
-    def new_owner_takes_over_and_trims():
-        new = base.OwnerKey.generate(2)
-        assert direct.claim(NS, new) == 3
-        direct.append_log(NS, 4, b'r4', new)
-        direct.trim_log(NS, 4, new)
     proxy.add(s3_proxy.Fault('pass', path=slot3,
-                             hook=new_owner_takes_over_and_trims))
+                             hook=new_owner_claims_and_trims(direct, 3)))
     with pytest.raises(base.Fenced, match='claimed by another writer'):
         proxied.append_log(NS, 3, b'late', key)
     assert [s.status for s in requests_to(proxy, 'PUT', slot3)] == [200]
@@ -253,14 +258,8 @@ def test_a_commit_found_by_the_engines_read_back_after_a_claim_is_fenced(
         max_attempts=3)
     vol = volume_mod.Volume.create(backend, NS, 1 << 20, base.OwnerKey.generate(1))
     vol.write(0, b'w' * 4096)
-
-    def new_owner_takes_over_and_trims():
-        new = base.OwnerKey.generate(2)
-        assert direct.claim(NS, new) == 2
-        direct.append_log(NS, 3, b'r3', new)
-        direct.trim_log(NS, 3, new)
     proxy.add(s3_proxy.Fault('drop_after', path=SLOT2,
-                             hook=new_owner_takes_over_and_trims))
+                             hook=new_owner_claims_and_trims(direct, 2)))
     proxy.add(s3_proxy.Fault('fail_before', method='GET', path=SLOT2, times=3))
     with pytest.raises(base.Fenced, match='claimed at epoch 2'):
         vol.flush()
