@@ -22,13 +22,15 @@ machine. In order:
    every record grows with the volumes there are);
 2. idle, no edge: memory (RSS) and CPU of the routers per volume served,
    ZooKeeper's watches and znodes per volume;
-3. kill -9 of r1 and a start again, no edge attached: how long until r1
+3. one collection round of a few idle volumes of r1 (what each volume
+   costs the collector every collect_interval);
+4. kill -9 of r1 and a start again, no edge attached: how long until r1
    serves every volume it owned again, and how much of that went to
    waiting for its previous ZooKeeper session to expire;
-4. attach every volume through one edge: time per attach, first and last
+5. attach every volume through one edge: time per attach, first and last
    tenth; the edge's memory per volume; CPU of the edge and the routers
    and ZooKeeper's packets while every volume is idle;
-5. kill -9 of the router owning the most volumes: from the kill, a 4 KiB
+6. kill -9 of the router owning the most volumes: from the kill, a 4 KiB
    read of each of its volumes through the edge, all at once: when the
    first, the median and the last completed (every volume serves again).
 
@@ -171,6 +173,8 @@ def main():
     parser.add_argument('--volumes', type=int, default=1000)
     parser.add_argument('--size-mib', type=int, default=1024)
     parser.add_argument('--idle-seconds', type=float, default=10.0)
+    parser.add_argument('--collect-sample', type=int, default=20,
+                        help='volumes whose collection round is timed')
     parser.add_argument('--workdir')
     parser.add_argument('--results', default='results/scale.md')
     args = parser.parse_args()
@@ -184,6 +188,7 @@ def main():
         rows.append((figure, value))
         print('%s: %s' % (figure, value), flush=True)
 
+    started = time.monotonic()
     try:
         cluster.up(routers=3)
         api = cluster.client()
@@ -215,6 +220,13 @@ def main():
             '%s; %.1f packets/s' % (', '.join('%s %.1f %%' % (rid, 100 * cpu[rid])
                                                for rid in sorted(cpu)), packets))
         del per_volume
+
+        sample = [n for n in names if owner[n] == 'r1'][:args.collect_sample]
+        collected = timed_each(sample, api.collect)
+        per = statistics.median(collected)
+        row('one collection round of an idle volume (`ovs-admin collect`), median of %d'
+            % len(sample), '%.1f ms; all %d of r1: %.1f s'
+            % (per * 1000, load['r1'], per * load['r1']))
 
         api_up, registered, adopted = restart_router(cluster, 'r1', load['r1'])
         row('kill -9 and start of r1 owning %d volumes (no edge)' % load['r1'],
@@ -259,6 +271,9 @@ def main():
         row('where its volumes went', ', '.join(
             '%s %d' % (rid, sum(1 for n in victims if after[n] == rid))
             for rid in sorted(load) if rid != victim))
+    except KeyboardInterrupt:
+        row('stopped', 'interrupted (time limit) after %.0f s, during the step after the '
+            'last row' % (time.monotonic() - started))
     finally:
         cluster.down()
         shutil.rmtree(workdir, ignore_errors=True)

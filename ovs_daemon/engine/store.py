@@ -148,8 +148,14 @@ class VolumeStore:
                 found[other] = records.snapshot_object(parent['snapshot'], parent)
         return found
 
-    def _clones_need(self, name):
-        return set(self.dependents(name).values())
+    def _clones_need(self, volume):
+        """The map objects of deleted snapshots of the open ``volume`` that
+        clones read. Only a deleted snapshot's map object still in the
+        backend can be one, so a volume without such an object is answered
+        without reading every other volume's metadata."""
+        if not volume.stale_snapshot_objects():
+            return set()
+        return set(self.dependents(volume.namespace).values())
 
     def delete(self, name, volume):
         """Delete the volume; ``volume`` is its open copy (the caller owns
@@ -208,7 +214,7 @@ class VolumeStore:
         # checkpoint's map refers to, or to newer ones: none is removed.
         referenced, committed, snapshots = volume.checkpoint()
         referenced |= self._snapshot_containers(
-            volume.namespace, snapshots | self._clones_need(volume.namespace))
+            volume.namespace, snapshots | self._clones_need(volume))
         removed = 0
         for name in self.backend.list(volume.namespace,
                                       records.CONTAINER_PREFIX):
@@ -221,7 +227,7 @@ class VolumeStore:
             self.backend.delete(volume.namespace, name, volume.key)
             removed += 1
         removed += volume.remove_stale_snapshot_objects(
-            lambda: self._clones_need(volume.namespace))
+            lambda: self.dependents(volume.namespace).values())
         volume.forget_containers(set(committed) - referenced)
         return removed
 
@@ -242,7 +248,7 @@ class VolumeStore:
         time."""
         with self._rounds[volume.namespace]:
             before = volume.stats()['stored_bytes']
-            snapshots = volume.snapshot_objects() | self._clones_need(volume.namespace)
+            snapshots = volume.snapshot_objects() | self._clones_need(volume)
             keep = self._snapshot_containers(volume.namespace, snapshots)
             outcome = compaction.compact(volume, keep, policy)
             removed = self.collect(volume)

@@ -767,13 +767,24 @@ class Volume:
         by ``clones_need()`` or finds its snapshot gone."""
         removed = 0
         with self._flush_lock:
-            keep = self.snapshot_objects() | set(clones_need())
-            for prefix in records.SNAPSHOT_PREFIXES:
-                for name in self.backend.list(self.namespace, prefix):
-                    if name not in keep:
-                        self.backend.delete(self.namespace, name, self.key)
-                        removed += 1
+            stale = self.stale_snapshot_objects()
+            keep = set(clones_need()) if stale else set()
+            for name in stale:
+                if name not in keep:
+                    self.backend.delete(self.namespace, name, self.key)
+                    removed += 1
         return removed
+
+    def stale_snapshot_objects(self):
+        """Snapshot map objects in the backend that no committed snapshot
+        names: of snapshots deleted (kept while a clone reads them) or
+        whose commit failed or is under way. Listed before the snapshots
+        are looked at, so an object of a snapshot deleted meanwhile is in
+        the answer."""
+        listed = [name for prefix in records.SNAPSHOT_PREFIXES
+                  for name in self.backend.list(self.namespace, prefix)]
+        committed = self.snapshot_objects()
+        return [name for name in listed if name not in committed]
 
     def forget_containers(self, numbers):
         """The collector removed these containers."""
