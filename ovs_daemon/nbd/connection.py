@@ -27,8 +27,10 @@ import socket
 from ovs_daemon.nbd import errors
 
 RECV_BUFFER_SIZE = 256 * 1024
-# Until framing starts (an unauthenticated client may never get there) the
-# buffer is small; it holds the largest handshake message.
+# The buffer is small until a receive fills it: during the handshake (an
+# unauthenticated client may never finish it; it holds the largest
+# handshake message) and on a connection that carries little (an idle
+# volume's, of which an edge or a router may hold a thousand).
 HANDSHAKE_BUFFER_SIZE = 16 * 1024
 # Compact the receive buffer once less than this is free at its end, so
 # each recv can still take a useful amount.
@@ -88,6 +90,8 @@ class FramedConnection(asyncio.BufferedProtocol):
             self._receiving_direct = True
             return self._payload_view[self._payload_pos:]
         self._receiving_direct = False
+        if self._end == len(self._buf) < RECV_BUFFER_SIZE and self._framing:
+            self._grow()
         if self._start == self._end:
             self._start = self._end = 0
         elif len(self._buf) - self._end < MIN_RECV_ROOM:
@@ -146,11 +150,6 @@ class FramedConnection(asyncio.BufferedProtocol):
     # -- framing phase ------------------------------------------------
 
     def start_framing(self):
-        pending = self._end - self._start
-        buf = bytearray(RECV_BUFFER_SIZE)
-        buf[:pending] = self._view[self._start:self._end]
-        self._buf, self._view = buf, memoryview(buf)
-        self._start, self._end = 0, pending
         self._framing = True
         if self._receiving_paused:
             self.resume_receiving()
@@ -223,6 +222,15 @@ class FramedConnection(asyncio.BufferedProtocol):
         self._payload = self._payload_view = self._payload_callback = None
         self._receiving_direct = False
         callback(payload)
+
+    def _grow(self):
+        """The last receive filled the buffer: a busy connection gets the
+        large one, for good."""
+        pending = self._end - self._start
+        buf = bytearray(RECV_BUFFER_SIZE)
+        buf[:pending] = self._view[self._start:self._end]
+        self._buf, self._view = buf, memoryview(buf)
+        self._start, self._end = 0, pending
 
     def _compact(self):
         pending = self._end - self._start

@@ -673,3 +673,41 @@ def test_a_flood_during_the_handshake_is_dropped_once_parsed(caplog):
     assert any("Bad request magic" in r.getMessage() for r in caplog.records)
     # Dropped on purpose, not by asyncio tripping over a full buffer.
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def rss_bytes():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_idle_sessions_hold_little_memory_and_a_busy_one_still_streams():
+    """An edge holds a session per attached volume, a router one per
+    volume attached to it: a thousand idle ones must not cost a receive
+    buffer of a busy connection (256 KiB) each. Both ends of 300 sessions
+    live in this process here."""
+    sessions = 300
+
+    async def scenario():
+        async with serving(export_mod.MemoryExport("vol1", 64 * MiB)) as srv:
+            first = await connect(srv)
+            await first.read(0, 4096)
+            before = rss_bytes()
+            idle = [await connect(srv) for _ in range(sessions)]
+            for nbd in idle:
+                await nbd.read(0, 4096)
+            grown = rss_bytes() - before
+            assert grown < sessions * 64 * 1024, \
+                "%d KiB per idle session" % (grown // sessions // 1024)
+
+            data = os.urandom(16 * MiB)
+            await asyncio.gather(*(first.write(offset, data[offset:offset + MiB])
+                                   for offset in range(0, len(data), MiB)))
+            got = await asyncio.gather(*(first.read(offset, 4096)
+                                         for offset in range(0, len(data), 4096)))
+            assert b"".join(got) == data
+            for nbd in idle + [first]:
+                await nbd.close()
+    asyncio.run(asyncio.wait_for(scenario(), 120))
