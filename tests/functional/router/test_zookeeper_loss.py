@@ -14,6 +14,7 @@
 one halts the volumes; a 3-node ensemble survives the loss of its leader."""
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -44,26 +45,41 @@ async def wait_for(predicate, timeout=30.0):
         await asyncio.sleep(0.1)
 
 
+@contextlib.asynccontextmanager
+async def zookeeper_stopped(vpool, api):
+    """ZooKeeper stopped (SIGSTOP) until the router reports its session
+    suspended, and for the block; continued (SIGCONT) after it, even on
+    failure."""
+    os.kill(vpool.zookeeper_pid, signal.SIGSTOP)
+    try:
+        await wait_for(lambda: api.health()['zookeeper'] == 'suspended')
+        yield
+    finally:
+        os.kill(vpool.zookeeper_pid, signal.SIGCONT)
+
+
+async def write_held(nbd, offset, data, seconds):
+    """A write sent while the session is suspended: not acknowledged after
+    ``seconds``. Returns its future."""
+    held = asyncio.ensure_future(nbd.write(offset, data))
+    await asyncio.sleep(seconds)
+    assert not held.done(), 'a write was acknowledged while suspended'
+    return held
+
+
 def test_owner_holds_io_while_suspended_and_halts_when_the_session_is_gone(vpool):
     api = vpool.client('r1')
     api.create_volume('v1', 16 * MiB, router='r1')
-    zk_pid = vpool.zookeeper_pid
 
     async def scenario():
         nbd = await connect(vpool, 'r1', 'v1')
         await nbd.write(0, b'\x5a' * 65536)
         await nbd.flush()
-        os.kill(zk_pid, signal.SIGSTOP)
-        try:
-            await wait_for(lambda: api.health()['zookeeper'] == 'suspended')
-            held = asyncio.ensure_future(nbd.write(65536, b'\xee' * 4096))
-            await asyncio.sleep(1.0)
-            assert not held.done(), 'a write was acknowledged while suspended'
+        async with zookeeper_stopped(vpool, api):
+            held = await write_held(nbd, 65536, b'\xee' * 4096, 1.0)
             with pytest.raises((nbd_errors.RemoteIOError, nbd_errors.ConnectionLost)):
                 await asyncio.wait_for(held, 30)
             assert 'v1' in api.health()['halted']
-        finally:
-            os.kill(zk_pid, signal.SIGCONT)
         await nbd.close()
 
     asyncio.run(scenario())
@@ -183,18 +199,11 @@ def test_a_record_unreadable_after_a_suspension_halts_its_volume_not_the_router(
     api.create_volume('v2', 16 * MiB, router='r1')
     zk = kazoo_clients(vpool.state['zookeeper'])
     zk.set('/ovs/%s/volumes/v2' % vpool.state['vpool'], b'not a record')
-    zk_pid = vpool.zookeeper_pid
 
     async def scenario():
         nbd = await connect(vpool, 'r1', 'v1')
-        os.kill(zk_pid, signal.SIGSTOP)
-        try:
-            await wait_for(lambda: api.health()['zookeeper'] == 'suspended')
-            held = asyncio.ensure_future(nbd.write(0, b'\x5a' * 4096))
-            await asyncio.sleep(0.5)
-            assert not held.done(), 'a write was acknowledged while suspended'
-        finally:
-            os.kill(zk_pid, signal.SIGCONT)
+        async with zookeeper_stopped(vpool, api):
+            held = await write_held(nbd, 0, b'\x5a' * 4096, 0.5)
         # Within the session timeout: the session is the same one.
         await asyncio.wait_for(held, 10)
         await nbd.flush()
