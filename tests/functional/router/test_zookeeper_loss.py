@@ -18,11 +18,11 @@ import contextlib
 import os
 import signal
 import socket
+import threading
 import time
 
 import pytest
 
-from ovs_daemon.devcluster import sockets
 from ovs_daemon.devcluster import zookeeper
 from ovs_daemon.nbd import client as client_mod
 from ovs_daemon.nbd import errors as nbd_errors
@@ -133,36 +133,91 @@ def test_routers_keep_serving_when_the_zookeeper_leader_dies(ensemble, make_vpoo
 
 
 @pytest.fixture
-def zookeeper_server(tmp_path):
-    """A standalone server on a fixed port, so that it can be restarted."""
-    server = zookeeper.ZooKeeperServer(str(tmp_path / 'zookeeper'), port=sockets.free_port())
+def zookeeper_door(tmp_path):
+    """A standalone ZooKeeper behind a door (:class:`Door`)."""
+    server = zookeeper.ZooKeeperServer(str(tmp_path / 'zookeeper'))
     server.start()
+    door = Door(server.host, server.port)
     try:
-        yield server
+        yield door
     finally:
+        door.close()
         server.stop()
 
 
-def count_connection_attempts(host, port, seconds):
-    """Listen on ``host:port`` for ``seconds``, dropping every connection;
-    returns how many came."""
-    attempts = 0
-    with socket.create_server((host, port), reuse_port=False) as listener:
-        listener.settimeout(0.05)
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+def pipe(source, sink):
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    for sock in (source, sink):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+class Door:
+    """A TCP forwarder to ZooKeeper. Shut, it cuts the connections it
+    carries and drops every new one, counting them; open, it forwards them.
+    ZooKeeper keeps serving meanwhile: one starting up again can take a
+    connection and leave its handshake unanswered, and kazoo waits a whole
+    session timeout for that answer."""
+
+    def __init__(self, host, port):
+        self.target = (host, port)
+        self.listener = socket.create_server((host, 0))
+        self.hosts = '%s:%d' % self.listener.getsockname()[:2]
+        self.dropped = 0
+        self._shut = False
+        self._carried = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
             try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                continue
-            connection.close()
-            attempts += 1
-    return attempts
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                if self._shut:
+                    client.close()
+                    self.dropped += 1
+                    continue
+                server = socket.create_connection(self.target)
+                self._carried += [client, server]
+            threading.Thread(target=pipe, args=(client, server), daemon=True).start()
+            threading.Thread(target=pipe, args=(server, client), daemon=True).start()
+
+    def shut(self):
+        with self._lock:
+            self._shut = True
+            carried, self._carried = self._carried, []
+        for sock in carried:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def open(self):
+        with self._lock:
+            self._shut = False
+
+    def wait_for_drops(self, wanted, timeout):
+        """Wait until ``wanted`` connections were dropped or ``timeout``
+        seconds passed; returns how many were."""
+        deadline = time.monotonic() + timeout
+        while self.dropped < wanted and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.dropped
+
+    def close(self):
+        self.shut()
+        self.listener.close()
 
 
-def test_a_router_keeps_knocking_through_a_long_zookeeper_outage(zookeeper_server, make_vpool):
+KNOCKS = 12
+
+
+def test_a_router_keeps_knocking_through_a_long_zookeeper_outage(zookeeper_door, make_vpool):
     # A session timeout longer than the outage: the router only suspends.
-    vpool = make_vpool(routers=1, zookeeper_hosts=zookeeper_server.hosts,
+    vpool = make_vpool(routers=1, zookeeper_hosts=zookeeper_door.hosts,
                        options={'zookeeper': {'session_timeout': 40.0}})
     api = vpool.client('r1')
     api.create_volume('v1', 16 * MiB, router='r1')
@@ -171,16 +226,17 @@ def test_a_router_keeps_knocking_through_a_long_zookeeper_outage(zookeeper_serve
         nbd = await connect(vpool, 'r1', 'v1')
         await nbd.write(0, b'\x11' * 4096)
         await nbd.flush()
-        zookeeper_server.stop()
+        zookeeper_door.shut()
         held = asyncio.ensure_future(nbd.write(4096, b'\x22' * 4096))
-        await asyncio.sleep(8)
-        # By now a back-off growing without bound waits seconds between
-        # attempts; the router must still try several times a second.
+        # Counted in attempts, not seconds: a back-off doubling without a
+        # cap makes its 12th attempt minutes after the first, a capped one
+        # seconds; the wait ends well inside the session timeout, so the
+        # session is only suspended.
         attempts = await asyncio.get_running_loop().run_in_executor(
-            None, count_connection_attempts, zookeeper_server.host, zookeeper_server.port, 2.0)
-        assert attempts >= 3, attempts
+            None, zookeeper_door.wait_for_drops, KNOCKS, 25.0)
+        assert attempts >= KNOCKS, attempts
         assert not held.done(), 'a write was acknowledged without ZooKeeper'
-        await asyncio.get_running_loop().run_in_executor(None, zookeeper_server.start)
+        zookeeper_door.open()
         await asyncio.wait_for(held, 30)
         await nbd.close()
 
