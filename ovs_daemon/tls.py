@@ -10,11 +10,11 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""TLS of the control API (docs/operator-guide.md, "TLS").
+"""TLS of the control API and of NBD (docs/operator-guide.md, "TLS").
 
 A router's ``[ssl]`` group names its certificate and key (served on the
-control API) and the CA its peers' certificates, and clients' when they
-present one, are checked against.
+control API, and on NBD after ``NBD_OPT_STARTTLS``) and the CA its peers'
+certificates, and clients' when they present one, are checked against.
 Clients (the edge's ``[ssl]``, the Cinder driver's ``ovs_ssl_*``,
 ``ovs-admin --ca-file``) name the CA that signed the routers' certificates
 and optionally a certificate of their own. Every file is read when the
@@ -32,9 +32,10 @@ from oslo_config import cfg
 router_ssl_opts = [
     cfg.StrOpt('cert_file',
                help='PEM certificate (chain) of this router. With key_file '
-                    'the control API is served over HTTPS only. Its subject '
-                    'alternative names must include the address others reach the router at '
-                    '(advertise_host, or api_host).'),
+                    'the control API is served over HTTPS only and NBD offers '
+                    'NBD_OPT_STARTTLS. Its subject alternative names must '
+                    'include the address others reach the router at '
+                    '(advertise_host, or api_host and nbd_host).'),
     cfg.StrOpt('key_file',
                help='PEM private key of cert_file; mode 0600 (or 0640 for the '
                     'service\'s group), checked at start-up.'),
@@ -44,22 +45,35 @@ router_ssl_opts = [
                     '(forwarded calls, handovers), and clients\' certificates '
                     'against it when they present one.'),
     cfg.BoolOpt('require_client_cert', default=False,
-                help='Refuse control API clients that present no '
+                help='Refuse control API and NBD TLS clients that present no '
                      'certificate signed by ca_file (the edges, the Cinder '
                      'driver, ovs-admin and the other routers then all need '
                      'one). Needs ca_file.'),
+    cfg.BoolOpt('nbd_require_tls', default=False,
+                help='Refuse every NBD option but NBD_OPT_STARTTLS and '
+                     'NBD_OPT_ABORT until the client started TLS '
+                     '(NBD_REP_ERR_TLS_REQD; a plaintext NBD_OPT_EXPORT_NAME '
+                     'ends the session), so no credential or data crosses the '
+                     'network in clear. Needs cert_file and key_file.'),
 ]
 
 edge_ssl_opts = [
     cfg.StrOpt('ca_file',
                help='PEM bundle of the CA(s) that signed the routers\' '
                     'certificates: the edge verifies the routers of https:// '
-                    'router_endpoints against it. Unset: the system\'s CAs.'),
+                    'router_endpoints and, with nbd_tls, their NBD TLS against '
+                    'it. Unset: the system\'s CAs verify https:// endpoints and '
+                    'NBD runs in clear.'),
     cfg.StrOpt('cert_file',
                help='PEM certificate the edge presents to the routers (needed '
                     'when they set require_client_cert).'),
     cfg.StrOpt('key_file',
                help='PEM private key of cert_file; mode 0600 (or 0640).'),
+    cfg.BoolOpt('nbd_tls', default=True,
+                help='With ca_file set, start TLS (NBD_OPT_STARTTLS) on every '
+                     'NBD connection to a router, verifying its certificate, '
+                     'and never fall back to clear text. False: NBD in clear '
+                     '(routers with nbd_require_tls refuse it).'),
 ]
 
 
@@ -115,6 +129,7 @@ class ServerTLS:
     key_file: str
     ca_file: str = None
     require_client_cert: bool = False
+    nbd_require_tls: bool = False
 
     def server_context(self):
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -136,6 +151,8 @@ def server_tls(group):
     """The ServerTLS of a router's ``[ssl]`` group, or None when it has no
     certificate; TLSConfigError for an incomplete or unloadable setting."""
     if not group.cert_file and not group.key_file:
+        if group.nbd_require_tls:
+            raise TLSConfigError('[ssl] nbd_require_tls needs cert_file and key_file')
         if group.require_client_cert:
             raise TLSConfigError('[ssl] require_client_cert needs cert_file, key_file '
                                  'and ca_file')
@@ -147,7 +164,7 @@ def server_tls(group):
         raise TLSConfigError('[ssl] require_client_cert needs ca_file to verify the '
                              'clients\' certificates with')
     settings = ServerTLS(group.cert_file, group.key_file, group.ca_file,
-                         group.require_client_cert)
+                         group.require_client_cert, group.nbd_require_tls)
     settings.server_context()
     settings.peer_tls().context()
     return settings

@@ -141,7 +141,7 @@ class Locator:
         try:
             nbd = await nbd_client.NBDClient.connect_tcp(
                 host, int(port), '%s/%s' % (self.volume, token),
-                timeout=self._settings.connect_timeout * 2)
+                timeout=self._settings.connect_timeout * 2, tls=self.roster.nbd_tls)
         except nbd_errors.ExportRefused as exc:
             if exc.reply_type == protocol.REP_ERR_POLICY:
                 raise AttachmentRevoked('router %s refused the attachment of volume %s: %s'

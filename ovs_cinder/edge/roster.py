@@ -45,13 +45,16 @@ def normalize(endpoint):
 
 class Roster:
 
-    def __init__(self, endpoints, site, token, settings, executor, tls=None):
+    def __init__(self, endpoints, site, token, settings, executor, tls=None, nbd_tls=None):
+        """``tls``: the ClientTLS of control API calls; ``nbd_tls``: the
+        SSLContext of NBD connections to the routers, or None (clear)."""
         self.endpoints = [normalize(e) for e in endpoints]
         self.site = site
         self._token = token
         self._settings = settings
         self._executor = executor
         self._tls = tls
+        self.nbd_tls = nbd_tls
         self.routers = [{'id': None, 'site': None, 'api': e} for e in self.endpoints]
 
     def check_named(self, routers):

@@ -90,8 +90,10 @@ class EdgeService:
                                           conf.ssl.key_file)
         except tls_mod.TLSConfigError as exc:
             raise StartupError('[ssl] %s' % exc) from None
+        nbd_tls = self.tls.context() if conf.ssl.ca_file and conf.ssl.nbd_tls else None
         self.roster = roster_mod.Roster(conf.edge.router_endpoints, conf.edge.site,
-                                        self._api_token, conf.edge, self.executor, self.tls)
+                                        self._api_token, conf.edge, self.executor, self.tls,
+                                        nbd_tls)
         self.attachments = {}
         self.control = control.ControlServer(conf.edge.control_socket, self.handle,
                                             self._gid)

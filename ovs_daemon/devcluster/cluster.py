@@ -176,9 +176,13 @@ class Cluster:
         return '%s/%s' % (volume, self.client().create_credential(volume, ttl)['token'])
 
     def nbd_uri(self, router_id, volume, ttl=3600):
-        """An NBD URI of ``volume`` on a router, with a credential."""
-        return 'nbd://%s/%s' % (self.router(router_id)['nbd'],
-                                self.session_export(volume, ttl))
+        """An NBD URI of ``volume`` on a router, with a credential; on a
+        cluster with TLS libnbd's ``nbds://`` with the clients' certificates."""
+        address = self.router(router_id)['nbd']
+        export = self.session_export(volume, ttl)
+        if self.tls:
+            return 'nbds://%s/%s?tls-certificates=%s' % (address, export, self.tls['dir'])
+        return 'nbd://%s/%s' % (address, export)
 
     def router_endpoints(self):
         """The routers' control API URLs, as an edge's configuration lists them."""
@@ -216,8 +220,8 @@ class Cluster:
         'prefix': ..., 'region': ...}``, or ``{}`` to start moto's server.
         ``options`` adds config options (``{group: {option: value}}``) to
         every router. ``tls`` makes a CA (under ``tls/``) and a certificate
-        for every router and edge: the control API is served over HTTPS.
-        On failure everything started is
+        for every router and edge: the control API is served over HTTPS
+        and NBD sessions must start TLS. On failure everything started is
         stopped again.
         """
         say = progress or (lambda message: None)
@@ -406,7 +410,8 @@ class Cluster:
             # On an object store each router keeps a read cache of its own.
             'engine': {'read_cache_path': os.path.join(directory, 'read-cache'),
                        'read_cache_mib': 256} if self.state.get('backend_options') else {},
-            'ssl': self._ssl_options(router_id, address, directory),
+            'ssl': dict(self._ssl_options(router_id, address, directory),
+                        **({'nbd_require_tls': True} if self.tls else {})),
         }, self.state['router_options'])
         config = os.path.join(directory, 'ovs-router.conf')
         with open(config, 'w') as f:

@@ -16,8 +16,10 @@ Any number of requests may be in flight; each waits on its own future,
 found by the reply's handle. When the connection drops - reset, EOF or a
 reply that breaks the protocol - every request in flight fails at once
 with ConnectionLost, which is what the edge's failover keys on. Connecting
-may also raise OSError or TimeoutError (unreachable) and ExportRefused
-(the server would not serve the export; its message says why).
+may also raise OSError or TimeoutError (unreachable), ExportRefused
+(the server would not serve the export; its message says why) and, when
+TLS is asked for, TLSFailed: the client then starts TLS with
+NBD_OPT_STARTTLS before any other option and never goes on in clear.
 """
 
 import asyncio
@@ -45,11 +47,13 @@ class NBDClient:
 
     @classmethod
     async def connect_tcp(cls, host, port, export_name,
-                          timeout=DEFAULT_CONNECT_TIMEOUT):
+                          timeout=DEFAULT_CONNECT_TIMEOUT, tls=None):
+        """``tls``: an SSLContext verifying the server, whose certificate
+        must name ``host``; None: no TLS."""
         loop = asyncio.get_running_loop()
         return await cls._connect(
             lambda: loop.create_connection(_ClientConnection, host, port),
-            export_name, timeout)
+            export_name, timeout, tls, host)
 
     @classmethod
     async def connect_unix(cls, path, export_name,
@@ -60,13 +64,14 @@ class NBDClient:
             export_name, timeout)
 
     @classmethod
-    async def _connect(cls, open_connection, export_name, timeout):
+    async def _connect(cls, open_connection, export_name, timeout, tls=None,
+                       server_hostname=None):
         async def connect_and_negotiate():
-            transport, conn = await open_connection()
+            _, conn = await open_connection()
             try:
-                await conn.negotiate(export_name)
+                await conn.negotiate(export_name, tls, server_hostname)
             except BaseException:
-                transport.abort()
+                conn.transport.abort()
                 raise
             return conn
         conn = await asyncio.wait_for(connect_and_negotiate(), timeout)
@@ -187,7 +192,7 @@ class _ClientConnection(connection.FramedConnection):
 
     # -- handshake ----------------------------------------------------
 
-    async def negotiate(self, export_name):
+    async def negotiate(self, export_name, tls=None, server_hostname=None):
         try:
             server_flags = protocol.decode_greeting(
                 await self.read_exactly(protocol.SERVER_GREETING.size))
@@ -197,31 +202,46 @@ class _ClientConnection(connection.FramedConnection):
             raise errors.ProtocolError("server lacks fixed newstyle")
         client_flags = protocol.FLAG_C_FIXED_NEWSTYLE | (
             server_flags & protocol.FLAG_NO_ZEROES)
+        self.send(protocol.CLIENT_FLAGS.pack(client_flags))
+        if tls is not None:
+            await self._start_tls(tls, server_hostname)
         # Asking for NBD_INFO_BLOCK_SIZE promises to honour the limits;
         # write() and read() enforce the maximum.
-        self.send(protocol.CLIENT_FLAGS.pack(client_flags),
-                  protocol.encode_option(
-                      protocol.OPT_GO, protocol.encode_go_request(
-                          export_name, [protocol.INFO_BLOCK_SIZE])))
+        self.send(protocol.encode_option(
+            protocol.OPT_GO, protocol.encode_go_request(
+                export_name, [protocol.INFO_BLOCK_SIZE])))
         while not await self._read_go_reply():
             pass
         if self.size is None:
             raise errors.ProtocolError("server sent no NBD_INFO_EXPORT")
         self.start_framing()
 
-    async def _read_go_reply(self):
-        """Handle one reply to NBD_OPT_GO; True once it was the final ACK."""
+    async def _start_tls(self, context, server_hostname):
+        # The first option, so that no other crosses the network in clear.
+        self.send(protocol.encode_option(protocol.OPT_STARTTLS))
+        reply_type, data = await self._read_option_reply(protocol.OPT_STARTTLS)
+        if reply_type != protocol.REP_ACK:
+            raise errors.TLSFailed("the server refused NBD_OPT_STARTTLS (reply type 0x%x): %s"
+                                   % (reply_type, data.decode("utf-8", "replace")))
+        await self.start_tls(context, server_side=False, server_hostname=server_hostname)
+
+    async def _read_option_reply(self, expected):
+        """(reply_type, data) of one reply to option ``expected``."""
         header = await self.read_exactly(protocol.OPTION_REPLY_HEADER.size)
         try:
             option, reply_type, length = (
                 protocol.decode_option_reply_header(header))
         except ValueError as exc:
             raise errors.ProtocolError(str(exc)) from None
-        if option != protocol.OPT_GO or length > MAX_OPTION_REPLY_LENGTH:
+        if option != expected or length > MAX_OPTION_REPLY_LENGTH:
             raise errors.ProtocolError(
-                "unexpected reply to NBD_OPT_GO: option %d, %d bytes"
-                % (option, length))
-        data = await self.read_exactly(length)
+                "unexpected reply to option %d: option %d, %d bytes"
+                % (expected, option, length))
+        return reply_type, await self.read_exactly(length)
+
+    async def _read_go_reply(self):
+        """Handle one reply to NBD_OPT_GO; True once it was the final ACK."""
+        reply_type, data = await self._read_option_reply(protocol.OPT_GO)
         if protocol.is_error_reply(reply_type):
             raise errors.ExportRefused(
                 data.decode("utf-8", "replace")
@@ -307,7 +327,7 @@ class _ClientConnection(connection.FramedConnection):
             ": %s" % exc if exc else "")
         for future, _, _ in pending.values():
             _set_exception(future, errors.ConnectionLost(reason))
-        self._lost_waiter.set_result(None)
+        _set_result(self._lost_waiter, None)
 
 
 def _set_result(future, value):

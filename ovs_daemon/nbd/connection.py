@@ -23,6 +23,7 @@ at queue depth 16 and above.
 
 import asyncio
 import socket
+import ssl
 
 from ovs_daemon.nbd import errors
 
@@ -36,6 +37,9 @@ HANDSHAKE_BUFFER_SIZE = 16 * 1024
 # each recv can still take a useful amount.
 MIN_RECV_ROOM = 64 * 1024
 MAX_HANDSHAKE_BACKLOG = HANDSHAKE_BUFFER_SIZE // 2
+# A TLS handshake takes a few round trips; the session's own handshake
+# timeout bounds it further on the server.
+TLS_HANDSHAKE_TIMEOUT = 10.0
 # Parts at least this large are written on their own rather than joined,
 # to avoid copying them.
 JOIN_LIMIT = 64 * 1024
@@ -146,6 +150,27 @@ class FramedConnection(asyncio.BufferedProtocol):
     def _wake_reader(self):
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+    async def start_tls(self, context, server_side, server_hostname=None):
+        """Upgrade the connection to TLS, right after NBD_OPT_STARTTLS was
+        acknowledged; every later byte goes through TLS, so nothing may be
+        buffered from before. TLSFailed if the handshake fails (the
+        connection is then closed)."""
+        if self._end != self._start:
+            raise errors.ProtocolError("%d bytes arrived between NBD_OPT_STARTTLS and the "
+                                       "TLS handshake" % (self._end - self._start))
+        self._flush_sends()
+        try:
+            self.transport = await self._loop.start_tls(
+                self.transport, self, context, server_side=server_side,
+                server_hostname=server_hostname, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+        except (ssl.SSLError, OSError, ConnectionError) as exc:
+            # A failed handshake never reaches this protocol's
+            # connection_lost: end the connection here.
+            self.transport.abort()
+            if not self._lost:
+                self.connection_lost(exc)
+            raise errors.TLSFailed("TLS handshake failed: %s" % (exc,)) from None
 
     # -- framing phase ------------------------------------------------
 

@@ -54,6 +54,12 @@ class RemoteIOError(NBDError):
         self.errno = errno_value
 
 
+class TLSFailed(NBDError):
+    """TLS could not be started on the connection: the peer refused
+    NBD_OPT_STARTTLS, or the TLS handshake failed (an untrusted or
+    misnamed certificate, no client certificate where one is required)."""
+
+
 class ConnectionLost(NBDError):
     """The connection to the server dropped; the request's outcome is unknown."""
 

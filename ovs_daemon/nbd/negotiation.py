@@ -12,10 +12,18 @@
 
 """Server side of the fixed newstyle handshake (option haggling).
 
-Works on any connection offering `await read_exactly(n)` and `send(...)`.
-Returns the export chosen with NBD_OPT_GO or NBD_OPT_EXPORT_NAME, or None
-when the client aborts. A malformed handshake raises ProtocolError and the
-caller drops the connection.
+Works on any connection offering `await read_exactly(n)`, `send(...)` and
+`await start_tls(context, server_side)`. Returns the export chosen with
+NBD_OPT_GO or NBD_OPT_EXPORT_NAME, or None when the client aborts. A
+malformed handshake raises ProtocolError and the caller drops the
+connection.
+
+TLS (proto.md, "TLS support"): without a TLSPolicy the server is in NOTLS
+mode (NBD_OPT_STARTTLS gets NBD_REP_ERR_POLICY); with one it acknowledges
+NBD_OPT_STARTTLS and upgrades the connection; with ``required`` it is in
+FORCEDTLS mode: before TLS every option but STARTTLS and ABORT gets
+NBD_REP_ERR_TLS_REQD, and NBD_OPT_EXPORT_NAME, which cannot be refused,
+ends the session.
 """
 
 import dataclasses
@@ -26,6 +34,12 @@ from ovs_daemon.nbd import errors
 from ovs_daemon.nbd import protocol
 
 _KNOWN_CLIENT_FLAGS = protocol.FLAG_C_FIXED_NEWSTYLE | protocol.FLAG_C_NO_ZEROES
+
+
+@dataclasses.dataclass(frozen=True)
+class TLSPolicy:
+    context: object
+    required: bool = False
 
 
 @dataclasses.dataclass
@@ -46,7 +60,7 @@ def transmission_flags(export):
                     | protocol.FLAG_SEND_WRITE_ZEROES)
 
 
-async def negotiate(conn, resolver, admission=None):
+async def negotiate(conn, resolver, admission=None, tls=None):
     conn.send(protocol.encode_greeting())
     (client_flags,) = protocol.CLIENT_FLAGS.unpack(
         await conn.read_exactly(protocol.CLIENT_FLAGS.size))
@@ -55,9 +69,14 @@ async def negotiate(conn, resolver, admission=None):
     fixed = bool(client_flags & protocol.FLAG_C_FIXED_NEWSTYLE)
     no_zeroes = bool(client_flags & protocol.FLAG_C_NO_ZEROES)
     admission = admission or admission_mod.Admission()
+    secured = False
     for _ in range(admission_mod.MAX_OPTIONS):
         option, data = await _read_option(conn)
+        tls_missing = tls is not None and tls.required and not secured
         if option == protocol.OPT_EXPORT_NAME:
+            if tls_missing:
+                raise errors.ProtocolError(
+                    "NBD_OPT_EXPORT_NAME before TLS, which this server requires")
             return await _export_name(conn, resolver, data, no_zeroes)
         if not fixed:
             raise errors.ProtocolError(
@@ -65,7 +84,14 @@ async def negotiate(conn, resolver, admission=None):
         if option == protocol.OPT_ABORT:
             _reply(conn, option, protocol.REP_ACK)
             return None
-        if option == protocol.OPT_LIST:
+        if option == protocol.OPT_STARTTLS:
+            secured = await _start_tls(conn, tls, secured, data)
+        elif tls_missing:
+            admission.refuse("tls_required", "NBD client refused option %d before TLS",
+                             option)
+            _reply(conn, option, protocol.REP_ERR_TLS_REQD,
+                   "TLS is required: send NBD_OPT_STARTTLS first")
+        elif option == protocol.OPT_LIST:
             await _list(conn, resolver, data)
         elif option in (protocol.OPT_GO, protocol.OPT_INFO):
             chosen = await _info(conn, resolver, option, data, admission)
@@ -92,6 +118,22 @@ async def _read_option(conn):
             "option %d carries %d bytes, more than any valid option"
             % (option, length))
     return option, await conn.read_exactly(length)
+
+
+async def _start_tls(conn, tls, secured, data):
+    """Answer NBD_OPT_STARTTLS; returns whether the connection is secured."""
+    option = protocol.OPT_STARTTLS
+    if tls is None:
+        _reply(conn, option, protocol.REP_ERR_POLICY, "this server does not offer TLS")
+    elif secured:
+        _reply(conn, option, protocol.REP_ERR_INVALID, "TLS is already started")
+    elif data:
+        _reply(conn, option, protocol.REP_ERR_INVALID, "NBD_OPT_STARTTLS takes no data")
+    else:
+        _reply(conn, option, protocol.REP_ACK)
+        await conn.start_tls(tls.context, server_side=True)
+        return True
+    return secured
 
 
 def _reply(conn, option, reply_type, payload=b""):

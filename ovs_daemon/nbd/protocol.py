@@ -13,7 +13,8 @@
 """The NBD wire protocol: constants and struct layouts, kept in one place.
 
 Reference: NetworkBlockDevice/nbd doc/proto.md. We speak the fixed newstyle
-handshake and simple replies only (no structured replies, no TLS), which is
+handshake and simple replies only (no structured replies; TLS through
+NBD_OPT_STARTTLS), which is
 what qemu, libnbd, fio and the kernel client all fall back to.
 All integers are big-endian.
 """

@@ -38,8 +38,11 @@ LISTEN_BACKLOG = 1024
 
 class NBDServer:
 
-    def __init__(self, resolve_export):
+    def __init__(self, resolve_export, tls=None):
+        """``tls``: a negotiation.TLSPolicy to offer NBD_OPT_STARTTLS with
+        (and require it), or None."""
         self._resolve_export = resolve_export
+        self._tls = tls
         self._listeners = []
         self._unix_paths = []
         self._sessions = set()
@@ -130,7 +133,7 @@ class NBDServer:
 
     def _new_session(self):
         new = session_mod.ServerSession(self._resolve_export,
-                                        self._sessions.discard, self.admission)
+                                        self._sessions.discard, self.admission, self._tls)
         self._sessions.add(new)
         return new
 

@@ -71,8 +71,9 @@ class ServerSession(connection.FramedConnection):
 
     header_size = protocol.REQUEST.size
 
-    def __init__(self, resolver, on_closed, admission=None):
+    def __init__(self, resolver, on_closed, admission=None, tls=None):
         super().__init__()
+        self._tls = tls
         self.export = None
         self.peer = None
         self._resolver = resolver
@@ -140,9 +141,12 @@ class ServerSession(connection.FramedConnection):
     async def _negotiate(self):
         try:
             chosen = await asyncio.wait_for(
-                negotiation.negotiate(self, self._resolver, self._admission),
+                negotiation.negotiate(self, self._resolver, self._admission, self._tls),
                 HANDSHAKE_TIMEOUT)
         except errors.ConnectionLost:
+            return
+        except errors.TLSFailed as exc:
+            self._admission.refuse("tls_failed", "NBD client %s: %s", self.peer, exc)
             return
         except TimeoutError:
             self._admission.refuse(

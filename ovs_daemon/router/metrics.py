@@ -43,7 +43,9 @@ class _RefusalCollector:
         family = prom_core.CounterMetricFamily(
             'ovs_router_nbd_refusals',
             'NBD clients refused or dropped before choosing an export, by reason '
-            '(refused export, handshake caps, timeout, protocol error).', labels=['reason'])
+            '(refused export, handshake caps, timeout, protocol error, an option '
+            'before the TLS the router requires, a failed TLS handshake).',
+            labels=['reason'])
         for reason, count in sorted(self._admission.refusals.items()):
             family.add_metric([reason], count)
         yield family

@@ -37,6 +37,7 @@ from ovs_daemon import tls as tls_mod
 from ovs_daemon.api import token as token_mod
 from ovs_daemon.backends import base as backends
 from ovs_daemon.engine import store as store_mod
+from ovs_daemon.nbd import negotiation
 from ovs_daemon.nbd import server as nbd_server_mod
 from ovs_daemon.router import api as api_mod
 from ovs_daemon.router import background
@@ -97,7 +98,7 @@ class RouterService:
         self.registry = registry_mod.Registry(self.zk, self.vpool)
         self.peers = peers_mod.Peers(self.router_id, self.admin_tokens, router.peer_timeout,
                                      router.forward_timeout, self._peer_tls(conf.ssl))
-        self.nbd_server = nbd_server_mod.NBDServer(self._resolve_export)
+        self.nbd_server = nbd_server_mod.NBDServer(self._resolve_export, self._nbd_tls())
         self.metrics.watch_nbd_admission(self.nbd_server.admission)
         self.ownership = ownership_mod.Ownership(
             self.router_id, self.registry, self.store, self.peers, self.nbd_server,
@@ -119,6 +120,11 @@ class RouterService:
             return tls_mod.client_tls(group.ca_file)
         except tls_mod.TLSConfigError as exc:
             raise StartupError(str(exc)) from exc
+
+    def _nbd_tls(self):
+        if self.tls is None:
+            return None
+        return negotiation.TLSPolicy(self.tls.server_context(), self.tls.nbd_require_tls)
 
     async def _resolve_export(self, export_name):
         """Every session presents a credential after the volume's name: an

@@ -62,6 +62,7 @@ def test_a_router_certificate_gives_a_server_context_verifying_clients_with_the_
 @pytest.mark.parametrize('values, complaint', [
     ({'cert_file': 'CERT'}, 'needs both cert_file and key_file'),
     ({'key_file': 'KEY'}, 'needs both cert_file and key_file'),
+    ({'nbd_require_tls': True}, 'nbd_require_tls needs cert_file and key_file'),
     ({'cert_file': 'CERT', 'key_file': 'KEY', 'require_client_cert': True},
      'require_client_cert needs ca_file'),
 ])
@@ -123,4 +124,4 @@ def test_the_router_does_not_start_with_a_bad_key_and_says_which(router_cert, tm
 def test_the_ssl_group_is_in_the_router_sample():
     groups = dict(opts.list_opts())
     assert [o.name for o in groups['ssl']] == ['cert_file', 'key_file', 'ca_file',
-                                               'require_client_cert']
+                                               'require_client_cert', 'nbd_require_tls']

@@ -452,11 +452,14 @@ def test_unknown_options_get_unsup_and_negotiation_continues():
     async def scenario():
         async with serving(export_mod.MemoryExport("vol1", 4096)) as srv:
             peer = await RawPeer.open(srv)
-            for option in (protocol.OPT_STRUCTURED_REPLY,
-                           protocol.OPT_STARTTLS, 999):
+            for option in (protocol.OPT_STRUCTURED_REPLY, 999):
                 peer.option(option)
                 assert (await peer.reply())[:2] == (
                     option, protocol.REP_ERR_UNSUP)
+            # Without a certificate the server does not offer TLS (NOTLS).
+            peer.option(protocol.OPT_STARTTLS)
+            assert (await peer.reply())[:2] == (
+                protocol.OPT_STARTTLS, protocol.REP_ERR_POLICY)
             peer.option(protocol.OPT_INFO, protocol.encode_go_request(
                 "vol1", [protocol.INFO_NAME]))
             infos = {}
