@@ -137,8 +137,7 @@ def test_standard_clients_use_a_router_export_over_tls_and_plaintext_is_refused(
     refused = run('nbdinfo', plaintext, expect_ok=False)
     assert 'without TLS' in refused
     # A client whose CA did not sign the router's certificate refuses it.
-    stranger = certificates.CertificateAuthority(tmp_path / 'stranger').create()
-    stranger.client_directory(str(tmp_path / 'stranger'))
+    certificates.CertificateAuthority(tmp_path / 'stranger').create()
     untrusting = run('qemu-img', 'info', *qemu_tls_args(vpool, export, tmp_path / 'stranger'),
                      expect_ok=False)
     assert 'certificate' in untrusting.lower()
