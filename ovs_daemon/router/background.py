@@ -33,7 +33,13 @@ def lower_this_thread():
     tid = threading.get_native_id()
     # A thread id names the task alone: the rest of the process keeps its
     # priorities.
-    thread = psutil.Process(tid)
+    try:
+        thread = psutil.Process(tid)
+    except psutil.Error as exc:
+        # The worker must start anyway: an initializer that raises breaks
+        # the executor, and the collector would never run.
+        LOG.warning('Cannot lower the priorities of thread %d: %s', tid, exc)
+        return
     try:
         thread.nice(19)
     except (OSError, psutil.Error) as exc:

@@ -35,3 +35,15 @@ def test_the_collector_thread_has_the_lowest_cpu_and_io_priority():
     assert nice == 19
     assert io_class == 3
     assert priorities()[0] == os.getpriority(os.PRIO_PROCESS, 0) < 19
+
+
+def test_the_collector_thread_runs_where_its_priority_cannot_be_read(monkeypatch):
+    # No real way to make a thread's own /proc entry unreadable here.
+    def refused(pid):
+        raise psutil.AccessDenied(pid)
+    monkeypatch.setattr(background.psutil, 'Process', refused)
+    executor = background.low_priority_executor('test-collect')
+    try:
+        assert executor.submit(lambda: 'collected').result(10) == 'collected'
+    finally:
+        executor.shutdown()
