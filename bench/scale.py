@@ -237,6 +237,7 @@ def main():
         edge = cluster.add_edge('edge')
         control = edge_client.EdgeControlClient(edge['control'], timeout=120)
         rss_edge_empty = rss_bytes(cluster.edge('edge')['pid'])
+        rss_unattached = sum(rss_bytes(pid) for pid in pids(cluster).values())
         sockets = {}
 
         def attach(name):
@@ -251,6 +252,9 @@ def main():
         edge_pid = cluster.edge('edge')['pid']
         row('edge memory per attached idle volume (RSS growth / volumes)',
             '%.1f KiB' % ((rss_bytes(edge_pid) - rss_edge_empty) / count / 1024))
+        row('router memory per attached idle volume (RSS growth of the three / volumes)',
+            '%.1f KiB' % ((sum(rss_bytes(pid) for pid in pids(cluster).values())
+                           - rss_unattached) / count / 1024))
         processes = dict(pids(cluster), edge=edge_pid)
         cpu, packets = cpu_while_idle(processes, cluster, args.idle_seconds)
         row('idle, %d volumes attached: CPU, ZooKeeper packets received' % count,
