@@ -44,6 +44,7 @@ from oslo_log import log as logging
 
 from ovs_cinder.edge import journal as journal_mod
 from ovs_cinder.edge import locator as locator_mod
+from ovs_cinder.edge import watchdog as watchdog_mod
 from ovs_daemon.nbd import errors as nbd_errors
 from ovs_daemon.nbd import export
 from ovs_daemon.nbd import protocol
@@ -88,7 +89,7 @@ class VolumeProxy(export.Export):
     async def connect(self):
         """First connection, at attach: errors go to the caller."""
         self._install(await self.locator.find(), replay=False)
-        self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+        self._start_watchdog()
 
     async def reconnect(self):
         """Connect again after a restart of the edge: a volume no router
@@ -98,7 +99,13 @@ class VolumeProxy(export.Export):
         except Exception as exc:
             LOG.warning('Volume %s: no router serves it yet (%s); its IO waits for one',
                         self.name, exc)
-        self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+        self._start_watchdog()
+
+    def _start_watchdog(self):
+        settings = self.settings
+        self._watchdog = watchdog_mod.shared(
+            min(settings.io_timeout, settings.keepalive_interval) / 10)
+        self._watchdog.watch(self)
 
     async def close(self):
         """Called by the NBD server for each session that ends: nothing to do;
@@ -108,7 +115,7 @@ class VolumeProxy(export.Export):
         """Flush what the journal holds and drop the upstream."""
         self._closed = True
         if self._watchdog is not None:
-            self._watchdog.cancel()
+            self._watchdog.unwatch(self)
         if self.upstream is not None and len(self.journal) and not self.revoked:
             try:
                 await self.flush()
@@ -226,7 +233,7 @@ class VolumeProxy(export.Export):
 
     async def _complete(self, future, generation, resend, entry=None):
         """Wait for a reply, failing over as often as needed. A reply that
-        does not come is the watchdog's business (see :meth:`_watch`)."""
+        does not come is the watchdog's business (see :meth:`check_upstream`)."""
         while True:
             if future is None:
                 try:
@@ -365,8 +372,9 @@ class VolumeProxy(export.Export):
         self._lost(generation, 'the replay of write %d failed: %s' % (entry.seq, exc),
                    halted=halted)
 
-    async def _watch(self):
-        """The watchdog of the upstream, every tenth of the IO timeout.
+    def check_upstream(self, now):
+        """The watchdog of the upstream, every tenth of the IO timeout
+        (one timer for all volumes: watchdog.py).
 
         Requests in flight with no reply for ``io_timeout`` mean a silent
         loss: the upstream is dropped, which fails them over. A FLUSH may
@@ -379,28 +387,24 @@ class VolumeProxy(export.Export):
         reply replaces a timer per request.
         """
         settings = self.settings
-        interval = min(settings.io_timeout, settings.keepalive_interval) / 10
-        while not self._closed:
-            await asyncio.sleep(interval)
-            upstream = self.upstream
-            if upstream is None:
-                continue
-            now = time.monotonic()
-            silent = now - max(self._last_reply, self._last_send)
-            oldest_flush = min(self._flushes_sent.values(), default=None)
-            if oldest_flush is not None and now - oldest_flush > settings.flush_timeout:
-                self._lost(self.generation, 'no flush answer within %.2f s'
-                           % settings.flush_timeout)
-            elif not upstream.nbd.in_flight:
-                if silent > settings.keepalive_interval and self._keepalive_read is None:
-                    self._keepalive_read = asyncio.ensure_future(self._keep_alive())
-            elif silent > settings.io_timeout:
-                if oldest_flush is None:
-                    self._lost(self.generation, 'no answer within %.2f s' % settings.io_timeout)
-                elif self._probe is None and now - self._last_probe > settings.io_timeout:
-                    self._last_probe = now
-                    self._probe = asyncio.ensure_future(
-                        self._probe_router(upstream, self.generation))
+        upstream = self.upstream
+        if self._closed or upstream is None:
+            return
+        silent = now - max(self._last_reply, self._last_send)
+        oldest_flush = min(self._flushes_sent.values(), default=None)
+        if oldest_flush is not None and now - oldest_flush > settings.flush_timeout:
+            self._lost(self.generation, 'no flush answer within %.2f s'
+                       % settings.flush_timeout)
+        elif not upstream.nbd.in_flight:
+            if silent > settings.keepalive_interval and self._keepalive_read is None:
+                self._keepalive_read = asyncio.ensure_future(self._keep_alive())
+        elif silent > settings.io_timeout:
+            if oldest_flush is None:
+                self._lost(self.generation, 'no answer within %.2f s' % settings.io_timeout)
+            elif self._probe is None and now - self._last_probe > settings.io_timeout:
+                self._last_probe = now
+                self._probe = asyncio.ensure_future(
+                    self._probe_router(upstream, self.generation))
 
     async def _probe_router(self, upstream, generation):
         """Tell a router busy with a flush from a lost or hung one: it must
