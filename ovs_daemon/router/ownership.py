@@ -611,15 +611,25 @@ class Ownership:
         while unchecked:
             if self.session_state != kz_states.KazooState.CONNECTED:
                 return  # suspended or lost again: that change decides
-            for name, epoch in list(unchecked.items()):
-                reason = await self._check_after_suspension(name, epoch, deadline)
-                if reason is None:
-                    continue  # ZooKeeper unavailable: read it again
-                del unchecked[name]
+            # Every record in one round trip: IO of all volumes waits for it.
+            try:
+                found = await self.blocking(self.registry.volume_records, list(unchecked), True)
+            except registry_mod.RegistryUnavailable as exc:
+                if self._loop.time() < deadline:
+                    LOG.warning('Cannot check %d volume(s) after suspension yet: %s',
+                                len(unchecked), exc)
+                    await asyncio.sleep(RESUME_RETRY_SECONDS)
+                    continue
+                found = dict.fromkeys(unchecked, registry_mod.RegistryUnavailable(
+                    'its record could not be read for %.1f s after the ZooKeeper session '
+                    'came back: %s' % (self.session_timeout, exc)))
+            except registry_mod.RegistryError as exc:
+                found = dict.fromkeys(unchecked, exc)
+            for name, epoch in unchecked.items():
+                reason = self._check_after_suspension(name, epoch, found[name])
                 if reason:
                     self.halt(name, epoch, reason, 'record_changed')
-            if unchecked:
-                await asyncio.sleep(RESUME_RETRY_SECONDS)
+            unchecked = {}
         if self.session_state == kz_states.KazooState.CONNECTED:
             LOG.info('ZooKeeper session back: releasing IO')
             self.router_gate.resume()
@@ -627,21 +637,14 @@ class Ownership:
             # still ours in the registry unless someone took them meanwhile.
             await self.adopt_owned_volumes()
 
-    async def _check_after_suspension(self, name, epoch, deadline):
-        """Why the volume must halt, '' if it is still ours at ``epoch``, or
-        None if ZooKeeper cannot tell now and there is time to ask again."""
-        try:
-            record, version = await self.blocking(self.registry.volume, name, True)
-        except registry_mod.VolumeRecordNotFound:
-            record = version = None
-        except registry_mod.RegistryUnavailable as exc:
-            if self._loop.time() < deadline:
-                LOG.warning('Cannot check volume %s after suspension yet: %s', name, exc)
-                return None
-            return 'its record could not be read for %.1f s after the ZooKeeper ' \
-                'session came back: %s' % (self.session_timeout, exc)
-        except registry_mod.RegistryError as exc:
-            return 'its record cannot be read: %s' % exc
+    def _check_after_suspension(self, name, epoch, found):
+        """Why the volume must halt, or '' if it is still ours at
+        ``epoch``; ``found`` is what :meth:`Registry.volume_records` read."""
+        if isinstance(found, registry_mod.RegistryUnavailable):
+            return str(found)
+        if isinstance(found, registry_mod.RegistryError):
+            return 'its record cannot be read: %s' % found
+        record, version = found or (None, None)
         reason = self._record_mismatch(epoch, record)
         if not reason:
             self._record_seen(name, epoch, record, version)

@@ -464,6 +464,31 @@ class Registry:
                 raise VolumeRecordNotFound('volume %s does not exist' % name) from None
         return _decode(raw, path), stat.version
 
+    def volume_records(self, names, sync=False):
+        """``{name: (record, version)}`` of the named volumes, their reads
+        sent together (one round trip for them all); None for a volume
+        without a record, a :class:`RegistryError` for a malformed one.
+        With ``sync`` the reads see every write ZooKeeper completed before
+        the call (one sync serves them all: it brings this session's
+        server up to date)."""
+        result = {}
+        with _unavailable_as_error():
+            if sync:
+                self.client.sync(self.volumes_path)
+            pending = [(name, self.volume_path(name)) for name in names]
+            pending = [(name, path, self.client.get_async(path)) for name, path in pending]
+            for name, path, reply in pending:
+                try:
+                    raw, stat = reply.get()
+                except kz_exc.NoNodeError:
+                    result[name] = None
+                    continue
+                try:
+                    result[name] = (_decode(raw, path), stat.version)
+                except RegistryError as exc:
+                    result[name] = exc
+        return result
+
     def volumes(self):
         """Every volume record: ``{name: record}`` (a read, maybe stale)."""
         return self._read_children(self.volumes_path)

@@ -413,6 +413,30 @@ def test_walking_every_record_sends_the_reads_together(reg, make_registry):
     assert 'v000' not in reg.volumes() and len(reg.volumes()) == 59
 
 
+def test_a_router_checks_all_its_records_in_one_round_trip(reg):
+    """After its ZooKeeper session was suspended a router holds the IO of
+    every volume until it has read their records again (synced): a sync
+    and a read per volume, one after the other, would hold it a round trip
+    per volume more."""
+    names = ['v%03d' % i for i in range(50)]
+    created = {name: reg.create_volume(name, 10, 'r1') for name in names}
+    reg.take_ownership('v007', 'r2', 'r1', 1)
+    reg.client.set(reg.volume_path('v009'), b'not a record')
+    calls = []
+    real_get, real_sync = reg.client.get, reg.client.sync
+    reg.client.get = lambda *args, **kwargs: calls.append('get') or real_get(*args, **kwargs)
+    reg.client.sync = lambda *args, **kwargs: calls.append('sync') or real_sync(*args, **kwargs)
+
+    found = reg.volume_records(names + ['gone'], sync=True)
+
+    assert calls == ['sync']
+    assert found['gone'] is None
+    assert isinstance(found['v009'], registry_mod.RegistryError)
+    assert found['v007'][0]['owner'] == 'r2' and found['v007'][1] == 1
+    assert {name: found[name] for name in names if name not in ('v007', 'v009')} == {
+        name: (created[name], 0) for name in names if name not in ('v007', 'v009')}
+
+
 def test_epoch_never_decreases_across_a_sequence(reg, make_registry):
     other = make_registry()
     reg.create_volume('vol', 10, 'r1')
