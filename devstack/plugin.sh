@@ -45,6 +45,9 @@ function configure_cinder_backend_ovs {
     iniset "$CINDER_CONF" "$be_name" ovs_router_endpoints "$(ovs_router_endpoints)"
     iniset "$CINDER_CONF" "$be_name" ovs_api_token_file "$OVS_TOKEN_FILE"
     iniset "$CINDER_CONF" "$be_name" ovs_vpool "$OVS_VPOOL"
+    if [[ $OVS_TLS == True ]]; then
+        iniset "$CINDER_CONF" "$be_name" ovs_ssl_ca_file "$OVS_TLS_CA_FILE"
+    fi
     # cinder-volume attaches volumes for image copies through this host's edge.
     iniset "$CINDER_CONF" ovs_edge control_socket "$OVS_EDGE_RUN_DIR/control.sock"
 }
@@ -58,12 +61,15 @@ function ovs_router_endpoints {
         echo "$OVS_ROUTER_ENDPOINTS"
         return
     fi
-    local host=$OVS_ROUTER_HOST n urls=()
+    local host=$OVS_ROUTER_HOST n urls=() scheme=http
     if [[ $host == *:* ]]; then
         host="[$host]"
     fi
+    if [[ $OVS_TLS == True ]]; then
+        scheme=https
+    fi
     for n in $(ovs_router_numbers); do
-        urls+=("http://$host:$((OVS_ROUTER_API_PORT_BASE + n - 1))")
+        urls+=("$scheme://$host:$((OVS_ROUTER_API_PORT_BASE + n - 1))")
     done
     local IFS=,
     echo "${urls[*]}"
@@ -85,6 +91,18 @@ function _ovs_python {
     echo "${shebang#\#!}"
 }
 
+# _ovs_admin_token - the admin credential as configured, or empty
+function _ovs_admin_token {
+    echo "${OVS_API_TOKEN:-${SERVICE_PASSWORD:-}}"
+}
+
+# _ovs_tls_args - ovs-admin's options to verify HTTPS routers
+function _ovs_tls_args {
+    if [[ $OVS_TLS == True ]]; then
+        echo "--ca-file $OVS_TLS_CA_FILE"
+    fi
+}
+
 # Fail at pre-install rather than half-way: a node without routers uses
 # somebody else's, and must be told where and with which token.
 function _ovs_check_settings {
@@ -92,8 +110,11 @@ function _ovs_check_settings {
         if [[ -z $OVS_ROUTER_ENDPOINTS ]]; then
             die $LINENO "This node runs no storage router: set OVS_ROUTER_ENDPOINTS to the controller's"
         fi
-        if [[ -z ${OVS_API_TOKEN:-${SERVICE_PASSWORD:-}} ]]; then
-            die $LINENO "This node runs no storage router: set OVS_API_TOKEN to the controller's token"
+        if [[ -z $OVS_EDGE_TOKEN && -z $(_ovs_admin_token) ]]; then
+            die $LINENO "This node runs no storage router: set OVS_EDGE_TOKEN (or OVS_API_TOKEN) to the controller's"
+        fi
+        if [[ $OVS_TLS == True && ! -r $OVS_TLS_CA_FILE ]]; then
+            die $LINENO "OVS_TLS: copy the router node's CA certificate to $OVS_TLS_CA_FILE"
         fi
     fi
     if is_service_enabled ovs-router && [[ -z $OVS_ZOOKEEPER_HOSTS ]] && ! is_ubuntu; then
@@ -113,19 +134,33 @@ function install_ovs_edge {
     sudo "$(_ovs_python)" -m ovs_cinder.autoregister enable
 }
 
-# _ovs_write_token - the admin and the edge credentials, readable by the
-# stack user (routers, cinder-volume) and root (the edge) only
+# _ovs_write_token - the admin credential where routers or cinder-volume
+# run, and the edge credential, readable by the stack user (routers,
+# cinder-volume) and root (the edge) only. A compute-only node gets the
+# edge credential alone: a compromised hypervisor must not hold the admin's.
 function _ovs_write_token {
-    local token=${OVS_API_TOKEN:-${SERVICE_PASSWORD:-}}
-    if [[ -z $token && -s $OVS_TOKEN_FILE ]]; then
-        token=$(head -n 1 "$OVS_TOKEN_FILE")
+    local token
+    token=$(_ovs_admin_token)
+    if is_service_enabled ovs-router c-vol; then
+        if [[ -z $token && -s $OVS_TOKEN_FILE ]]; then
+            token=$(head -n 1 "$OVS_TOKEN_FILE")
+        fi
+        if [[ -z $token ]]; then
+            token=$(openssl rand -hex 32)
+        fi
+        (umask 077 && printf '%s\n' "$token" > "$OVS_TOKEN_FILE")
+    else
+        rm -f "$OVS_TOKEN_FILE"
     fi
-    if [[ -z $token ]]; then
-        token=$(openssl rand -hex 32)
-    fi
-    (umask 077 && printf '%s\n' "$token" > "$OVS_TOKEN_FILE")
     local edge_token=${OVS_EDGE_TOKEN:-$(printf 'ovs-edge credential:%s' "$token" | sha256sum | cut -d' ' -f1)}
     (umask 077 && printf '%s\n' "$edge_token" > "$OVS_EDGE_TOKEN_FILE")
+}
+
+# _ovs_make_certificates - a CA in OVS_TLS_DIR (made once, kept across
+# stacks) and this router node's certificate for OVS_ROUTER_HOST
+function _ovs_make_certificates {
+    "$(_ovs_python)" -m ovs_daemon.devcluster.certificates --dir "$OVS_TLS_DIR" \
+        --name router --host "$OVS_ROUTER_HOST" --host localhost >/dev/null
 }
 
 function _ovs_write_router_configs {
@@ -146,6 +181,12 @@ function _ovs_write_router_configs {
         # The local backend: one directory shared by this node's routers.
         iniset "$conf" backend backend local
         iniset "$conf" backend local_path "$OVS_EDGE_DATA_DIR/backend"
+        if [[ $OVS_TLS == True ]]; then
+            iniset "$conf" ssl cert_file "$OVS_TLS_DIR/router-cert.pem"
+            iniset "$conf" ssl key_file "$OVS_TLS_DIR/router-key.pem"
+            iniset "$conf" ssl ca_file "$OVS_TLS_CA_FILE"
+            iniset "$conf" ssl nbd_require_tls True
+        fi
     done
 }
 
@@ -159,6 +200,9 @@ function _ovs_write_edge_config {
     iniset "$conf" edge socket_dir "$OVS_EDGE_RUN_DIR/volumes"
     iniset "$conf" edge state_dir "$OVS_EDGE_DATA_DIR/edge"
     iniset "$conf" edge socket_group "$OVS_EDGE_SOCKET_GROUP"
+    if [[ $OVS_TLS == True ]]; then
+        iniset "$conf" ssl ca_file "$OVS_TLS_CA_FILE"
+    fi
 }
 
 # _ovs_share_sockets - the edge runs as root; nova-compute and cinder-volume
@@ -195,12 +239,14 @@ zk.stop()
 EOF
 }
 
-# _ovs_wait_for_routers - until each router answers, or die
+# _ovs_wait_for_routers - until each router answers, or die. With the edge
+# credential, which every node has (a compute-only node has no other).
 function _ovs_wait_for_routers {
     local endpoint deadline=$((SECONDS + ${SERVICE_TIMEOUT:-60}))
     for endpoint in ${1//,/ }; do
-        until "$(_ovs_bin ovs-admin)" --endpoint "$endpoint" --token-file "$OVS_TOKEN_FILE" \
-                status >/dev/null; do
+        # shellcheck disable=SC2046
+        until "$(_ovs_bin ovs-admin)" --endpoint "$endpoint" \
+                --token-file "$OVS_EDGE_TOKEN_FILE" $(_ovs_tls_args) routers >/dev/null; do
             if ((SECONDS >= deadline)); then
                 die $LINENO "The storage router at $endpoint does not answer"
             fi
@@ -225,6 +271,9 @@ function configure_ovs_edge {
     sudo install -d -m 0711 "$OVS_EDGE_RUN_DIR"
     _ovs_write_token
     if is_service_enabled ovs-router; then
+        if [[ $OVS_TLS == True ]]; then
+            _ovs_make_certificates
+        fi
         _ovs_write_router_configs
     fi
     if is_service_enabled ovs-edge; then
@@ -317,8 +366,9 @@ elif [[ $1 == stack && $2 == post-config ]] && is_service_enabled ovs-router ovs
     start_ovs_edge
 elif [[ $1 == stack && $2 == extra ]]; then
     if is_service_enabled ovs-router; then
+        # shellcheck disable=SC2046
         "$(_ovs_bin ovs-admin)" --endpoint "$(ovs_router_endpoints | cut -d, -f1)" \
-            --token-file "$OVS_TOKEN_FILE" status
+            --token-file "$OVS_TOKEN_FILE" $(_ovs_tls_args) status
     fi
 elif [[ $1 == stack && $2 == test-config ]]; then
     if is_service_enabled tempest && is_service_enabled ovs-router; then

@@ -303,6 +303,11 @@ def run_command(client, args):
     command = args.command
     if command == 'status':
         return status(client, args)
+    if command == 'routers':
+        routers = client.routers()
+        return routers if args.json else table(
+            ('id', 'site', 'nbd', 'api'), [(r['id'], r.get('site') or '-', r['nbd'], r['api'])
+                                           for r in routers])
     if command == 'list':
         volumes = client.volumes()
         return volumes if args.json else '\n'.join(_volume_line(v) for v in volumes)
@@ -393,6 +398,7 @@ def parser():
 
     volume = (('volume',), {})
     command('status', 'routers, volumes and owners at a glance')
+    command('routers', 'the routers the registry lists (the edge credential may ask this)')
     command('list', 'volumes')
     command('show', 'a volume\'s record', volume)
     command('create', 'create a volume', volume, (('size',), {'help': 'e.g. 10G'}),

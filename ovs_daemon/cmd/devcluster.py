@@ -156,7 +156,8 @@ def parser():
     command.add_argument('--subnet', default='10.213.100.0/24',
                        help='the simulated hosts\' subnet')
     command.add_argument('--tls', action='store_true',
-                         help='make a CA and certificates: the control API over HTTPS')
+                         help='make a CA and certificates: the control API over HTTPS, '
+                         'NBD with TLS required')
     command.add_argument('--backend', choices=('local', 's3'), default='local')
     command.add_argument('--s3-endpoint', help='an S3 store to use instead of moto\'s server')
     command.add_argument('--s3-bucket', help='its bucket (default ovs-devcluster)')

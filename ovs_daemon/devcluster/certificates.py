@@ -21,10 +21,12 @@ client's, and names its hosts (IP addresses or DNS names) as subject
 alternative names. Keys are written with mode 0600.
 """
 
+import argparse
 import dataclasses
 import datetime
 import ipaddress
 import os
+import sys
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -128,6 +130,24 @@ class CertificateAuthority:
         return directory
 
 
+def main(argv=None):
+    """``python -m ovs_daemon.devcluster.certificates --dir DIR --name NAME
+    --host ADDRESS...``: the CA of DIR (made if missing) issues NAME's
+    certificate for those hosts, and a client directory DIR/client."""
+    parser = argparse.ArgumentParser(prog='python -m ovs_daemon.devcluster.certificates')
+    parser.add_argument('--dir', required=True)
+    parser.add_argument('--name', required=True)
+    parser.add_argument('--host', action='append', required=True)
+    args = parser.parse_args(argv)
+    ca = CertificateAuthority(args.dir)
+    if not os.path.exists(ca.cert_file):
+        ca.create()
+    issued = ca.issue(args.name, args.host)
+    ca.client_directory(os.path.join(ca.directory, 'client'), args.host)
+    print('%s %s' % (issued.cert_file, issued.key_file))
+    return 0
+
+
 def _general_name(host):
     try:
         return x509.IPAddress(ipaddress.ip_address(host))
@@ -150,3 +170,7 @@ def _write_key(path, key):
 def _write_cert(path, cert):
     with open(path, 'wb') as f:
         f.write(cert.public_bytes(serialization.Encoding.PEM))
+
+
+if __name__ == '__main__':
+    sys.exit(main())

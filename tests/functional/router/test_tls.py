@@ -61,6 +61,16 @@ def test_the_control_api_is_https_only_and_routers_verify_each_other(make_vpool)
     assert api.volume('v1')['owner'] == 'r2'
     assert [r['api'] for r in admin(vpool, 'status')['routers']] == [
         r['api'] for r in vpool.state['routers']]
+    # What DevStack waits for the routers with: the edge credential may list
+    # them, over HTTPS with the CA and a client certificate given on the
+    # command line.
+    listed = subprocess.run(
+        [sys.executable, '-m', 'ovs_daemon.cmd.admin', '--json', '--endpoint',
+         vpool.router('r1')['api'], '--token-file', vpool.edge_token_file,
+         '--ca-file', vpool.tls['ca_file'], '--cert-file', vpool.tls['cert_file'],
+         '--key-file', vpool.tls['key_file'], 'routers'],
+        capture_output=True, text=True, timeout=60)
+    assert sorted(r['id'] for r in json.loads(listed.stdout)) == ['r1', 'r2'], listed.stderr
 
     endpoints = [r['api'] for r in vpool.state['routers']]
     without_ca = api_client.ControlClient(endpoints, vpool.token, connect_timeout=2)

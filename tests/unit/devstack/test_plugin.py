@@ -294,11 +294,12 @@ def test_single_node_stack_configures_cinder_and_starts_the_vpool_before_nova(tm
             < order.index(['run_process', 'post-config']))
     assert node.calls('start_service') == [['post-config', 'zookeeper']]
     assert ['deletes', '127.0.0.1:2181 /ovs/default'] in node.calls('python')
-    # Each router answered before the edge started, and the status is logged.
-    token = str(node.conf_dir / 'token')
+    # Each router answered (to the edge credential) before the edge started,
+    # and the status is logged.
+    token, edge_token = node.conf_dir / 'token', node.conf_dir / 'edge-token'
     assert node.calls('ovs-admin') == [
-        ['--endpoint http://192.0.2.10:8765 --token-file %s status' % token],
-        ['--endpoint http://192.0.2.10:8766 --token-file %s status' % token],
+        ['--endpoint http://192.0.2.10:8765 --token-file %s routers' % edge_token],
+        ['--endpoint http://192.0.2.10:8766 --token-file %s routers' % edge_token],
         ['--endpoint http://192.0.2.10:8765 --token-file %s status' % token],
     ]
 
@@ -412,6 +413,8 @@ COMPUTE_ONLY = 'n-cpu,placement-client,q-agt'
 
 
 def test_a_compute_only_node_runs_just_the_edge_pointed_at_the_controller(tmp_path):
+    controller = Stack(tmp_path / 'controller', OVS_API_TOKEN='ctl-token')
+    controller.stack()
     node = Stack(tmp_path, ENABLED_SERVICES=COMPUTE_ONLY, OVS_API_TOKEN='ctl-token',
                  OVS_ROUTER_ENDPOINTS='http://192.0.2.10:8765,http://192.0.2.10:8766')
     node.stack()
@@ -427,15 +430,18 @@ def test_a_compute_only_node_runs_just_the_edge_pointed_at_the_controller(tmp_pa
     assert not node.cinder_conf.exists()
     assert dict(node.ini(node.nova_conf)['ovs_edge']) == {
         'control_socket': str(node.run_dir / 'control.sock')}
-    assert sorted(os.listdir(node.conf_dir)) == ['edge-token', 'ovs-edge.conf', 'token']
-    assert (node.conf_dir / 'token').read_text() == 'ctl-token\n'
+    # A hypervisor holds the edge credential only, the controller's own.
+    assert sorted(os.listdir(node.conf_dir)) == ['edge-token', 'ovs-edge.conf']
+    assert (node.conf_dir / 'edge-token').read_text() == (
+        controller.conf_dir / 'edge-token').read_text()
     assert ['install', '%s/python -m ovs_cinder.autoregister enable' % node.bin] in (
         node.calls('sudo'))
-    # The controller's routers must answer before the edge starts.
-    token = node.conf_dir / 'token'
+    # The controller's routers must answer (to the edge credential) before
+    # the edge starts.
+    edge_token = node.conf_dir / 'edge-token'
     assert node.calls('ovs-admin') == [
-        ['--endpoint http://192.0.2.10:8765 --token-file %s status' % token],
-        ['--endpoint http://192.0.2.10:8766 --token-file %s status' % token],
+        ['--endpoint http://192.0.2.10:8765 --token-file %s routers' % edge_token],
+        ['--endpoint http://192.0.2.10:8766 --token-file %s routers' % edge_token],
     ]
     assert not node.tempest_conf.exists()
 
@@ -445,7 +451,7 @@ def test_a_compute_only_node_runs_just_the_edge_pointed_at_the_controller(tmp_pa
 
 @pytest.mark.parametrize('missing, message', [
     ('OVS_ROUTER_ENDPOINTS', 'set OVS_ROUTER_ENDPOINTS'),
-    ('OVS_API_TOKEN', 'set OVS_API_TOKEN'),
+    ('OVS_API_TOKEN', 'set OVS_EDGE_TOKEN (or OVS_API_TOKEN)'),
 ])
 def test_a_compute_only_node_must_be_told_the_routers_and_token(tmp_path, missing, message):
     settings = {'OVS_API_TOKEN': 'ctl-token', 'OVS_ROUTER_ENDPOINTS': 'http://192.0.2.10:8765'}
@@ -454,6 +460,45 @@ def test_a_compute_only_node_must_be_told_the_routers_and_token(tmp_path, missin
     assert result.returncode != 0
     assert message in result.stderr
     assert len([line for line in result.stderr.splitlines() if line.startswith('die:')]) == 1
+
+
+def test_a_compute_only_node_with_the_edge_credential_alone(tmp_path):
+    node = Stack(tmp_path, ENABLED_SERVICES=COMPUTE_ONLY, OVS_EDGE_TOKEN='edge-only',
+                 OVS_ROUTER_ENDPOINTS='http://192.0.2.10:8765')
+    node.stack()
+    assert sorted(os.listdir(node.conf_dir)) == ['edge-token', 'ovs-edge.conf']
+    assert (node.conf_dir / 'edge-token').read_text() == 'edge-only\n'
+
+
+def test_tls_turns_on_https_and_nbd_tls_with_one_ca(tmp_path):
+    node = Stack(tmp_path, OVS_TLS='True')
+    node.stack()
+    tls = node.conf_dir / 'tls'
+    assert ['-m ovs_daemon.devcluster.certificates --dir %s --name router '
+            '--host 192.0.2.10 --host localhost' % tls] in node.calls('python')
+    ca = str(tls / 'ca-cert.pem')
+    endpoints = 'https://192.0.2.10:8765,https://192.0.2.10:8766'
+    for n in (1, 2):
+        router = node.ini(node.conf_dir / ('ovs-router-%d.conf' % n))
+        assert dict(router['ssl']) == {
+            'cert_file': str(tls / 'router-cert.pem'), 'key_file': str(tls / 'router-key.pem'),
+            'ca_file': ca, 'nbd_require_tls': 'True'}
+    edge = node.ini(node.conf_dir / 'ovs-edge.conf')
+    assert edge['edge']['router_endpoints'] == endpoints
+    assert dict(edge['ssl']) == {'ca_file': ca}
+    cinder = node.ini(node.cinder_conf)['ovs']
+    assert (cinder['ovs_router_endpoints'], cinder['ovs_ssl_ca_file']) == (endpoints, ca)
+    assert node.calls('ovs-admin')[0] == [
+        '--endpoint https://192.0.2.10:8765 --token-file %s --ca-file %s routers'
+        % (node.conf_dir / 'edge-token', ca)]
+
+
+def test_a_compute_only_node_with_tls_needs_the_ca(tmp_path):
+    result = Stack(tmp_path, ENABLED_SERVICES=COMPUTE_ONLY, OVS_TLS='True',
+                   OVS_API_TOKEN='ctl-token',
+                   OVS_ROUTER_ENDPOINTS='https://192.0.2.10:8765').stack(check=False)
+    assert result.returncode != 0
+    assert 'copy the router node\'s CA certificate' in result.stderr
 
 
 def test_stack_fails_when_a_router_does_not_answer(tmp_path):
