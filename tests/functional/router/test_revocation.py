@@ -84,3 +84,28 @@ def test_a_request_held_by_a_suspended_owner_is_refused_once_its_token_is_revoke
     assert 'verification failed' not in out
     record = api.volume('v1')
     assert (record['owner'], record['epoch']) == ('r1', 1)   # the same owner throughout
+
+
+def test_a_session_whose_attachment_the_owner_has_not_seen_yet_is_admitted(vpool, network):
+    """The owner's cache of the attachments lags (a watch event it has not
+    received): it asks ZooKeeper before it refuses a token for good."""
+    r1, hva = vpool.hosts['r1'], vpool.hosts['hva']
+    api = vpool.client('r2')
+    api.create_volume('v1', 16 * MiB, router='r1')
+    nbd = vpool.router('r1')['nbd']
+
+    r1.block_address(network.address)      # nothing from ZooKeeper reaches the owner
+    token = api.create_attachment('v1', 'host-a')['token']    # written through r2
+    attach = hva.start('attach', ['qemu-io', '-f', 'raw', '-c', 'write -P 0x5a 0 4k',
+                                  tcp_uri(nbd, 'v1/%s' % token)], str(vpool.workdir))
+    try:
+        time.sleep(0.5)                    # the owner's watch event is still in flight
+        r1.unblock_address(network.address)
+        vpool.wait_until(lambda: not attach.is_alive(), timeout=30, what='the attach')
+    finally:
+        attach.kill()
+
+    assert 'wrote 4096/4096 bytes' in attach.log_tail(), attach.log_tail()
+    assert 'verification failed' not in qemu_io(tcp_uri(nbd, 'v1/%s' % token),
+                                                'read -P 0x5a 0 4k')
+    assert api.volume('v1')['epoch'] == 1  # the owner never changed
