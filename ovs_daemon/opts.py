@@ -71,6 +71,15 @@ router_opts = [
                       'to answer a health check before a handover, before it '
                       'counts as unreachable (failover acquire then steals '
                       'the volume).'),
+    cfg.FloatOpt('read_lease', default=1.0, min=0.1,
+                 help='Seconds of the read lease of a multiattach volume: its '
+                      'owner answers reads only within this long of a '
+                      'ZooKeeper read showing it as the owner (renewed four '
+                      'times per lease), and a router that steals such a '
+                      'volume serves it only after this long, so that an '
+                      'owner cut off from everyone but one host serves no '
+                      'stale read. Must be shorter than [zookeeper] '
+                      'session_timeout.'),
     cfg.FloatOpt('handover_timeout', default=10.0, min=0.1,
                  help='Seconds an owner may take to flush and release a '
                       'volume it hands over.'),

@@ -47,6 +47,11 @@ whose record cannot be read within the session timeout halts); when it is
 lost, or stays suspended longer than the session timeout (by then the
 server has expired it and others may take the volumes), every volume halts.
 
+The owner of a multiattach volume serves reads only under a read lease it
+renews by reading the volume's record, and a router that steals such a
+volume serves it only once every earlier owner's lease has run out
+(read_lease.py, docs/design.md "Read leases").
+
 Everything here runs on the event loop; ZooKeeper and backend calls go to
 worker threads. Operations on one volume are serialised by a per-volume
 lock.
@@ -66,6 +71,7 @@ from ovs_daemon.engine import errors as engine_errors
 from ovs_daemon.nbd import errors as nbd_errors
 from ovs_daemon.nbd import protocol
 from ovs_daemon.router import gate as gate_mod
+from ovs_daemon.router import read_lease as read_lease_mod
 from ovs_daemon.router import registry as registry_mod
 from ovs_daemon.router import volume_export
 
@@ -87,6 +93,10 @@ ADOPT_CONCURRENCY = 4
 # How soon a router whose ZooKeeper session came back reads again a volume
 # record ZooKeeper could not serve.
 RESUME_RETRY_SECONDS = 0.2
+# Takes after which an earlier owner may still hold a read lease: a stolen
+# owner may not know yet, and a restarted router may have left a process
+# behind that does not either.
+_TAKES_AFTER_A_LEASE = (registry_mod.TRANSFER_STEAL, registry_mod.TRANSFER_RESTART)
 
 
 class HandedOver(Exception):
@@ -105,7 +115,7 @@ class ServedVolume:
     than that is ignored).
     """
 
-    def __init__(self, name, volume, epoch, gate, record, version=-1):
+    def __init__(self, name, volume, epoch, gate, record, lease, version=-1):
         self.name = name
         self.volume = volume
         self.epoch = epoch
@@ -113,6 +123,7 @@ class ServedVolume:
         self.attachment_tokens = set(record['attachments'].values())
         self.multiattach = registry_mod.is_multiattach(record)
         self.version = version
+        self.lease = lease
         self.export = None
         self.watch = None
 
@@ -124,7 +135,8 @@ class ServedVolume:
 class Ownership:
 
     def __init__(self, router_id, registry, store, peers, nbd_server, metrics,
-                 executor, max_unflushed_bytes, handover_timeout, session_timeout):
+                 executor, max_unflushed_bytes, handover_timeout, session_timeout,
+                 read_lease=1.0):
         self.router_id = router_id
         self.registry = registry
         self.store = store
@@ -140,6 +152,11 @@ class Ownership:
         self.max_unflushed_bytes = max_unflushed_bytes
         self.handover_timeout = handover_timeout
         self.session_timeout = session_timeout
+        self.read_lease = read_lease
+        # Lease renewals wait for ZooKeeper, for a whole session timeout
+        # when it is away: not in the threads of IO.
+        self._lease_reads = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix='router-lease')
         self.router_gate = gate_mod.IOGate()
         self.session_state = kz_states.KazooState.CONNECTED
         self._served = {}
@@ -157,6 +174,7 @@ class Ownership:
         """Listen to the ZooKeeper session; call on the event loop."""
         self._loop = asyncio.get_running_loop()
         self.registry.client.add_listener(self._on_session_state)
+        self._spawn(self._renew_read_leases())
 
     async def blocking(self, fn, *args):
         """Run a ZooKeeper or backend call in a worker thread."""
@@ -244,6 +262,7 @@ class Ownership:
         """Create a volume (a clone of ``parent`` ``{"volume", "snapshot"}``)
         owned by this router at epoch 1, and serve it."""
         async with self._locks[name]:
+            created_at = read_lease_mod.lease_clock()
             record = await self.blocking(self.registry.create_volume, name, size,
                                          self.router_id, parent, multiattach)
             key = backends.OwnerKey.generate(record['epoch'])
@@ -260,7 +279,7 @@ class Ownership:
             except Exception:
                 await self._undo_create(name)
                 raise
-            await self._serve(name, volume, record)
+            await self._serve(name, volume, record, created_at)
             self.metrics.ownership_changes(registry_mod.TRANSFER_CREATE).inc()
             LOG.info('Created volume %s (%d bytes%s)', name, size,
                      ', clone of %(volume)s@%(snapshot)s' % parent if parent else '')
@@ -359,6 +378,7 @@ class Ownership:
             handover.cancel()
 
     async def _take(self, name, expected_owner, epoch, kind, previous=None):
+        taken_at = read_lease_mod.lease_clock()
         record = await self.blocking(self.registry.take_ownership, name, self.router_id,
                                      expected_owner, epoch, kind, previous)
         old = self._served.get(name)
@@ -370,20 +390,30 @@ class Ownership:
         except backends.Fenced as exc:
             raise errors.Conflict('volume %s was claimed in the backend beyond epoch %d: %s'
                                   % (name, record['epoch'], exc)) from exc
-        await self._serve(name, volume, record)
+        hold = 0
+        if kind in _TAKES_AFTER_A_LEASE and registry_mod.is_multiattach(record):
+            hold = read_lease_mod.taker_wait(self.read_lease)
+        await self._serve(name, volume, record, taken_at, hold)
         self.metrics.ownership_changes(kind).inc()
         LOG.warning('Took volume %s at epoch %d (%s from %s)', name, record['epoch'], kind,
                     record['transfer']['from'])
         return record
 
-    async def _serve(self, name, volume, record):
+    async def _serve(self, name, volume, record, taken_at, hold=0):
+        """Serve ``volume``, taken by a ZooKeeper write sent at ``taken_at``
+        (the first read lease), after ``hold`` seconds."""
         epoch = record['epoch']
+        lease = read_lease_mod.ReadLease(self.read_lease)
+        lease.renew(taken_at)
         served = ServedVolume(name, volume, epoch, gate_mod.IOGate(parent=self.router_gate),
-                              record)
+                              record, lease)
         served.export = volume_export.VolumeExport(
             volume, self.executor, self.max_unflushed_bytes, served.gate,
             on_halt=functools.partial(self._on_export_halt, name, epoch),
-            observe=self.metrics.observe_io, write_through=served.multiattach)
+            observe=self.metrics.observe_io, write_through=served.multiattach,
+            read_lease=served.lease)
+        if hold:
+            served.export.hold(hold)
         self._served[name] = served
         self._halted.pop(name, None)
         self.metrics.served.set(len(self._served))
@@ -432,6 +462,7 @@ class Ownership:
                     raise errors.Conflict('volume %s was fenced: %s' % (name, exc)) from exc
                 raise
             self.halt(name, epoch, 'handed over to %s' % to, 'handed_over', keep=False)
+            await served.export.until_served()
             await self.blocking(self.registry.release_ownership, name, self.router_id, epoch)
             self.metrics.ownership_changes('released').inc()
             LOG.warning('Handed volume %s over to %s at epoch %d', name, to, epoch)
@@ -441,7 +472,10 @@ class Ownership:
         record, _ = await self.blocking(self.registry.volume, name)
         if record['epoch'] == epoch and record['owner'] in (None, self.router_id):
             # Not open in this process (or already released): nothing is
-            # buffered here, so releasing loses nothing.
+            # buffered here, so releasing loses nothing. An earlier process
+            # may have stolen it moments ago: its taker would not wait.
+            if registry_mod.is_multiattach(record):
+                await asyncio.sleep(read_lease_mod.taker_wait(self.read_lease))
             await self.blocking(self.registry.release_ownership, name, self.router_id, epoch)
             return {'volume': name, 'epoch': epoch}
         raise errors.Conflict('volume %s is owned by %s at epoch %d, not by %s at epoch %d'
@@ -560,6 +594,29 @@ class Ownership:
             lambda export: export.name == name and getattr(export, 'token', None)
             and export.token not in tokens))
 
+    # -- read leases ------------------------------------------------------
+
+    async def _renew_read_leases(self):
+        """Renew the read lease of every multiattach volume served here, a
+        few times per lease: one read of their records, sent at a time
+        measured before it leaves."""
+        while True:
+            await asyncio.sleep(self.read_lease / read_lease_mod.RENEWALS_PER_LEASE)
+            served = {name: s for name, s in self._served.items() if s.multiattach}
+            if not served:
+                continue
+            sent = read_lease_mod.lease_clock()
+            try:
+                records = await self._loop.run_in_executor(
+                    self._lease_reads, self.registry.volume_records, sorted(served))
+            except registry_mod.RegistryError as exc:
+                LOG.debug('Read leases not renewed: %s', exc)
+                continue
+            for name, found in records.items():
+                if isinstance(found, tuple) and \
+                        self._record_mismatch(served[name].epoch, found[0]) is None:
+                    served[name].lease.renew(sent)
+
     # -- the ZooKeeper session ----------------------------------------------
 
     def _on_session_state(self, state):
@@ -663,3 +720,4 @@ class Ownership:
         for task in list(self._tasks):
             task.cancel()
         self._lookups.shutdown(wait=False)
+        self._lease_reads.shutdown(wait=False)

@@ -73,6 +73,10 @@ class RouterService:
             self.tls = tls_mod.server_tls(conf.ssl)
         except tls_mod.TLSConfigError as exc:
             raise StartupError(str(exc)) from exc
+        if router.read_lease >= conf.zookeeper.session_timeout:
+            raise StartupError('[router] read_lease (%.1f s) must be shorter than [zookeeper] '
+                               'session_timeout (%.1f s)' % (router.read_lease,
+                                                             conf.zookeeper.session_timeout))
         self.session_credentials = session_credentials.SessionCredentials(
             self.vpool, self.admin_tokens)
         self.executor = concurrent.futures.ThreadPoolExecutor(
@@ -103,7 +107,7 @@ class RouterService:
         self.ownership = ownership_mod.Ownership(
             self.router_id, self.registry, self.store, self.peers, self.nbd_server,
             self.metrics, self.executor, router.max_unflushed_mib << 20,
-            router.handover_timeout, conf.zookeeper.session_timeout)
+            router.handover_timeout, conf.zookeeper.session_timeout, router.read_lease)
         self.drainer = drain_mod.Drainer(self.router_id, self.site, self.registry,
                                          self.ownership, self.peers)
         self._runner = None

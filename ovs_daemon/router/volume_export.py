@@ -37,7 +37,10 @@ write, TRIM or WRITE_ZEROES is acknowledged only once a commit covers it.
 Group commit: one commit runs at a time and covers every write applied
 before it started; the writes that arrive meanwhile share the next one.
 Such an export has no write cache, so it does not offer FLUSH: that tells
-the edge to keep no acknowledged write for replay.
+the edge to keep no acknowledged write for replay. It answers a read only
+while the router holds the volume's read lease, checked after the data was
+read (read_lease.py), and, taken by a steal, serves nothing until every
+lease of an earlier owner has run out (:meth:`VolumeExport.hold`).
 
 A halted volume (fenced, handed over, deleted) answers ESHUTDOWN: the edge
 takes that, like a dropped connection, as the sign to ask another router.
@@ -87,11 +90,14 @@ class VolumeExport(export.Export):
     request: its size in bytes and the exception it failed with, or None."""
 
     def __init__(self, volume, executor=None, max_unflushed_bytes=64 << 20,
-                 gate=None, on_halt=None, observe=None, write_through=False):
+                 gate=None, on_halt=None, observe=None, write_through=False,
+                 read_lease=None):
         self.volume = volume
         self.name = volume.namespace
         self.gate = gate or gate_mod.IOGate()
         self.write_through = write_through
+        self.read_lease = read_lease
+        self._hold = None
         self._executor = executor
         self._max_unflushed = max_unflushed_bytes
         self._on_halt = on_halt
@@ -115,6 +121,8 @@ class VolumeExport(export.Export):
         before the request touches the volume."""
         started = time.perf_counter()
         try:
+            if self._hold is not None:
+                await asyncio.shield(self._hold)
             if not self.gate.is_open:
                 await self.gate.wait()
             if admitted is not None and not admitted():
@@ -140,11 +148,36 @@ class VolumeExport(export.Export):
     async def _in_thread(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    def hold(self, seconds):
+        """Serve nothing for ``seconds``: a volume taken by a steal waits out
+        the read lease of the owner it was taken from."""
+        self._hold = asyncio.ensure_future(asyncio.sleep(seconds))
+        self._hold.add_done_callback(self._hold_done)
+
+    def _hold_done(self, hold):
+        if self._hold is hold:
+            self._hold = None
+
+    async def until_served(self):
+        """Return once a :meth:`hold` is over."""
+        if self._hold is not None:
+            await asyncio.shield(self._hold)
+
     async def _read(self, offset, length):
-        data = self.volume.read(offset, length, memory_only=True)
-        if data is None:
-            data = await self._in_thread(self.volume.read, offset, length)
-        return data
+        while True:
+            data = self.volume.read(offset, length, memory_only=True)
+            if data is None:
+                data = await self._in_thread(self.volume.read, offset, length)
+            if not self.write_through or self.read_lease.valid:
+                return data
+            await self._lease_renewed()
+
+    async def _lease_renewed(self):
+        """Wait for the read lease (the volume may halt meanwhile: then the
+        gate raises)."""
+        if not self.gate.is_open:
+            await self.gate.wait()
+        await self.read_lease.renewed(self.read_lease.duration)
 
     def _report(self, op, started, nbytes, error):
         if self._observe:

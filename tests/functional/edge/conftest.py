@@ -44,22 +44,37 @@ def hosts(network):
 
 
 @pytest.fixture
-def vpool(tmp_path, network, hosts):
-    """A vPool spread over the simulated hosts, an edge on each hypervisor."""
-    cluster = cluster_mod.Cluster(tmp_path / 'vpool')
-    try:
+def make_vpool(tmp_path, network, hosts):
+    """make_vpool(options) spreads a vPool over the simulated hosts, an edge
+    on each hypervisor; ``options`` adds router options to the defaults
+    (``{group: {option: value}}``). Every one is stopped by PID at the end."""
+    clusters = []
+
+    def make(options=None):
+        cluster = cluster_mod.Cluster(tmp_path / ('vpool%d' % len(clusters)))
+        clusters.append(cluster)
+        router_options = {'router': {'peer_timeout': 0.5}}
+        for group, values in (options or {}).items():
+            router_options.setdefault(group, {}).update(values)
         cluster.up(routers=3, sites=['a', 'a', 'b'],
                    hosts={name: hosts[name] for name in ('r1', 'r2', 'r3')},
-                   zookeeper_host=network.address,
-                   options={'router': {'peer_timeout': 0.5}})
+                   zookeeper_host=network.address, options=router_options)
         # r3 (site b) listed first: the edges must still prefer their own site.
         endpoints = ','.join(reversed(cluster.router_endpoints().split(',')))
         for name in ('hva', 'hvb'):
             cluster.add_edge(name, site='a', host=hosts[name],
                              options={'edge': {'router_endpoints': endpoints}})
-        yield cluster
-    finally:
+        return cluster
+
+    yield make
+    for cluster in clusters:
         cluster.down()
+
+
+@pytest.fixture
+def vpool(make_vpool):
+    """Routers r1, r2 (site a), r3 (site b), edges on hva and hvb."""
+    return make_vpool()
 
 
 class Hypervisor:

@@ -20,6 +20,7 @@ import logging
 
 import pytest
 
+from tests.functional.edge import conftest
 from tests.functional.edge import shared_blocks
 
 pytestmark = pytest.mark.slow
@@ -98,6 +99,38 @@ def test_a_host_that_notices_a_migrate_late_replays_nothing_over_the_other(
     overwritten_then(io_hosts, migrate_unseen_by_hva)
 
     assert vpool.client('r2').volume('v1')['owner'] == 'r3'
+
+
+def test_an_owner_cut_from_zookeeper_serves_no_stale_read_after_its_volume_was_stolen(
+        make_vpool, hosts, network):
+    # A long ZooKeeper session: the cut owner notices its partition only
+    # long after another router stole the volume.
+    vpool = make_vpool({'zookeeper': {'session_timeout': 20.0}})
+    io_hosts = attach_both(vpool, {name: conftest.Hypervisor(vpool, name)
+                                   for name in ('hva', 'hvb')})
+    r1 = hosts['r1']
+
+    async def scenario():
+        model = shared_blocks.SharedBlocks(BLOCKS)
+        await connected(io_hosts, model)
+        a, b = io_hosts['hva'], io_hosts['hvb']
+        await a.write_all(range(BLOCKS))
+        for other in ('r2', 'r3', 'hvb'):     # r1 still answers hva, and only hva
+            r1.block(hosts[other])
+        r1.block_address(network.address)
+        await b.write_all(range(BLOCKS))      # hvb fails over: r1 is stolen from
+        found = await a.read_all()
+        for host in io_hosts.values():
+            await host.close()
+        return model, found
+
+    model, found = run(scenario())
+    record = vpool.client('r2').volume('v1')
+    assert record['transfer'] == dict(record['transfer'], kind='steal', **{'from': 'r1'})
+    assert record['epoch'] == 2
+    assert model.errors == []
+    assert model.stale_reads() == []
+    assert [value and value[0] for value in found] == ['hvb'] * BLOCKS, found
 
 
 def test_two_hosts_writing_the_same_blocks_across_a_migrate_and_an_owner_kill(
