@@ -36,6 +36,10 @@ A multiattach volume runs write-through (docs/edge.md, "Multiattach"): a
 write, TRIM or WRITE_ZEROES is acknowledged only once a commit covers it.
 Group commit: one commit runs at a time and covers every write applied
 before it started; the writes that arrive meanwhile share the next one.
+An edge's session applies its writes in the order they arrive but does not
+wait for one's commit before it applies the next (:class:`AttachedExport`
+keeps the order), so the writes in flight on every connection share the
+commits, and each is answered once one covers it.
 Such an export has no write cache, so it does not offer FLUSH: that tells
 the edge to keep no acknowledged write for replay. It answers a read only
 while the router holds the volume's read lease, checked after the data was
@@ -188,35 +192,45 @@ class VolumeExport(export.Export):
                                admitted=admitted)
 
     async def write(self, offset, data, fua, admitted=None):
+        await self.settle(await self.apply_write(offset, data, admitted), fua)
+
+    async def trim(self, offset, length, fua, admitted=None):
+        await self.settle(await self.apply_trim(offset, length, admitted), fua)
+
+    async def write_zeroes(self, offset, length, fua, may_trim, admitted=None):
+        await self.settle(await self.apply_write_zeroes(offset, length, admitted), fua)
+
+    async def apply_write(self, offset, data, admitted=None):
+        """Apply a write; returns its number for :meth:`settle`."""
+        return await self._apply('write', self.volume.write, offset, data, nbytes=len(data),
+                                 in_thread=not _aligned(offset, len(data)), admitted=admitted)
+
+    async def apply_trim(self, offset, length, admitted=None):
+        return await self._apply('trim', self.volume.trim, offset, length,
+                                 in_thread=not _aligned(offset, length), admitted=admitted)
+
+    async def apply_write_zeroes(self, offset, length, admitted=None):
+        return await self._apply('write_zeroes', self.volume.write_zeroes, offset, length,
+                                 in_thread=not _aligned(offset, length), admitted=admitted)
+
+    async def _apply(self, op, fn, *args, **kwargs):
         await self._admit()
-        await self._run('write', self.volume.write, offset, data, nbytes=len(data),
-                        in_thread=not _aligned(offset, len(data)), admitted=admitted)
-        await self._settle(fua)
+        await self._run(op, fn, *args, **kwargs)
+        self._applied += 1
+        return self._applied
 
     async def flush(self):
         if self.write_through:
-            await self._commit_applied()
+            await self._commit_applied(self._applied)
         else:
             await self._flush_volume()
 
     async def _flush_volume(self):
         await self._run('flush', self.volume.flush, in_thread=True)
 
-    async def trim(self, offset, length, fua, admitted=None):
-        await self._admit()
-        await self._run('trim', self.volume.trim, offset, length,
-                        in_thread=not _aligned(offset, length), admitted=admitted)
-        await self._settle(fua)
-
-    async def write_zeroes(self, offset, length, fua, may_trim, admitted=None):
-        await self._admit()
-        await self._run('write_zeroes', self.volume.write_zeroes, offset, length,
-                        in_thread=not _aligned(offset, length), admitted=admitted)
-        await self._settle(fua)
-
-    async def _commit_applied(self):
-        """Return once every write applied so far is committed (group commit)."""
-        target = self._applied
+    async def _commit_applied(self, target):
+        """Return once the writes applied up to number ``target`` are
+        committed (group commit)."""
         while self._committed < target:
             if self._commit is None or self._commit.done():
                 self._commit = asyncio.ensure_future(self._commit_once())
@@ -227,10 +241,11 @@ class VolumeExport(export.Export):
         await self._flush_volume()
         self._committed = max(self._committed, covered)
 
-    async def _settle(self, fua):
-        self._applied += 1
+    async def settle(self, applied, fua):
+        """Return when the write applied as number ``applied`` may be
+        acknowledged: write-through, once a commit covers it."""
         if self.write_through:
-            await self._commit_applied()
+            await self._commit_applied(applied)
             return
         if fua:
             await self.flush()
@@ -263,19 +278,59 @@ def _aligned(offset, length):
     return not (offset | length) % volume_mod.BLOCK_SIZE
 
 
+class _SessionOrder:
+    """The order of one session's requests on a write-through volume: its
+    writes, TRIMs, WRITE_ZEROES and FLUSHes are applied one at a time, in
+    the order they arrived, and a read waits until every one that arrived
+    before it is applied; none waits for another's commit."""
+
+    def __init__(self):
+        self._applied = None
+
+    def take_turn(self):
+        """``(previous, mine)``: the turn of the ordered request that arrived
+        last so far, and this one's, to be set once it is applied (call it
+        before any await)."""
+        previous = self._applied
+        self._applied = asyncio.get_running_loop().create_future()
+        return previous, self._applied
+
+    @property
+    def last(self):
+        return self._applied
+
+
+async def _after(turn):
+    if turn is not None and not turn.done():
+        # Shielded: a cancelled waiter must not cancel the others' turn.
+        await asyncio.shield(turn)
+
+
+def _end_turn(turn):
+    if not turn.done():
+        turn.set_result(None)
+
+
 class AttachedExport(export.Export):
     """One edge session's view of a volume: the volume's export, plus the
     attachment token the session presented, so that revoking the token can
     end exactly the sessions that use it. ``admitted()`` says whether the
     token is still current: every request asks it right before it touches
     the volume, after any wait (a request held by a paused gate while the
-    token was revoked must not land)."""
+    token was revoked must not land).
+
+    On a write-through volume the session keeps its own order
+    (``orders_requests``, :class:`_SessionOrder`) so that its writes wait
+    for their commits together; the mode is the one the session began with
+    (a change of mode ends the volume's sessions)."""
 
     def __init__(self, volume_export, token, admitted):
         self._export = volume_export
         self.name = volume_export.name
         self.token = token
         self._admitted = admitted
+        self.orders_requests = volume_export.write_through
+        self._order = _SessionOrder()
 
     @property
     def size(self):
@@ -286,17 +341,41 @@ class AttachedExport(export.Export):
         return self._export.write_cache
 
     async def read(self, offset, length):
+        if self.orders_requests:
+            await _after(self._order.last)
         return await self._export.read(offset, length, admitted=self._admitted)
 
     async def write(self, offset, data, fua):
-        await self._export.write(offset, data, fua, admitted=self._admitted)
+        if not self.orders_requests:
+            return await self._export.write(offset, data, fua, admitted=self._admitted)
+        await self._in_turn(self._export.apply_write, offset, data, self._admitted)
 
     async def flush(self):
+        if self.orders_requests:
+            previous, mine = self._order.take_turn()
+            try:
+                await _after(previous)
+            finally:
+                _end_turn(mine)
         await self._export.flush()
 
     async def trim(self, offset, length, fua):
-        await self._export.trim(offset, length, fua, admitted=self._admitted)
+        if not self.orders_requests:
+            return await self._export.trim(offset, length, fua, admitted=self._admitted)
+        await self._in_turn(self._export.apply_trim, offset, length, self._admitted)
 
     async def write_zeroes(self, offset, length, fua, may_trim):
-        await self._export.write_zeroes(offset, length, fua, may_trim,
-                                        admitted=self._admitted)
+        if not self.orders_requests:
+            return await self._export.write_zeroes(offset, length, fua, may_trim,
+                                                   admitted=self._admitted)
+        await self._in_turn(self._export.apply_write_zeroes, offset, length, self._admitted)
+
+    async def _in_turn(self, apply, *args):
+        """Apply in this session's order, then wait for the commit."""
+        previous, mine = self._order.take_turn()
+        try:
+            await _after(previous)
+            applied = await apply(*args)
+        finally:
+            _end_turn(mine)
+        await self._export.settle(applied, True)
