@@ -447,14 +447,21 @@ class Ownership:
     # -- giving volumes up -------------------------------------------------
 
     async def handover(self, name, to, epoch):
-        """Stop IO on ``name``, flush, halt and release it for router ``to``."""
+        """Stop IO on ``name``, flush, halt and release it for router ``to``.
+
+        Without a ZooKeeper session this router cannot release the record:
+        it refuses at once (a failover acquire then steals, which the claim
+        makes safe) rather than halt the volume and wait for a session that
+        may come back only to expire."""
         async with self._locks[name]:
+            self._check_can_release(name)
             served = self._served.get(name)
             if served is None or served.epoch != epoch:
                 return await self._release_unserved(name, epoch)
             served.gate.pause()
             try:
                 await self.blocking(served.volume.flush)
+                self._check_can_release(name)
             except Exception as exc:
                 served.gate.resume()
                 if isinstance(exc, (backends.Fenced, engine_errors.Halted)):
@@ -467,6 +474,12 @@ class Ownership:
             self.metrics.ownership_changes('released').inc()
             LOG.warning('Handed volume %s over to %s at epoch %d', name, to, epoch)
             return {'volume': name, 'epoch': epoch}
+
+    def _check_can_release(self, name):
+        if self.session_state != kz_states.KazooState.CONNECTED:
+            raise errors.Unavailable('router %s cannot hand volume %s over: its ZooKeeper '
+                                     'session is %s' % (self.router_id, name,
+                                                        self.session_state.lower()))
 
     async def _release_unserved(self, name, epoch):
         record, _ = await self.blocking(self.registry.volume, name)

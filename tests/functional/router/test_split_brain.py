@@ -71,3 +71,37 @@ def test_stolen_owner_is_fenced_at_its_next_flush(network, make_vpool):
     assert 'fenced' in vpool.client('r1').health()['halted']['v1']
     assert 'ovs_router_volume_halts_total{cause="fenced"} 1.0' in vpool.client('r1').metrics()
     assert 'verification failed' not in qemu_io(new_owner, 'read -P 0x11 0 1M')
+
+
+def test_an_owner_cut_from_zookeeper_alone_is_stolen_from_while_its_session_lives(
+        network, make_vpool):
+    """The owner still answers its peers but, suspended, cannot release the
+    record: it refuses the handover and a failover acquire steals at once,
+    instead of waiting for the owner's session to expire."""
+    hosts = {name: network.add_host(name) for name in ('r1', 'r2', 'r3')}
+    client = network.add_host('client')
+    vpool = make_vpool(routers=3, hosts=hosts, zookeeper_host=network.address,
+                       options={'zookeeper': {'session_timeout': 20}})
+    api = vpool.client('r2')
+    api.create_volume('v1', 16 * MiB, router='r1')
+    in_host(client, vpool.nbd_uri('r1', 'v1'), 'write -P 0x11 0 1M', 'flush')
+
+    r1 = hosts['r1']
+    r1.block_address(network.address)
+    try:
+        vpool.wait_until(lambda: _logged(vpool.router('r1'), 'ZooKeeper session suspended'),
+                         timeout=60, what='r1 suspended')
+        location = api.acquire('v1', mode='failover')
+        assert (location['owner'], location['epoch']) == ('r2', 2)
+        assert api.volume('v1')['transfer']['kind'] == 'steal'
+        # Stolen while ZooKeeper still counts the owner alive.
+        assert 'r1' in [router['id'] for router in api.routers()]
+    finally:
+        r1.unblock_address(network.address)
+    assert 'verification failed' not in qemu_io(vpool.nbd_uri('r2', 'v1'), 'read -P 0x11 0 1M')
+    vpool.wait_until(lambda: 'v1' in vpool.client('r1').health()['halted'], what='r1 halted v1')
+
+
+def _logged(router, text):
+    with open(router['log']) as log:
+        return text in log.read()
