@@ -77,11 +77,14 @@ def test_an_owner_cut_from_zookeeper_alone_is_stolen_from_while_its_session_live
         network, make_vpool):
     """The owner still answers its peers but, suspended, cannot release the
     record: it refuses the handover and a failover acquire steals at once,
-    instead of waiting for the owner's session to expire."""
+    instead of waiting for the owner's session to expire (the acquire's
+    wait for the handover's answer would end there: handover_timeout is
+    longer here)."""
     hosts = {name: network.add_host(name) for name in ('r1', 'r2', 'r3')}
     client = network.add_host('client')
     vpool = make_vpool(routers=3, hosts=hosts, zookeeper_host=network.address,
-                       options={'zookeeper': {'session_timeout': 20}})
+                       options={'router': {'handover_timeout': 60},
+                                'zookeeper': {'session_timeout': 20}})
     api = vpool.client('r2')
     api.create_volume('v1', 16 * MiB, router='r1')
     in_host(client, vpool.nbd_uri('r1', 'v1'), 'write -P 0x11 0 1M', 'flush')
