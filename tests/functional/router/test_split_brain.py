@@ -38,18 +38,27 @@ def in_host(host, uri, *commands, expect_ok=True):
     return result.stdout + result.stderr
 
 
-def test_stolen_owner_is_fenced_at_its_next_flush(network, make_vpool):
+def volume_written_on_r1(network, make_vpool, router_options):
+    """Routers r1 r2 r3 and a client on hosts of their own, a session
+    timeout of 20 s, and volume v1 served by r1 with 1 MiB of 0x11 flushed;
+    returns (hosts, client, vpool, api of r2)."""
     hosts = {name: network.add_host(name) for name in ('r1', 'r2', 'r3')}
     client = network.add_host('client')
-    # A long session timeout: the old owner must not notice its ZooKeeper
-    # partition before the stale client writes.
     vpool = make_vpool(routers=3, hosts=hosts, zookeeper_host=network.address,
-                       options={'router': {'peer_timeout': 0.5},
+                       options={'router': router_options,
                                 'zookeeper': {'session_timeout': 20}})
     api = vpool.client('r2')
     api.create_volume('v1', 16 * MiB, router='r1')
+    in_host(client, vpool.nbd_uri('r1', 'v1'), 'write -P 0x11 0 1M', 'flush')
+    return hosts, client, vpool, api
+
+
+def test_stolen_owner_is_fenced_at_its_next_flush(network, make_vpool):
+    # A long session timeout: the old owner must not notice its ZooKeeper
+    # partition before the stale client writes.
+    hosts, client, vpool, api = volume_written_on_r1(network, make_vpool,
+                                                     {'peer_timeout': 0.5})
     old_owner = vpool.nbd_uri('r1', 'v1')
-    in_host(client, old_owner, 'write -P 0x11 0 1M', 'flush')
 
     r1 = hosts['r1']
     r1.block(hosts['r2'])
@@ -80,15 +89,8 @@ def test_an_owner_cut_from_zookeeper_alone_is_stolen_from_while_its_session_live
     instead of waiting for the owner's session to expire (the acquire's
     wait for the handover's answer would end there: handover_timeout is
     longer here)."""
-    hosts = {name: network.add_host(name) for name in ('r1', 'r2', 'r3')}
-    client = network.add_host('client')
-    vpool = make_vpool(routers=3, hosts=hosts, zookeeper_host=network.address,
-                       options={'router': {'handover_timeout': 60},
-                                'zookeeper': {'session_timeout': 20}})
-    api = vpool.client('r2')
-    api.create_volume('v1', 16 * MiB, router='r1')
-    in_host(client, vpool.nbd_uri('r1', 'v1'), 'write -P 0x11 0 1M', 'flush')
-
+    hosts, _, vpool, api = volume_written_on_r1(network, make_vpool,
+                                                {'handover_timeout': 60})
     r1 = hosts['r1']
     r1.block_address(network.address)
     try:
