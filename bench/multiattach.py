@@ -51,13 +51,8 @@ def attach(cluster, edge, name, size_mib, multiattach):
 def measure(cluster, edge, args, workdir):
     uris = {label: attach(cluster, edge, 'bench-%s' % label, args.size_mib, multiattach)
             for label, multiattach in VOLUMES}
-    found = {}
-    for _ in range(args.rounds):
-        for workload, options in WORKLOADS:
-            for label, _ in VOLUMES:
-                found.setdefault((workload, label), []).append(
-                    fio_mod.fio(uris[label], options, args.runtime, args.size_mib, workdir))
-    return found
+    return fio_mod.alternate([(label, uris[label]) for label, _ in VOLUMES], args.rounds,
+                             args.runtime, args.size_mib, workdir, workloads=WORKLOADS)
 
 
 def report(found, args):
