@@ -58,7 +58,7 @@ def fio_once(uri, options, size_mib, workdir):
 
 def write_volume(cluster, name, size_mib, workdir):
     cluster.client().create_volume(name, size_mib * MiB)
-    uri = 'nbd://%s/%s' % (cluster.router('r1')['nbd'], name)
+    uri = cluster.nbd_uri('r1', name)
     fio_once(uri, ['--rw=write', '--bs=1M', '--iodepth=4', '--end_fsync=1'], size_mib, workdir)
     return uri
 
