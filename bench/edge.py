@@ -218,6 +218,8 @@ def main():
     parser.add_argument('--only', action='append', default=[], metavar='WORDS',
                         help='measure only the faults whose name contains WORDS '
                              '(repeatable; e.g. --only hung --only ZooKeeper)')
+    parser.add_argument('--keep', action='store_true',
+                        help='keep the work directory with every process\'s log')
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix='edge-bench-')
     network = netns.Network(prefix='ovsbe', subnet='10.213.210.0/24')
@@ -257,7 +259,10 @@ def main():
     finally:
         cluster.down()
         network.destroy()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep:
+            print('logs kept in %s' % workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     text = report(pauses, fio_results)
     results.publish(text, args.results)
 
