@@ -30,7 +30,9 @@ after the last one, so the stale writer's ``link`` finds its slot taken,
 and a commit that got in before the claim is read again against the key and
 reported ``Fenced``. A writer that took its lock inside each write, as this
 backend once did, froze every claim of the namespace for as long as it was
-stopped there.
+stopped there. A router stopped in the middle of a claim still holds up the
+other claims of that namespace until it runs again or dies; a claim holds
+the lock for a rename, a link and two directory fsyncs.
 
 Nothing partial is ever visible: data is written to a temporary file under
 ``.tmp``, fsynced, then renamed (or linked) into place and the directory
