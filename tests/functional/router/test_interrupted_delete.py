@@ -15,8 +15,8 @@ finishes the delete, and a parent kept for its clones goes with its last
 clone."""
 
 import contextlib
-import fcntl
 import os
+import subprocess
 import threading
 import time
 
@@ -33,16 +33,16 @@ MiB = 1 << 20
 
 
 @contextlib.contextmanager
-def namespace_held(vpool, name):
-    """Hold the local backend's lock of namespace ``name``: a router's
-    next put into it waits until the block ends."""
-    fd = os.open(os.path.join(vpool.state['backend'], name, '.lock'),
-                 os.O_RDWR | os.O_CREAT, 0o600)
+def namespace_refusing_writes(vpool, name):
+    """Make the local backend's namespace ``name`` refuse every write
+    until the block ends: each write starts with a file in its ``.tmp``,
+    which an immutable directory refuses even to root."""
+    tmp = os.path.join(vpool.state['backend'], name, '.tmp')
+    subprocess.run(['chattr', '+i', tmp], check=True)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(fd)
+        subprocess.run(['chattr', '-i', tmp], check=True)
 
 
 def namespaces(vpool):
@@ -73,9 +73,10 @@ def test_a_delete_whose_router_died_is_finished_by_another_router(vpool):
     api.create_snapshot('v1', 's1')
     api.create_volume('c1', 16 * MiB, router='r2', source={'volume': 'v1', 'snapshot': 's1'})
 
-    # r1 marks v1 deleting, halts it, and then waits at its first backend
-    # write of the delete (v1 is kept for its clone): killed there.
-    with namespace_held(vpool, 'v1'):
+    # r1 marks v1 deleting, halts it, and then its first backend write of
+    # the delete fails (v1 is kept for its clone): killed then, with
+    # nothing of the delete in the backend.
+    with namespace_refusing_writes(vpool, 'v1'):
         deleting = delete_in_background(vpool, 'r1', 'v1')
         vpool.wait_until(lambda: api.volume('v1')['state'] == 'deleting'
                          and 'v1' not in vpool.client('r1').health()['served'])
