@@ -71,6 +71,18 @@ class Export(abc.ABC):
     async def write_zeroes(self, offset, length, fua, may_trim):
         """Zero a range; `may_trim` allows leaving a hole that reads as zeroes."""
 
+    def serve_now(self, command, flags, offset, length, payload, reply):
+        """Fast path, optional: serve a READ or WRITE without a coroutine.
+
+        Called, in the session's order, in place of :meth:`read` or
+        :meth:`write` when nothing the request must wait for is pending.
+        Return False to have it served by those methods instead; otherwise
+        call ``reply(error, data)`` exactly once, now or later, with
+        ``error`` None or the exception the request failed with (as the
+        methods would raise it) and ``data`` a READ's bytes.
+        """
+        return False
+
     async def close(self):
         """The server is done with this object (see the module docstring)."""
 

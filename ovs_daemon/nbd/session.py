@@ -231,10 +231,14 @@ class ServerSession(connection.FramedConnection):
             return
         cost = length if command in (protocol.CMD_READ,
                                      protocol.CMD_WRITE) else 0
+        barrier = None if self.export.orders_requests else self._barrier
+        if ((barrier is None or barrier.done()) and not self._closing
+                and self._serve_now(command, flags, handle, offset, length,
+                                    payload, cost)):
+            return
         self._requests_in_flight += 1
         self._bytes_in_flight += cost
         self._apply_backpressure()
-        barrier = None if self.export.orders_requests else self._barrier
         if command == protocol.CMD_READ:
             coro = self._serve_read(barrier, handle, offset, length)
         else:
@@ -243,6 +247,45 @@ class ServerSession(connection.FramedConnection):
         task = self._loop.create_task(self._accounted(coro, cost))
         if command != protocol.CMD_READ:
             self._barrier = task
+
+    def _serve_now(self, command, flags, handle, offset, length, payload,
+                   cost):
+        """The export's fast path (Export.serve_now): no task for a request
+        it can serve at once or by a callback. False if it declined."""
+        self._requests_in_flight += 1
+        self._bytes_in_flight += cost
+        reply = functools.partial(self._served, handle, command, length, cost)
+        try:
+            accepted = self.export.serve_now(command, flags, offset, length,
+                                             payload, reply)
+        except Exception as exc:
+            reply(exc, None)
+            return True
+        if not accepted:
+            self._requests_in_flight -= 1
+            self._bytes_in_flight -= cost
+            return False
+        if self._requests_in_flight:
+            self._apply_backpressure()
+        return True
+
+    def _served(self, handle, command, length, cost, error, data):
+        self._requests_in_flight -= 1
+        self._bytes_in_flight -= cost
+        if not self._requests_in_flight and self._idle is not None:
+            self._idle.set_result(None)
+            self._idle = None
+        self._apply_backpressure()
+        if error is None and command == protocol.CMD_READ and len(data) != length:
+            error = errors.RequestError(
+                protocol.EIO, "export returned %d bytes for a read of %d"
+                % (len(data), length))
+        if error is not None:
+            self.send(protocol.encode_simple_reply(handle, self._errno(error)))
+        elif command == protocol.CMD_READ:
+            self.send(protocol.encode_simple_reply(handle), data)
+        else:
+            self.send(protocol.encode_simple_reply(handle))
 
     def _validate(self, command, flags, offset, length):
         """Return the errno to refuse a request with, or 0."""

@@ -141,13 +141,53 @@ class VolumeExport(export.Export):
             if not self.gate.is_open:
                 await self.gate.wait()
         except Exception as exc:
-            self._report(op, started, nbytes, exc)
-            error = _request_error(exc)
-            if error.errno == protocol.ESHUTDOWN and self._on_halt:
-                self._on_halt(self.volume.halted or str(exc))
-            raise error from exc
+            raise self._failed(op, started, nbytes, exc) from exc
         self._report(op, started, nbytes, None)
         return result
+
+    def _failed(self, op, started, nbytes, exc):
+        """The RequestError a request that raised ``exc`` answers with."""
+        self._report(op, started, nbytes, exc)
+        error = _request_error(exc)
+        if error.errno == protocol.ESHUTDOWN and self._on_halt:
+            self._on_halt(self.volume.halted or str(exc))
+        return error
+
+    def serve_now(self, command, flags, offset, length, payload, reply, admitted=None):
+        """Without a task, what :meth:`_run` would do on the loop with no
+        wait: a READ of data in memory, a WRITE of whole blocks without FUA
+        while the volume is under its limit, on a volume with an open gate
+        and a current token. Everything else goes the coroutine way."""
+        if not self.gate.is_open or self.write_through or (
+                admitted is not None and not admitted()):
+            return False
+        started = time.perf_counter()
+        if command == protocol.CMD_READ:
+            try:
+                data = self.volume.read(offset, length, memory_only=True)
+            except Exception as exc:
+                reply(self._failed('read', started, length, exc), None)
+                return True
+            if data is None:
+                return False
+            self._report('read', started, length, None)
+            reply(None, data)
+            return True
+        if (command != protocol.CMD_WRITE or flags & protocol.CMD_FLAG_FUA
+                or not _aligned(offset, length)
+                or self.volume.unflushed_bytes >= 2 * self._max_unflushed):
+            return False
+        try:
+            self.volume.write(offset, payload)
+        except Exception as exc:
+            reply(self._failed('write', started, length, exc), None)
+            return True
+        self._report('write', started, length, None)
+        self._applied += 1
+        if self.volume.unflushed_bytes > self._max_unflushed:
+            self._start_background_flush()
+        reply(None, None)
+        return True
 
     async def _in_thread(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -344,6 +384,10 @@ class AttachedExport(export.Export):
         if self.orders_requests:
             await _after(self._order.last)
         return await self._export.read(offset, length, admitted=self._admitted)
+
+    def serve_now(self, command, flags, offset, length, payload, reply):
+        return self._export.serve_now(command, flags, offset, length, payload, reply,
+                                      admitted=self._admitted)
 
     async def write(self, offset, data, fua):
         if not self.orders_requests:

@@ -714,3 +714,61 @@ def test_idle_sessions_hold_little_memory_and_a_busy_one_still_streams():
             for nbd in idle + [first]:
                 await nbd.close()
     asyncio.run(asyncio.wait_for(scenario(), 120))
+
+
+class ReadsAtOnceExport(RecordingExport):
+    """Serves READs by the fast path (Export.serve_now), writes slowly."""
+
+    def __init__(self, name, size, write_delay=0.0):
+        super().__init__(name, size, write_delay)
+        self.served_now = 0
+
+    def serve_now(self, command, flags, offset, length, payload, reply):
+        if command != protocol.CMD_READ:
+            return False
+        self.served_now += 1
+        reply(None, self._data[offset:offset + length])
+        return True
+
+
+def test_a_read_served_at_once_still_waits_for_the_writes_sent_before_it():
+    export = ReadsAtOnceExport("vol1", MiB, write_delay=0.002)
+
+    async def scenario():
+        async with serving(export) as srv:
+            nbd = await connect(srv)
+            before = await nbd.read(0, 512)
+            writes = [nbd.write(0, bytes([i]) * 512) for i in range(1, 21)]
+            results = await asyncio.gather(*writes, nbd.read(0, 512))
+            await nbd.close()
+            return before, results[-1]
+    before, after = run(scenario())
+    assert before == bytes(512)
+    assert after == bytes([20]) * 512
+    # The first read went the fast way; the one behind writes in flight did not.
+    assert export.served_now == 1
+
+
+class FailingAtOnceExport(export_mod.MemoryExport):
+    def serve_now(self, command, flags, offset, length, payload, reply):
+        if command == protocol.CMD_READ:
+            reply(errors.RequestError(protocol.ENOSPC, "no room"), None)
+            return True
+        if command == protocol.CMD_WRITE:
+            raise RuntimeError("the export broke")
+        return False
+
+
+def test_errors_of_the_fast_path_reach_the_client_and_the_session_goes_on():
+    async def scenario():
+        async with serving(FailingAtOnceExport("vol1", MiB)) as srv:
+            nbd = await connect(srv)
+            with pytest.raises(errors.RemoteIOError) as read_error:
+                await nbd.read(0, 512)
+            with pytest.raises(errors.RemoteIOError) as write_error:
+                await nbd.write(0, b"x" * 512)
+            await nbd.flush()
+            await nbd.close()
+            return read_error.value.errno, write_error.value.errno
+    assert run(scenario()) == (protocol.ENOSPC, protocol.EIO)
+

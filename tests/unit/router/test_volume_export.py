@@ -14,12 +14,17 @@
 lot without flushing (real engine, local backend with faults injected)."""
 
 import asyncio
+import contextlib
+import errno
 
 import pytest
 
 from ovs_daemon.backends import base
 from ovs_daemon.engine import volume as volume_mod
+from ovs_daemon.nbd import client as nbd_client
 from ovs_daemon.nbd import errors as nbd_errors
+from ovs_daemon.nbd import server as nbd_server
+from ovs_daemon.router import gate as gate_mod
 from ovs_daemon.router import volume_export
 from tests.unit.faulty_backend import FaultyBackend
 
@@ -161,3 +166,79 @@ def test_a_flood_of_trims_counts_against_the_limit(backend):
     reopened = volume_mod.Volume.open(backend, 'big', base.OwnerKey.generate(2))
     assert reopened.read(0, 4096) == bytes(4096)
     assert reopened.read(4096, 4096) == bytes([7]) * 4096
+
+
+@contextlib.asynccontextmanager
+async def nbd_session(export):
+    """A real NBD server serving ``export`` and a client connected to it."""
+    async def resolve(name):
+        return export
+    server = nbd_server.NBDServer(resolve)
+    await server.start_tcp('127.0.0.1', 0)
+    nbd = await nbd_client.NBDClient.connect_tcp('127.0.0.1', server.bound_port, 'v1')
+    try:
+        yield nbd
+    finally:
+        nbd.abort()
+        await server.stop()
+
+
+def test_requests_served_at_once_are_observed_and_read_back(volume):
+    seen = []
+
+    async def scenario():
+        export = volume_export.VolumeExport(
+            volume, observe=lambda op, seconds, nbytes, error: seen.append((op, nbytes, error)))
+        async with nbd_session(export) as nbd:
+            await nbd.write(8192, b'a' * 4096)
+            return await nbd.read(8192, 4096)
+    assert asyncio.run(scenario()) == b'a' * 4096
+    assert seen == [('write', 4096, None), ('read', 4096, None)]
+
+
+def test_a_paused_gate_holds_a_write_that_would_be_served_at_once(volume):
+    async def scenario():
+        gate = gate_mod.IOGate()
+        export = volume_export.VolumeExport(volume, gate=gate)
+        async with nbd_session(export) as nbd:
+            gate.pause()
+            write = asyncio.ensure_future(nbd.write(0, b'b' * 4096))
+            await asyncio.sleep(0.2)
+            held = not write.done()
+            gate.resume()
+            await asyncio.wait_for(write, timeout=5)
+            return held, await nbd.read(0, 4096)
+    held, data = asyncio.run(scenario())
+    assert held
+    assert data == b'b' * 4096
+
+
+def test_a_revoked_token_refuses_a_write_that_would_be_served_at_once(volume):
+    current = {'token': True}
+
+    async def scenario():
+        attached = volume_export.AttachedExport(
+            volume_export.VolumeExport(volume), 'token', lambda: current['token'])
+        async with nbd_session(attached) as nbd:
+            await nbd.write(0, b'c' * 4096)
+            current['token'] = False
+            with pytest.raises(nbd_errors.RemoteIOError) as refused:
+                await nbd.write(0, b'd' * 4096)
+            return refused.value.errno
+    assert asyncio.run(scenario()) == errno.EPERM
+    assert volume.read(0, 4096) == b'c' * 4096
+
+
+def test_a_halted_volume_answers_eshutdown_at_once_and_tells_the_router(volume):
+    halts = []
+
+    async def scenario():
+        export = volume_export.VolumeExport(volume, on_halt=halts.append)
+        async with nbd_session(export) as nbd:
+            await nbd.write(0, b'e' * 4096)
+            volume.halt('handed over')
+            with pytest.raises(nbd_errors.RemoteIOError) as halted:
+                await nbd.read(0, 4096)
+            return halted.value.errno
+    assert asyncio.run(scenario()) == errno.ESHUTDOWN
+    assert halts == ['handed over']
