@@ -148,7 +148,8 @@ class VolumeProxy(export.Export):
         return await self._request(protocol.CMD_READ, offset, length)
 
     async def write(self, offset, data, fua):
-        await self._journalled(protocol.CMD_WRITE, offset, len(data), _fua(fua), bytes(data))
+        # The session hands over a payload of its own: kept as it is.
+        await self._journalled(protocol.CMD_WRITE, offset, len(data), _fua(fua), data)
 
     async def trim(self, offset, length, fua):
         await self._journalled(protocol.CMD_TRIM, offset, length, _fua(fua), None)
@@ -158,16 +159,21 @@ class VolumeProxy(export.Export):
         await self._journalled(protocol.CMD_WRITE_ZEROES, offset, length, flags, None)
 
     async def flush(self):
-        covered = self.journal.next_seq
-        key = object()
+        covered, key = self.journal.next_seq, object()
+        generation, future = self._send_flush(key)
+        await self._flushed(covered, key, generation, future)
 
-        def send():
-            # flush_timeout counts from this send, to this upstream.
-            self._flushes_sent[key] = time.monotonic()
-            return self._send(protocol.CMD_FLUSH, 0, 0, 0, None)
+    def _send_flush(self, key):
+        # flush_timeout counts from this send, to this upstream.
+        self._flushes_sent[key] = time.monotonic()
+        return self._send(protocol.CMD_FLUSH, 0, 0, 0, None)
+
+    async def _flushed(self, covered, key, generation, future):
+        """The rest of a FLUSH sent as ``(generation, future)`` when the
+        journal's ``next_seq`` was ``covered``."""
+        send = functools.partial(self._send_flush, key)
         try:
             while True:
-                generation, future = send()
                 await self._complete(future, generation, resend=send)
                 unapplied = self.journal.unapplied_before(covered)
                 if unapplied is None:
@@ -177,24 +183,102 @@ class VolumeProxy(export.Export):
                         protocol.EIO, 'write %d was not applied before the flush' % unapplied.seq)
                 # Its replay failed and the volume is failing over again:
                 # flush again, behind the next replay.
+                generation, future = send()
         finally:
             del self._flushes_sent[key]
         self.journal.forget_before(covered)
 
+    # -- the session's fast path ------------------------------------------------
+
+    def serve_now(self, command, flags, offset, length, payload, reply):
+        """Every request is sent here, in arrival order, without a task: a
+        reply that succeeds (the usual case) answers the guest from the
+        parsing of the router's reply; anything else goes on in a task the
+        way the coroutine methods would have gone on."""
+        if command == protocol.CMD_READ:
+            self._read_now(offset, length, reply)
+        elif command == protocol.CMD_FLUSH:
+            self._flush_now(reply)
+        else:
+            if command == protocol.CMD_WRITE_ZEROES:
+                flags &= protocol.CMD_FLAG_FUA | protocol.CMD_FLAG_NO_HOLE
+            else:
+                flags &= protocol.CMD_FLAG_FUA
+            self._journalled_now(command, offset, length, flags, payload, reply)
+        return True
+
+    def _read_now(self, offset, length, reply):
+        def resend():
+            return self._send(protocol.CMD_READ, offset, length, 0, None)
+
+        def replied(future):
+            if _succeeded(future):
+                self._last_reply = time.monotonic()
+                reply(None, future.result())
+            else:
+                _finish_later(self._complete(future, generation, resend=resend), reply)
+        # The callback may run within _send (a connection already lost).
+        generation = self.generation
+        _, future = self._send(protocol.CMD_READ, offset, length, 0, None, replied)
+        if future is None:
+            _finish_later(self._complete(None, generation, resend=resend), reply)
+
+    def _journalled_now(self, command, offset, length, flags, payload, reply):
+        def replied(future):
+            if _succeeded(future):
+                self._last_reply = time.monotonic()
+                self._acknowledged(entry)
+                reply(None, None)
+            else:
+                _finish_later(self._acknowledge(entry, future, generation), reply)
+        entry = self._append(command, offset, length, flags, payload)
+        generation = self.generation
+        self._send_entry(entry, replied)
+        if entry.future is None:
+            _finish_later(self._acknowledge(entry, None, generation), reply)
+
+    def _flush_now(self, reply):
+        covered, key = self.journal.next_seq, object()
+
+        def replied(future):
+            if _succeeded(future) and self.journal.unapplied_before(covered) is None:
+                self._last_reply = time.monotonic()
+                del self._flushes_sent[key]
+                self.journal.forget_before(covered)
+                reply(None, None)
+            else:
+                _finish_later(self._flushed(covered, key, generation, future), reply)
+        self._flushes_sent[key] = time.monotonic()
+        generation = self.generation
+        _, future = self._send(protocol.CMD_FLUSH, 0, 0, 0, None, replied)
+        if future is None:
+            _finish_later(self._flushed(covered, key, generation, None), reply)
+
     # -- requests ---------------------------------------------------------------
 
     async def _journalled(self, command, offset, length, flags, payload):
+        entry = self._append(command, offset, length, flags, payload)
+        self._send_entry(entry)
+        await self._acknowledge(entry, entry.future, entry.generation)
+
+    def _append(self, command, offset, length, flags, payload):
         if self.journal.full and self._auto_flush is None:
             # Its completion frees the journal; the guest's writes go on meanwhile.
             self._auto_flush = asyncio.ensure_future(self._flush_for_room())
-        entry = self.journal.append(command, offset, length, flags, payload)
-        self._send_entry(entry)
+        return self.journal.append(command, offset, length, flags, payload)
+
+    async def _acknowledge(self, entry, future, generation):
+        """Wait for the reply to a journalled request sent as ``(generation,
+        future)``, failing over as often as needed."""
         try:
-            await self._complete(entry.future, entry.generation, resend=None, entry=entry)
+            await self._complete(future, generation, resend=None, entry=entry)
         except nbd_errors.RequestError:
             # The guest sees this write fail: it must not be replayed.
             self.journal.discard(entry)
             raise
+        self._acknowledged(entry)
+
+    def _acknowledged(self, entry):
         entry.acknowledged = True
         if entry.write_through:
             # Committed before it was acknowledged: nothing to replay.
@@ -215,21 +299,23 @@ class VolumeProxy(export.Export):
         generation, future = resend()
         return await self._complete(future, generation, resend=resend)
 
-    def _send_entry(self, entry):
+    def _send_entry(self, entry, callback=None):
         entry.write_through = self.upstream is not None and self.upstream.write_through
         entry.generation, entry.future = self._send(
-            entry.command, entry.offset, entry.length, entry.flags, entry.payload)
+            entry.command, entry.offset, entry.length, entry.flags, entry.payload, callback)
 
-    def _send(self, command, offset, length, flags, payload):
+    def _send(self, command, offset, length, flags, payload, callback=None):
         """Put a request on the wire now: ``(generation, reply future)``, or
-        ``(generation, None)`` while there is no upstream."""
+        ``(generation, None)`` while there is no upstream (``callback``,
+        then not called, is NBDClient.submit's)."""
         upstream = self.upstream
         if upstream is None:
             return self.generation, None
         if not upstream.nbd.in_flight:
             # The silence the watchdog measures starts now, not at the last reply.
             self._last_send = time.monotonic()
-        return self.generation, upstream.nbd.submit(command, offset, length, flags, payload)
+        return self.generation, upstream.nbd.submit(command, offset, length, flags, payload,
+                                                    callback)
 
     async def _complete(self, future, generation, resend, entry=None):
         """Wait for a reply, failing over as often as needed. A reply that
@@ -439,3 +525,21 @@ class VolumeProxy(export.Export):
 
 def _fua(fua):
     return protocol.CMD_FLAG_FUA if fua else 0
+
+
+def _succeeded(future):
+    return not future.cancelled() and future.exception() is None
+
+
+def _finish_later(coro, reply):
+    """Go on with a request in a task; its outcome goes to ``reply``."""
+    asyncio.ensure_future(coro).add_done_callback(functools.partial(_reply_with, reply))
+
+
+def _reply_with(reply, task):
+    if task.cancelled():
+        reply(nbd_errors.RequestError(protocol.EIO, 'the request was cancelled'), None)
+    elif task.exception() is not None:
+        reply(task.exception(), None)
+    else:
+        reply(None, task.result())

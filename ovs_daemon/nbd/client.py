@@ -133,16 +133,21 @@ class NBDClient:
         await self._conn.request(protocol.CMD_WRITE_ZEROES, offset, length,
                                  flags)
 
-    def submit(self, command, offset, length, flags=0, payload=None):
+    def submit(self, command, offset, length, flags=0, payload=None,
+               callback=None):
         """Send a request now; return the future of its reply.
 
         For callers that must keep the order of their requests: the
         request is on the wire, after every earlier one, when this returns.
-        A READ's future yields its data; others yield None.
+        A READ's future yields its data; others yield None. ``callback``,
+        if given, is called with the future as soon as it is done (while
+        the reply is parsed, or now if the connection is already lost),
+        rather than in a later loop iteration as a done callback would be.
         """
         if payload is not None or command == protocol.CMD_READ:
             self._check_payload_length(length)
-        return self._conn.request(command, offset, length, flags, payload)
+        return self._conn.request(command, offset, length, flags, payload,
+                                  callback)
 
     # -- closing ------------------------------------------------------
 
@@ -266,14 +271,18 @@ class _ClientConnection(connection.FramedConnection):
 
     # -- transmission -------------------------------------------------
 
-    def request(self, command, offset, length, flags=0, payload=None):
-        """Send a request; return the future of its reply."""
+    def request(self, command, offset, length, flags=0, payload=None,
+                callback=None):
+        """Send a request; return the future of its reply (see
+        NBDClient.submit for ``callback``)."""
         future = self._loop.create_future()
         if self._lost:
             future.set_exception(errors.ConnectionLost("connection is closed"))
+            if callback is not None:
+                callback(future)
             return future
         handle = next(self._handles)
-        self.pending[handle] = (future, command, length)
+        self.pending[handle] = (future, command, length, callback)
         header = protocol.encode_request(command, handle, offset, length,
                                          flags)
         if payload is None:
@@ -305,7 +314,7 @@ class _ClientConnection(connection.FramedConnection):
             self.stop_receiving()
             self.transport.abort()
             return
-        future, command, length = entry
+        future, command, length, callback = entry
         if command == protocol.CMD_READ and not error:
             # Stays pending until its data is in: a drop fails it too.
             self.expect_payload(length,
@@ -316,17 +325,24 @@ class _ClientConnection(connection.FramedConnection):
             _set_exception(future, errors.RemoteIOError(error))
         else:
             _set_result(future, None)
+        if callback is not None:
+            callback(future)
 
     def _read_done(self, handle, data):
-        _set_result(self.pending.pop(handle)[0], data)
+        future, _, _, callback = self.pending.pop(handle)
+        _set_result(future, data)
+        if callback is not None:
+            callback(future)
 
     def connection_lost(self, exc):
         super().connection_lost(exc)
         pending, self.pending = self.pending, {}
         reason = "connection to NBD server lost%s" % (
             ": %s" % exc if exc else "")
-        for future, _, _ in pending.values():
+        for future, _, _, callback in pending.values():
             _set_exception(future, errors.ConnectionLost(reason))
+            if callback is not None:
+                callback(future)
         _set_result(self._lost_waiter, None)
 
 

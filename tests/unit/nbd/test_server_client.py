@@ -772,3 +772,19 @@ def test_errors_of_the_fast_path_reach_the_client_and_the_session_goes_on():
             return read_error.value.errno, write_error.value.errno
     assert run(scenario()) == (protocol.ENOSPC, protocol.EIO)
 
+
+def test_a_submit_callback_sees_the_reply_and_the_loss_of_the_connection():
+    async def scenario():
+        async with serving(export_mod.MemoryExport("vol1", MiB)) as srv:
+            nbd = await connect(srv)
+            seen = []
+            future = nbd.submit(protocol.CMD_READ, 0, 512, callback=seen.append)
+            assert await future == bytes(512)
+            assert seen == [future]
+            nbd.abort()
+            await nbd.wait_closed()
+            lost = nbd.submit(protocol.CMD_READ, 0, 512, callback=seen.append)
+            assert seen[-1] is lost
+            with pytest.raises(errors.ConnectionLost):
+                await lost
+    run(scenario())
