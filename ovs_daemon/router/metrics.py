@@ -16,8 +16,12 @@ One registry per router (not the process-wide default) so tests can run
 several routers in one process without their counters mixing.
 """
 
+import bisect
+import itertools
+
 import prometheus_client as prom
 from prometheus_client import core as prom_core
+from prometheus_client import utils as prom_utils
 
 from ovs_daemon.backends import base as backends
 
@@ -57,24 +61,9 @@ class RouterMetrics:
         self.registry = prom.CollectorRegistry()
         if read_cache is not None:
             self.registry.register(_ReadCacheCollector(read_cache))
-        self._io_children = {}
+        self._io = {op: _IOStats() for op in OPS}
+        self.registry.register(_IOCollector(self._io))
         labels = {'router': router_id}
-        self.io_requests = prom.Counter(
-            'ovs_router_io_requests', 'NBD requests served, by operation.',
-            ['op'], registry=self.registry).labels
-        self.io_errors = prom.Counter(
-            'ovs_router_io_errors', 'NBD requests answered with an error.',
-            ['op'], registry=self.registry).labels
-        self.io_bytes = prom.Counter(
-            'ovs_router_io_bytes', 'Bytes read and written by NBD requests, by operation.',
-            ['op'], registry=self.registry).labels
-        self.backend_errors = prom.Counter(
-            'ovs_router_backend_errors',
-            'NBD requests that failed on a backend error (not counting fencing).',
-            ['op'], registry=self.registry).labels
-        self.io_latency = prom.Histogram(
-            'ovs_router_io_latency_seconds', 'Time to serve an NBD request.',
-            ['op'], buckets=LATENCY_BUCKETS, registry=self.registry).labels
         self.ownership_changes = prom.Counter(
             'ovs_router_ownership_changes',
             'Volumes this router took (create, handover, steal, restart) or '
@@ -90,8 +79,6 @@ class RouterMetrics:
             'ovs_router_zookeeper_connected',
             '1 while the ZooKeeper session is connected.', registry=self.registry)
         prom.Info('ovs_router', 'This router.', registry=self.registry).info(labels)
-        for op in OPS:
-            self._children(op)
         for kind in OWNERSHIP_KINDS:
             self.ownership_changes(kind)
         for cause in HALT_CAUSES:
@@ -100,28 +87,68 @@ class RouterMetrics:
     def watch_nbd_admission(self, admission):
         self.registry.register(_RefusalCollector(admission))
 
-    def _children(self, op):
-        children = self._io_children[op] = (
-            self.io_requests(op), self.io_latency(op), self.io_errors(op),
-            self.io_bytes(op), self.backend_errors(op))
-        return children
-
     def observe_io(self, op, seconds, nbytes, error):
-        # Called for every NBD request: the labelled children are looked up
-        # once per operation, not at every call.
-        children = self._io_children.get(op) or self._children(op)
-        children[0].inc()
-        children[1].observe(seconds)
-        if nbytes:
-            children[3].inc(nbytes)
+        # Called for every NBD request, on the event loop: plain counts,
+        # turned into metric families at each scrape (_IOCollector).
+        stats = self._io.get(op)
+        if stats is None:
+            stats = self._io[op] = _IOStats()
+        stats.requests += 1
+        stats.latency_sum += seconds
+        stats.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        stats.bytes += nbytes
         if error is not None:
-            children[2].inc()
+            stats.errors += 1
             if (isinstance(error, backends.BackendError)
                     and not isinstance(error, backends.Fenced)):
-                children[4].inc()
+                stats.backend_errors += 1
 
     def exposition(self):
         return prom.generate_latest(self.registry), prom.CONTENT_TYPE_LATEST
+
+
+class _IOStats:
+    """One operation's counts; ``buckets[i]`` counts latencies up to
+    ``LATENCY_BUCKETS[i]`` (and above the one before), the last one the rest."""
+
+    __slots__ = ('requests', 'errors', 'bytes', 'backend_errors', 'latency_sum', 'buckets')
+
+    def __init__(self):
+        self.requests = self.errors = self.bytes = self.backend_errors = 0
+        self.latency_sum = 0.0
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+
+
+class _IOCollector:
+    """The per-operation NBD request metrics, from :class:`_IOStats`."""
+
+    COUNTERS = (
+        ('ovs_router_io_requests', 'NBD requests served, by operation.', 'requests'),
+        ('ovs_router_io_errors', 'NBD requests answered with an error.', 'errors'),
+        ('ovs_router_io_bytes', 'Bytes read and written by NBD requests, by operation.',
+         'bytes'),
+        ('ovs_router_backend_errors',
+         'NBD requests that failed on a backend error (not counting fencing).',
+         'backend_errors'),
+    )
+
+    def __init__(self, stats):
+        self._stats = stats
+
+    def collect(self):
+        stats = sorted(self._stats.items())
+        for name, text, field in self.COUNTERS:
+            family = prom_core.CounterMetricFamily(name, text, labels=['op'])
+            for op, counts in stats:
+                family.add_metric([op], getattr(counts, field))
+            yield family
+        family = prom_core.HistogramMetricFamily(
+            'ovs_router_io_latency_seconds', 'Time to serve an NBD request.', labels=['op'])
+        for op, counts in stats:
+            cumulative = list(itertools.accumulate(counts.buckets))
+            bounds = [prom_utils.floatToGoString(b) for b in LATENCY_BUCKETS] + ['+Inf']
+            family.add_metric([op], list(zip(bounds, cumulative)), counts.latency_sum)
+        yield family
 
 
 class _ReadCacheCollector:
