@@ -85,6 +85,7 @@ def make_client(args):
         endpoints = [r['api'] for r in cluster['routers']]
         token_file = cluster['token_file']
         tls_files = cluster.get('tls') or {}
+        args.tls_dir = tls_files.get('dir')
     else:
         endpoints = args.endpoint or [e for e in os.environ.get('OVS_ENDPOINTS', '').split(',')
                                       if e]
@@ -224,7 +225,7 @@ def detach(client, args):
 def create_attachment(client, args):
     """An attachment for ``host`` without an edge, for tools and tests:
     its token and the NBD export name a session of that host presents."""
-    answer = _with_export(client, args.volume, client.create_attachment(args.volume, args.host))
+    answer = _with_export(client, args, client.create_attachment(args.volume, args.host))
     if args.json:
         return answer
     return 'attachment of %s for %s: token %s\nNBD export %s%s' % (
@@ -235,7 +236,7 @@ def create_attachment(client, args):
 def create_credential(client, args):
     """A short-lived credential for an operator's NBD sessions (qemu-img,
     nbdcopy): no attachment is recorded, guests' sessions are untouched."""
-    answer = _with_export(client, args.volume, client.create_credential(args.volume, args.ttl))
+    answer = _with_export(client, args, client.create_credential(args.volume, args.ttl))
     if args.json:
         return answer
     return 'NBD export %s (valid until %s)%s' % (
@@ -244,12 +245,19 @@ def create_credential(client, args):
         '\nat the owner: %s' % answer['uri'] if answer['uri'] else '')
 
 
-def _with_export(client, volume, answer):
-    """``answer`` with the export name and NBD URI that present its token."""
+def _with_export(client, args, answer):
+    """``answer`` with the export name and NBD URI that present its token:
+    libnbd's ``nbds://`` when the routers are verified with a CA (with the
+    cluster's client certificates when it has them)."""
+    volume = args.volume
     answer['export'] = '%s/%s' % (volume, answer['token'])
     location = client.locate(volume)
-    answer['uri'] = ('nbd://%s/%s' % (location['router']['nbd'], answer['export'])
-                     if location['router'] else None)
+    answer['uri'] = None
+    if location['router']:
+        scheme = 'nbds' if client.tls.ca_file else 'nbd'
+        answer['uri'] = '%s://%s/%s' % (scheme, location['router']['nbd'], answer['export'])
+        if getattr(args, 'tls_dir', None):
+            answer['uri'] += '?tls-certificates=%s' % args.tls_dir
     return answer
 
 

@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from ovs_daemon.devcluster import cluster as cluster_mod
+from tests.functional.clients import run as run_client
 from tests.functional.devcluster import helpers
 
 pytestmark = pytest.mark.slow
@@ -199,3 +200,32 @@ def test_up_backend_s3_runs_the_vpool_on_motos_server(tmp_path):
     finally:
         out = devcluster('down', '--workdir', workdir)
     assert 'stopped s3' in out and not helpers.alive(s3_pid)
+
+
+def test_up_with_tls_turns_tls_on_for_every_hop(tmp_path):
+    """`up --tls`: routers serve HTTPS and require NBD TLS, the edge and
+    ovs-admin verify them with the cluster's CA, and the URIs ovs-admin
+    gives tools are libnbd's nbds:// with the client certificates."""
+    workdir = str(tmp_path / 'vpool')
+    admin = [sys.executable, '-m', 'ovs_daemon.cmd.admin', '--cluster', workdir, '--json']
+    try:
+        out = devcluster('up', '--tls', '--routers', '2', '--workdir', workdir)
+        cluster = described(workdir)
+        assert 'TLS: CA %s' % cluster['tls']['ca_file'] in out
+        assert all(r['api'].startswith('https://') for r in cluster['routers'])
+        subprocess.run(admin + ['create', 'v1', '64M'], check=True, timeout=60,
+                       capture_output=True)
+        attached = json.loads(subprocess.run(admin + ['attach', 'v1'], check=True, timeout=60,
+                                             capture_output=True, text=True).stdout)
+        # Through the edge, whose hop to the router is NBD over TLS.
+        run_client('qemu-io', '-f', 'raw', '-c', 'write -P 0x21 0 1M', '-c', 'flush',
+                   attached['uri'])
+        credential = json.loads(subprocess.run(admin + ['credential', 'v1'], check=True,
+                                               timeout=60, capture_output=True,
+                                               text=True).stdout)
+        assert credential['uri'].startswith('nbds://')
+        assert 'export-size: 67108864' in run_client('nbdinfo', credential['uri'])
+        run_client('nbdinfo', credential['uri'].replace('nbds://', 'nbd://').partition('?')[0],
+                   expect_ok=False)
+    finally:
+        devcluster('down', '--workdir', workdir)
