@@ -150,8 +150,13 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def put(self, namespace, name, data, key):
-        """Write immutable object ``name``. Raises Fenced for a stale key."""
+    def put(self, namespace, name, data, key, durable=True):
+        """Write immutable object ``name``. Raises Fenced for a stale key.
+
+        Durable when it returns, unless ``durable`` is False: then it may
+        stay volatile until the next ``append_log`` of the namespace, which
+        makes every object put before it durable before it commits. For
+        objects only a later commit refers to (a volume's containers)."""
 
     @abc.abstractmethod
     def get(self, namespace, name, offset=0, length=None):
@@ -167,7 +172,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def append_log(self, namespace, slot, data, key):
-        """Commit ``data`` into log slot ``slot``.
+        """Commit ``data`` into log slot ``slot``, once every object put
+        into the namespace before it is durable.
 
         Raises Fenced when ``key`` is stale or the slot is already taken
         (by a claim or another writer): in both cases someone else owns the

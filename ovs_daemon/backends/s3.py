@@ -469,7 +469,8 @@ class S3Backend(base.Backend):
 
     # Objects
 
-    def put(self, namespace, name, data, key):
+    def put(self, namespace, name, data, key, durable=True):
+        # A PUT S3 acknowledged is durable: ``durable`` changes nothing here.
         object_key = self._object_key(namespace, name)
         self._check_key(namespace, key)
         data = bytes(data)

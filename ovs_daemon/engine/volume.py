@@ -558,8 +558,9 @@ class Volume:
         try:
             added = dict(uploaded)
             for number, data in containers.items():
+                # Made durable by the record's commit, with the others.
                 self.backend.put(self.namespace, records.container_name(
-                    number, self.key.epoch), bytes(data), self.key)
+                    number, self.key.epoch), bytes(data), self.key, durable=False)
                 added[number] = [self.key.epoch, len(data) // BLOCK_SIZE]
             if before_record:
                 before_record(frozen, added)

@@ -37,14 +37,14 @@ class FaultyBackend(local.LocalBackend):
         self.ranged_reads_may_go.set()
         self.ranged_read_waiting = threading.Event()
 
-    def put(self, namespace, name, data, key):
+    def put(self, namespace, name, data, key, durable=True):
         if not self.uploads_may_go.is_set():
             self.upload_waiting.set()
             self.uploads_may_go.wait(30)
         if self.failures_left:
             self.failures_left -= 1
             raise base.BackendError('injected: disk full')
-        super().put(namespace, name, data, key)
+        super().put(namespace, name, data, key, durable)
 
     def get(self, namespace, name, offset=0, length=None):
         if name.startswith(records.CONTAINER_PREFIX):

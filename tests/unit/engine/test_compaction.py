@@ -250,9 +250,9 @@ class CrashingBackend(local.LocalBackend):
                 raise Crash()
             self.calls_left -= 1
 
-    def put(self, *args):
+    def put(self, *args, **kwargs):
         self._step()
-        return super().put(*args)
+        return super().put(*args, **kwargs)
 
     def append_log(self, *args):
         self._step()
