@@ -76,6 +76,15 @@ class _SparsePage:
             self.offsets.insert(pos, i)
             self.values.insert(pos, value)
 
+    def set_run(self, start, count, first_location):
+        """Map ``count`` offsets from ``start`` to consecutive locations,
+        in one slice of each array."""
+        low = bisect.bisect_left(self.offsets, start)
+        high = bisect.bisect_left(self.offsets, start + count, low)
+        self.offsets[low:high] = array.array('H', range(start, start + count))
+        self.values[low:high] = array.array('Q', range(first_location,
+                                                       first_location + count))
+
     def items(self):
         return zip(self.offsets, self.values)
 
@@ -155,8 +164,7 @@ class BlockMap:
             n = min(count, PAGE_ENTRIES - start)
             page = self._writable_page(page_no, n)
             if isinstance(page, _SparsePage):
-                for i in range(n):
-                    page[start + i] = first_location + i
+                page.set_run(start, n, first_location)
             else:
                 page[start:start + n] = array.array(
                     'Q', range(first_location, first_location + n))
