@@ -18,6 +18,7 @@ import ssl
 from oslo_config import cfg
 import pytest
 
+from ovs_cinder.cmd import edge as edge_cmd
 from ovs_daemon import opts
 from ovs_daemon import tls
 from ovs_daemon.cmd import router as router_cmd
@@ -125,3 +126,16 @@ def test_the_ssl_group_is_in_the_router_sample():
     groups = dict(opts.list_opts())
     assert [o.name for o in groups['ssl']] == ['cert_file', 'key_file', 'ca_file',
                                                'require_client_cert', 'nbd_require_tls']
+
+
+def test_the_edge_does_not_start_with_a_missing_ca_and_says_which(tmp_path, capsys):
+    token = tmp_path / 'edge-token'
+    token.write_text('secret\n')
+    token.chmod(0o600)
+    config = tmp_path / 'ovs-edge.conf'
+    config.write_text('[edge]\nrouter_endpoints = https://127.0.0.1:8765\ntoken_file = %s\n'
+                      'control_socket = %s\n[ssl]\nca_file = %s\n'
+                      % (token, tmp_path / 'control.sock', tmp_path / 'no-ca.pem'))
+    assert edge_cmd.main(['--config-file', str(config)]) == 1
+    assert '[ssl] cannot read ca_file %s' % (tmp_path / 'no-ca.pem') in capsys.readouterr().err
+    assert not (tmp_path / 'control.sock').exists()
