@@ -30,6 +30,7 @@ from ovs_daemon.backends import base as backends
 from ovs_daemon.engine import errors as engine_errors
 from ovs_daemon.router import ownership as ownership_mod
 from ovs_daemon.router import peers as peers_mod
+from ovs_daemon.router import placement
 from ovs_daemon.router import registry as registry_mod
 from ovs_daemon.router import session_credentials
 
@@ -386,7 +387,8 @@ class ControlAPI:
             size = await self._run(self.service.store.snapshot_size, parent['volume'],
                                    parent['snapshot'])
         if router is None:
-            router = await self._run(self.registry.least_loaded_router)
+            router = await placement.least_loaded_router(
+                self.own, self.registry, self.service.peers, self._run)
         if router != self.router_id:
             if peers_mod.FORWARDED_BY in request.headers:
                 raise errors.Conflict('placement on %s was forwarded to %s' % (

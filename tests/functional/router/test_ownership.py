@@ -121,6 +121,26 @@ def test_a_restarted_router_takes_back_its_volumes_past_one_whose_backend_hangs(
                                                 'read -P 0x42 0 1M')
 
 
+def test_a_new_volume_goes_to_the_router_serving_fewest_but_never_to_a_hung_one(vpool):
+    """Placement asks each router what it serves (not every volume record
+    for each create); r3 serves the fewest but is hung, with its ZooKeeper
+    session still alive: the volume goes elsewhere and the create does not
+    wait for r3."""
+    api = vpool.client('r1')
+    api.create_volume('a', 16 * MiB, router='r1')
+    api.create_volume('b', 16 * MiB, router='r2')
+    api.create_volume('c', 16 * MiB, router='r2')
+    assert api.create_volume('d', 16 * MiB)['owner'] == 'r3'
+    api.migrate('d', 'r1')
+    vpool.pause_router('r3')
+    try:
+        record = api.create_volume('e', 16 * MiB)
+    finally:
+        vpool.resume_router('r3')
+    assert record['owner'] in ('r1', 'r2')
+    assert 'e' in vpool.client(record['owner']).health()['served']
+
+
 def test_any_router_answers_by_forwarding_to_the_owner(vpool):
     api_r3 = vpool.client('r3')
     api_r3.create_volume('v1', 16 * MiB, router='r1')
