@@ -53,8 +53,10 @@ edge_opts = [
                      'never takes routers from an attach request, so its '
                      'credential goes nowhere else.'),
     cfg.StrOpt('token_file', required=True,
-               help='File holding the vPool\'s control API token (the routers\' '
-                    'token_file). Keep it readable by root only.'),
+               help='File holding the edge credential (the routers\' '
+                    'edge_token_file): it lets the edge list the routers, '
+                    'locate volumes and acquire them in failover mode, nothing '
+                    'else. Read at start. Keep it readable by root only.'),
     cfg.FloatOpt('io_timeout', default=1.0, min=0.05,
                  help='Seconds a read or write may wait for the router before '
                       'the edge fails over to another router.'),
