@@ -64,8 +64,8 @@ class EdgeCollector:
             if proxy.upstream is not None:
                 owner.add_metric(key + [proxy.upstream.router_id], 1.0)
                 epoch.add_metric(key, proxy.upstream.epoch)
-            failovers.add_metric(key, len(proxy.failovers))
-            pause.add_metric(key, proxy.failovers[-1]['seconds'] if proxy.failovers else 0.0)
+            failovers.add_metric(key, proxy.failovers)
+            pause.add_metric(key, proxy.last_pause)
             journal_bytes.add_metric(key, proxy.journal.bytes)
             journal_entries.add_metric(key, len(proxy.journal))
         attachments = core.GaugeMetricFamily(

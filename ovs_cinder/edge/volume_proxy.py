@@ -70,7 +70,8 @@ class VolumeProxy(export.Export):
         self.upstream = None
         self.generation = 0
         self.revoked = None
-        self.failovers = []
+        self.failovers = 0
+        self.last_pause = 0.0
         self._size = 0
         self._halted = set()
         self._failover = None
@@ -351,7 +352,7 @@ class VolumeProxy(export.Export):
         if self.upstream is not None:
             return
         if self._failover is None or self._failover.done():
-            self._start_failover(None, 'no router serves the volume')
+            self._start_failover(None)
         try:
             await asyncio.shield(self._failover)
         except (FailoverFailed, locator_mod.AttachmentRevoked) as exc:
@@ -369,12 +370,12 @@ class VolumeProxy(export.Export):
                     lost.epoch, reason)
         self.upstream = None
         lost.nbd.abort()
-        self._start_failover(lost, reason, halted)
+        self._start_failover(lost, halted)
 
-    def _start_failover(self, lost, reason, halted=False):
-        self._failover = asyncio.ensure_future(self._fail_over(lost, reason, halted))
+    def _start_failover(self, lost, halted=False):
+        self._failover = asyncio.ensure_future(self._fail_over(lost, halted))
 
-    async def _fail_over(self, lost, reason, halted=False):
+    async def _fail_over(self, lost, halted=False):
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + self.settings.failover_timeout
@@ -407,13 +408,11 @@ class VolumeProxy(export.Export):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.25)
         replayed = self._install(upstream, replay=True)
-        pause = loop.time() - started
-        self.failovers.append({'from': lost.router_id if lost else None,
-                               'to': upstream.router_id, 'epoch': upstream.epoch,
-                               'seconds': pause, 'replayed': replayed, 'reason': reason})
+        self.failovers += 1
+        self.last_pause = loop.time() - started
         LOG.warning('Volume %s: failed over from %s to %s (epoch %d) in %.3f s, replayed '
                     '%d writes', self.name, lost.router_id if lost else None,
-                    upstream.router_id, upstream.epoch, pause, replayed)
+                    upstream.router_id, upstream.epoch, self.last_pause, replayed)
 
     def _new_token_may_come(self, refused, started):
         """Whether a refused attachment token may be one an attach again
