@@ -507,7 +507,7 @@ class VolumeProxy(export.Export):
                 raise OSError('no NBD greeting: %r' % greeting)
         except (TimeoutError, OSError, EOFError) as exc:
             self._lost(generation, 'router unresponsive during a flush: %s'
-                       % (exc or type(exc).__name__))
+                       % (str(exc) or type(exc).__name__))
         finally:
             if writer is not None:
                 writer.close()

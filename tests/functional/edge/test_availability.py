@@ -52,6 +52,9 @@ def test_a_hung_owner_with_a_flush_in_flight_is_failed_over(vpool, hypervisors):
         vpool.resume_router('r1')
 
     assert record['owner'] != 'r1' and record['epoch'] == 2
+    # The probe found r1 hung (no NBD greeting), not the flush_timeout.
+    with open(vpool.edge('hva')['log']) as f:
+        assert 'router unresponsive during a flush: TimeoutError' in f.read()
 
 
 def test_attaching_again_with_a_new_token_stays_on_the_same_owner(vpool, hypervisors):
