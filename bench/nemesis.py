@@ -574,9 +574,15 @@ def main():
     parser.add_argument('--results', help='results file (default results/nemesis-*.md)')
     parser.add_argument('--keep', action='store_true',
                         help='keep the work directory with every process\'s log')
+    parser.add_argument('--netns-prefix', default='ovsnm',
+                        help='prefix of the simulated hosts\' names; campaigns running '
+                             'side by side need their own, and their own --subnet')
+    parser.add_argument('--subnet', default='10.213.215.0/24',
+                        help='the simulated hosts\' subnet')
     args = parser.parse_args()
     _, passed, _ = run_campaign(args.seed, args.duration, args.multiattach, args.max_faults,
-                                args.exclude, args.only, args.results, keep=args.keep)
+                                args.exclude, args.only, args.results,
+                                prefix=args.netns_prefix, subnet=args.subnet, keep=args.keep)
     sys.exit(0 if passed else 1)
 
 
