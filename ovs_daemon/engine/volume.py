@@ -302,8 +302,17 @@ class Volume:
         """Runs of blocks to fetch: ``(bytes,)`` from memory,
         ``(zero_blocks,)`` or ``(namespace, object, index, blocks)``."""
         plan = []
+        # The last run of a data object and its container: a block that
+        # continues it costs no lookup and no name (sequential reads and
+        # the prefetch plan thousands of blocks of a few containers).
+        run = run_namespace = run_number = None
+        own_location = self.map.get
         for block in range(first, first + count):
-            namespace, containers, loc = self._locate(block)
+            loc = own_location(block)
+            if loc != UNMAPPED:
+                namespace, containers = self.namespace, self._containers
+            else:
+                namespace, containers, loc = self._locate(block)
             if loc == ZERO:
                 if plan and isinstance(plan[-1], int):
                     plan[-1] += 1
@@ -312,6 +321,10 @@ class Volume:
                 continue
             number = blockmap.container_of(loc)
             index = blockmap.index_of(loc)
+            if run is not None and plan[-1] is run and run_number == number \
+                    and run_namespace == namespace and run[2] + run[3] == index:
+                run[3] += 1
+                continue
             buffer = self._buffers.get(number) \
                 if namespace == self.namespace else None
             if buffer is not None:
@@ -319,13 +332,9 @@ class Volume:
                                          (index + 1) * BLOCK_SIZE]))
                 continue
             epoch, blocks = containers[number]
-            name = records.container_name(number, epoch)
-            last = plan[-1] if plan else None
-            if isinstance(last, list) and last[0] == namespace \
-                    and last[1] == name and last[2] + last[3] == index:
-                last[3] += 1
-            else:
-                plan.append([namespace, name, index, 1, blocks])
+            run = [namespace, records.container_name(number, epoch), index, 1, blocks]
+            run_namespace, run_number = namespace, number
+            plan.append(run)
         return plan
 
     def _fetch(self, piece):
