@@ -77,8 +77,8 @@ def targets(cluster, size_mib):
 
 def report(found, args):
     lines = ['fio nbd engine, %d rounds of %d s, medians, targets alternating '
-             '(`python -m bench.tls --rounds %d --runtime %d`)'
-             % (args.rounds, args.runtime, args.rounds, args.runtime), '',
+             '(`python -m bench.tls --rounds %d --runtime %d --size-mib %d`)'
+             % (args.rounds, args.runtime, args.rounds, args.runtime, args.size_mib), '',
              '| workload | path | clear | TLS | TLS / clear |', '|---|---|---|---|---|']
     for workload, _ in fio_mod.WORKLOADS:
         key, unit = ('iops', 'IOPS') if '4k' in workload else ('mib_s', 'MiB/s')
