@@ -34,6 +34,8 @@ packages=(
     systemd:systemd-analyze                   # the systemd units' test
     git:git                                   # pbr's version
     openssl:openssl                           # the DevStack plugin makes a token with it
+    strace:strace                             # the local backend's durability test
+    e2fsprogs:chattr                          # the interrupted-delete tests
 )
 
 missing=()

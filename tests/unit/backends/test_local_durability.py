@@ -16,11 +16,8 @@ written, seen in the system calls of a real owner process."""
 
 import os
 import re
-import shutil
 import subprocess
 import sys
-
-import pytest
 
 from ovs_daemon.backends import base
 from ovs_daemon.backends import local
@@ -66,7 +63,6 @@ def traced_owner(root):
     return calls
 
 
-@pytest.mark.skipif(shutil.which('strace') is None, reason='needs strace')
 def test_a_commit_is_written_only_once_the_objects_put_before_it_are_synced(tmp_path):
     """Each container, and the directory naming it, is fsynced (or its
     whole file system synced) after it is renamed into place and before
