@@ -227,6 +227,9 @@ def test_a_router_keeps_knocking_through_a_long_zookeeper_outage(zookeeper_door,
         await nbd.write(0, b'\x11' * 4096)
         await nbd.flush()
         zookeeper_door.shut()
+        # A write the router takes before it notices the cut is rightly
+        # acknowledged; the one it must hold comes after it knows.
+        await wait_for(lambda: api.health()['zookeeper'] == 'suspended')
         held = asyncio.ensure_future(nbd.write(4096, b'\x22' * 4096))
         # Counted in attempts, not seconds: a back-off doubling without a
         # cap makes its 12th attempt minutes after the first, a capped one
