@@ -269,13 +269,17 @@ class ServerSession(connection.FramedConnection):
             self._apply_backpressure()
         return True
 
-    def _served(self, handle, command, length, cost, error, data):
+    def _request_done(self, cost):
+        """A request is done: give back its share of the in-flight bounds."""
         self._requests_in_flight -= 1
         self._bytes_in_flight -= cost
         if not self._requests_in_flight and self._idle is not None:
             self._idle.set_result(None)
             self._idle = None
         self._apply_backpressure()
+
+    def _served(self, handle, command, length, cost, error, data):
+        self._request_done(cost)
         if error is None and command == protocol.CMD_READ and len(data) != length:
             error = errors.RequestError(
                 protocol.EIO, "export returned %d bytes for a read of %d"
@@ -308,12 +312,7 @@ class ServerSession(connection.FramedConnection):
         try:
             await coro
         finally:
-            self._requests_in_flight -= 1
-            self._bytes_in_flight -= cost
-            if not self._requests_in_flight and self._idle is not None:
-                self._idle.set_result(None)
-                self._idle = None
-            self._apply_backpressure()
+            self._request_done(cost)
 
     async def _wait_idle(self):
         while self._requests_in_flight:
