@@ -42,6 +42,7 @@ lost or stale data, no IO error and IO always came back.
 
 import argparse
 import collections
+import glob
 import os
 import random
 import shutil
@@ -493,6 +494,24 @@ def report(campaign, seed, duration, mode, violations, error, final_owner):
 
 
 SHOWN_VIOLATIONS = 20
+SHOWN_LOG_LINES = 300
+
+
+def _log_excerpt(workdir):
+    """The ERROR lines of every router's and edge's log, and the edges'
+    WARNING lines (their failovers), oldest first."""
+    lines = []
+    for path in sorted(glob.glob(os.path.join(workdir, 'vpool', '*', '*', '*.log'))):
+        name = os.path.basename(os.path.dirname(path))
+        warnings = '/edges/' in path
+        with open(path, errors='replace') as log:
+            for line in log:
+                if ' ERROR ' in line or (warnings and ' WARNING ' in line):
+                    lines.append('  %s: %s' % (name, line.rstrip()))
+    lines.sort(key=lambda line: line.split(': ', 1)[1][:23])
+    if len(lines) > SHOWN_LOG_LINES:
+        lines = lines[:SHOWN_LOG_LINES] + ['  ... %d more' % (len(lines) - SHOWN_LOG_LINES)]
+    return '\n'.join(lines) or '  (none)'
 
 
 def _fault_before(faults, when):
@@ -546,12 +565,17 @@ def run_campaign(seed, duration, multiattach=False, max_faults=1000, exclude=(),
             campaign.abandon()
     finally:
         cluster.down()
+        excerpt = _log_excerpt(workdir)
         if keep:
             say('the logs of every process are kept in %s' % workdir)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     violations = io_history.check(campaign.history)
     text, passed = report(campaign, seed, duration, mode, violations, error, final_owner)
+    if not passed:
+        # A failed run's logs are gone with its work directory (CI keeps
+        # only the report): what the daemons said is kept here.
+        text += '\n\nthe daemons\' errors, and the edges\' warnings:\n' + excerpt
     results.publish(text, results_path or os.path.join(
         REPO, 'results', 'nemesis-%s-seed%d.md' % (mode, seed)))
     return text, passed, campaign

@@ -180,6 +180,9 @@ class VolumeProxy(export.Export):
                 if unapplied is None:
                     break
                 if self.upstream is not None and unapplied.generation == self.generation:
+                    LOG.error('Volume %s: write %d was not applied before a FLUSH that covers '
+                              'it (generation %d): the FLUSH fails', self.name, unapplied.seq,
+                              self.generation)
                     raise nbd_errors.RequestError(
                         protocol.EIO, 'write %d was not applied before the flush' % unapplied.seq)
                 # Its replay failed and the volume is failing over again:
@@ -537,6 +540,7 @@ def _finish_later(coro, reply):
 
 def _reply_with(reply, task):
     if task.cancelled():
+        LOG.error('A request was cancelled before its reply: it fails with EIO')
         reply(nbd_errors.RequestError(protocol.EIO, 'the request was cancelled'), None)
     elif task.exception() is not None:
         reply(task.exception(), None)
