@@ -38,11 +38,14 @@ LISTEN_BACKLOG = 1024
 
 class NBDServer:
 
-    def __init__(self, resolve_export, tls=None):
+    def __init__(self, resolve_export, tls=None, ready=None):
         """``tls``: a negotiation.TLSPolicy to offer NBD_OPT_STARTTLS with
-        (and require it), or None."""
+        (and require it), or None. ``ready``: a coroutine function awaited
+        before a new connection is greeted (a router holding IO greets no
+        one, see session.py), or None."""
         self._resolve_export = resolve_export
         self._tls = tls
+        self._ready = ready
         self._listeners = []
         self._unix_paths = []
         self._sessions = set()
@@ -133,7 +136,8 @@ class NBDServer:
 
     def _new_session(self):
         new = session_mod.ServerSession(self._resolve_export,
-                                        self._sessions.discard, self.admission, self._tls)
+                                        self._sessions.discard, self.admission, self._tls,
+                                        self._ready)
         self._sessions.add(new)
         return new
 

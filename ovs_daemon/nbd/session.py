@@ -71,9 +71,10 @@ class ServerSession(connection.FramedConnection):
 
     header_size = protocol.REQUEST.size
 
-    def __init__(self, resolver, on_closed, admission=None, tls=None):
+    def __init__(self, resolver, on_closed, admission=None, tls=None, ready=None):
         super().__init__()
         self._tls = tls
+        self._ready = ready
         self.export = None
         self.peer = None
         self._resolver = resolver
@@ -140,9 +141,7 @@ class ServerSession(connection.FramedConnection):
 
     async def _negotiate(self):
         try:
-            chosen = await asyncio.wait_for(
-                negotiation.negotiate(self, self._resolver, self._admission, self._tls),
-                HANDSHAKE_TIMEOUT)
+            chosen = await asyncio.wait_for(self._negotiate_when_ready(), HANDSHAKE_TIMEOUT)
         except errors.ConnectionLost:
             return
         except errors.TLSFailed as exc:
@@ -172,6 +171,13 @@ class ServerSession(connection.FramedConnection):
         LOG.debug("NBD client %s attached to export %r", self.peer,
                   self.export.name)
         self.start_framing()
+
+    async def _negotiate_when_ready(self):
+        if self._ready is not None:
+            # The greeting is what tells a client probing the server that it
+            # serves: none is sent while the server would hold every request.
+            await self._ready()
+        return await negotiation.negotiate(self, self._resolver, self._admission, self._tls)
 
     def _start_teardown(self):
         if self._teardown is None:

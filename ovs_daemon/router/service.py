@@ -102,7 +102,8 @@ class RouterService:
         self.registry = registry_mod.Registry(self.zk, self.vpool)
         self.peers = peers_mod.Peers(self.router_id, self.admin_tokens, router.peer_timeout,
                                      router.forward_timeout, self._peer_tls(conf.ssl))
-        self.nbd_server = nbd_server_mod.NBDServer(self._resolve_export, self._nbd_tls())
+        self.nbd_server = nbd_server_mod.NBDServer(self._resolve_export, self._nbd_tls(),
+                                                   ready=self._serving_io)
         self.metrics.watch_nbd_admission(self.nbd_server.admission)
         self.ownership = ownership_mod.Ownership(
             self.router_id, self.registry, self.store, self.peers, self.nbd_server,
@@ -129,6 +130,12 @@ class RouterService:
         if self.tls is None:
             return None
         return negotiation.TLSPolicy(self.tls.server_context(), self.tls.nbd_require_tls)
+
+    async def _serving_io(self):
+        """Until this router serves IO again (its ZooKeeper session is
+        suspended): an edge whose FLUSH waits here probes with a new
+        connection, and the greeting it gets none of fails it over."""
+        await self.ownership.router_gate.wait()
 
     async def _resolve_export(self, export_name):
         """Every session presents a credential after the volume's name: an

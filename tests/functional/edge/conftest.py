@@ -45,12 +45,13 @@ def hosts(network):
 
 @pytest.fixture
 def make_vpool(tmp_path, network, hosts):
-    """make_vpool(options) spreads a vPool over the simulated hosts, an edge
-    on each hypervisor; ``options`` adds router options to the defaults
-    (``{group: {option: value}}``). Every one is stopped by PID at the end."""
+    """make_vpool(options, edge_options) spreads a vPool over the simulated
+    hosts, an edge on each hypervisor; ``options`` adds router options to
+    the defaults (``{group: {option: value}}``), ``edge_options`` options of
+    the edges' [edge] group. Every one is stopped by PID at the end."""
     clusters = []
 
-    def make(options=None):
+    def make(options=None, edge_options=None):
         cluster = cluster_mod.Cluster(tmp_path / ('vpool%d' % len(clusters)))
         clusters.append(cluster)
         router_options = {'router': {'peer_timeout': 0.5}}
@@ -63,7 +64,8 @@ def make_vpool(tmp_path, network, hosts):
         endpoints = ','.join(reversed(cluster.router_endpoints().split(',')))
         for name in ('hva', 'hvb'):
             cluster.add_edge(name, site='a', host=hosts[name],
-                             options={'edge': {'router_endpoints': endpoints}})
+                             options={'edge': dict(edge_options or {},
+                                                   router_endpoints=endpoints)})
         return cluster
 
     yield make

@@ -53,8 +53,46 @@ def test_a_hung_owner_with_a_flush_in_flight_is_failed_over(vpool, hypervisors):
 
     assert record['owner'] != 'r1' and record['epoch'] == 2
     # The probe found r1 hung (no NBD greeting), not the flush_timeout.
-    with open(vpool.edge('hva')['log']) as f:
-        assert 'router unresponsive during a flush: TimeoutError' in f.read()
+    assert _logged(vpool.edge('hva')['log'], 'router unresponsive during a flush: TimeoutError')
+
+
+def test_a_flush_held_by_an_owner_cut_from_zookeeper_is_failed_over(make_vpool, hosts,
+                                                                      network):
+    # The owner holds IO while its session is suspended and halts only at
+    # the session timeout; no keepalive read, so the FLUSH is the one
+    # request it holds.
+    vpool = make_vpool({'zookeeper': {'session_timeout': 12}},
+                       edge_options={'keepalive_interval': 60})
+    vpool.client().create_volume('v1', 64 * MiB, router='r1')
+    uri = edge_uri(Hypervisor(vpool, 'hva').attach('v1'), 'v1')
+    clients.qemu_io(uri, 'write -P 7 0 1M')
+
+    cut_off = [hosts['r2'], hosts['r3']]
+    for other in cut_off:
+        hosts['r1'].block(other)
+    hosts['r1'].block_address(network.address)
+    try:
+        vpool.wait_until(lambda: _logged(vpool.router('r1')['log'],
+                                         'ZooKeeper session suspended'),
+                         what='r1 suspended')
+        # r1 answers TCP connects and is alive, but it holds this FLUSH
+        # until its session comes back or times out.
+        clients.run('qemu-io', '-f', 'raw', '-c', 'flush', uri, timeout=WHILE_HUNG)
+        record = vpool.client('r2').volume('v1')
+        clients.run('qemu-io', '-f', 'raw', '-c', 'read -P 7 0 1M', uri, timeout=WHILE_HUNG)
+    finally:
+        for other in cut_off:
+            hosts['r1'].unblock(other)
+        hosts['r1'].unblock_address(network.address)
+
+    assert record['owner'] != 'r1' and record['epoch'] == 2
+    # The probe got no greeting from r1: it was not r1 halting the volume.
+    assert _logged(vpool.edge('hva')['log'], 'router unresponsive during a flush: TimeoutError')
+
+
+def _logged(path, text):
+    with open(path) as f:
+        return text in f.read()
 
 
 def test_attaching_again_with_a_new_token_stays_on_the_same_owner(vpool, hypervisors):
