@@ -76,7 +76,6 @@ class ZooKeeperServer:
         self.name = name
         self._pick_port = port == 0
         self.process = None
-        self.start_seconds = None
 
     @property
     def hosts(self):
@@ -137,8 +136,8 @@ class ZooKeeperServer:
                 LOG.warning('%s exited during start, retrying with another port: %s',
                             self.name, exc)
                 continue
-            self.start_seconds = time.monotonic() - began
-            LOG.info('%s serving on %s after %.2fs', self.name, self.hosts, self.start_seconds)
+            LOG.info('%s serving on %s after %.2fs', self.name, self.hosts,
+                     time.monotonic() - began)
             return self
 
     def four_letter_word(self, word):
@@ -214,7 +213,6 @@ class ZooKeeperEnsemble:
         self.members = []
         # Members the caller expects to run: any other may be down on purpose.
         self._running = set()
-        self.start_seconds = None
 
     @property
     def hosts(self):
@@ -252,9 +250,8 @@ class ZooKeeperEnsemble:
                 LOG.warning('A ZooKeeper member exited during start, retrying with other '
                             'ports: %s', exc)
                 continue
-            self.start_seconds = time.monotonic() - began
             LOG.info('ZooKeeper ensemble %s elected member %d after %.2fs',
-                     self.hosts, self.leader(), self.start_seconds)
+                     self.hosts, self.leader(), time.monotonic() - began)
             return self
 
     def leader(self):

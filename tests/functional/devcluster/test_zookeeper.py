@@ -29,7 +29,6 @@ def test_standalone_serves_kazoo_and_stop_leaves_nothing(tmp_path, stop_afterwar
                                                           kazoo_clients):
     zk = stop_afterwards(zookeeper.ZooKeeperServer(str(tmp_path)).start())
     assert zk.mode() == 'standalone'
-    assert zk.start_seconds < 30
 
     client = kazoo_clients(zk.hosts, timeout=2.0)
     client.create('/devcluster/probe', b'payload', makepath=True)
