@@ -50,6 +50,7 @@ from bench import multiattach
 from bench import results
 from ovs_daemon.api import edge_client
 from ovs_daemon.devcluster import cluster as cluster_mod
+from ovs_daemon.devcluster import sockets
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MiB = 1 << 20
@@ -86,7 +87,8 @@ GOALS = {
 @contextlib.contextmanager
 def c_peers(size_mib, workdir):
     """The three C targets, serving; yields ``[(name, uri)]``."""
-    ports = {name: fio_mod.free_port() for name in (MEMORY, 'chained', CHAIN, FILE)}
+    names = (MEMORY, 'chained', CHAIN, FILE)
+    ports = dict(zip(names, sockets.free_ports(len(names))))
     image = os.path.join(workdir, 'nbdkit-file.img')
     with open(image, 'wb') as f:
         f.truncate(size_mib * MiB)

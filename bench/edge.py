@@ -47,6 +47,7 @@ from ovs_daemon.api import edge_client
 from ovs_daemon.devcluster import cluster as cluster_mod
 from ovs_daemon.devcluster import guest as guest_mod
 from ovs_daemon.devcluster import netns
+from ovs_daemon.devcluster import sockets
 
 MiB = 1 << 20
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -179,7 +180,7 @@ class Bench:
 
 def run_fio(bench, args, workdir):
     name, socket_path = bench.attach(args.size_mib * MiB)
-    port = fio_mod.free_port()
+    port = sockets.free_port()
     targets = [('edge (unix) -> router', 'nbd+unix:///%s?socket=%s' % (name, socket_path)),
                ('nbdkit memory tcp', 'nbd://127.0.0.1:%d/' % port)]
     with fio_mod.nbdkit_memory(port, args.size_mib) as nbdkit:

@@ -27,12 +27,6 @@ WORKLOADS = [
 ]
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_for_port(port, proc, timeout=10):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -32,6 +32,7 @@ import sys
 import tempfile
 
 from bench import fio as fio_mod
+from ovs_daemon.devcluster import sockets
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPORT = "bench"
@@ -61,7 +62,7 @@ def serve(args):
 
 def bench(args):
     workdir = tempfile.mkdtemp(prefix="nbd-bench-")
-    ours_port, nbdkit_port = fio_mod.free_port(), fio_mod.free_port()
+    ours_port, nbdkit_port = sockets.free_ports(2)
     unix = os.path.join(workdir, "ovs.sock")
     targets = [
         ("ovs nbd tcp", "nbd://127.0.0.1:%d/%s" % (ours_port, EXPORT)),

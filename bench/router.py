@@ -39,6 +39,7 @@ import time
 from bench import fio as fio_mod
 from bench import results
 from ovs_daemon.devcluster import cluster as cluster_mod
+from ovs_daemon.devcluster import sockets
 from ovs_daemon.nbd import client as nbd_client
 
 MiB = 1 << 20
@@ -110,7 +111,7 @@ def bench_steal(cluster, gib):
 def bench_fio(cluster, args, workdir):
     api = cluster.client()
     api.create_volume('fio', args.size_mib * MiB, router='r2')
-    nbdkit_port = fio_mod.free_port()
+    nbdkit_port = sockets.free_port()
     targets = [('router r2', cluster.nbd_uri('r2', 'fio', ttl=86400)),
                ('nbdkit memory', 'nbd://127.0.0.1:%d/' % nbdkit_port)]
     with fio_mod.nbdkit_memory(nbdkit_port, args.size_mib) as nbdkit:

@@ -37,6 +37,7 @@ import botocore.config
 
 from ovs_daemon.backends import s3
 from ovs_daemon.backends import s3_calls
+from ovs_daemon.devcluster import sockets
 
 MOTO_BUCKET = 'ovs-tests'
 MOTO_CREDENTIALS = ('testing', 'testing')
@@ -86,17 +87,11 @@ def configured_place():
                  region=os.environ.get('OVS_TEST_S3_REGION') or None)
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 class MotoServer:
     """moto's S3 server in a child process, stopped by its PID."""
 
     def __init__(self, log_path):
-        self.port = free_port()
+        self.port = sockets.free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
         self._log = open(log_path, 'wb')
         self.process = subprocess.Popen(
