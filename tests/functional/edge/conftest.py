@@ -15,6 +15,7 @@ import pytest
 from ovs_daemon.api import edge_client
 from ovs_daemon.devcluster import cluster as cluster_mod
 from ovs_daemon.devcluster import guest as guest_mod
+from tests.functional import clients
 
 MiB = 1 << 20
 
@@ -27,6 +28,26 @@ def local_vpool(tmp_path):
         cluster.up(routers=2)
         cluster.add_edge('hv1')
         yield cluster
+    finally:
+        cluster.down()
+
+
+@pytest.fixture
+def lone_router(tmp_path):
+    """One router r1 and an edge hv1 that fails IO after a 2 s failover
+    timeout, on the loopback address; volume v1 attached on hv1, its first
+    64 KiB written with pattern 3 and flushed. Yields the cluster and v1's
+    URI at the edge."""
+    cluster = cluster_mod.Cluster(tmp_path / 'vpool')
+    try:
+        cluster.up(routers=1)
+        edge = cluster.add_edge('hv1', options={'edge': {'failover_timeout': 2.0}})
+        api = cluster.client()
+        api.create_volume('v1', 16 * MiB)
+        token = api.create_attachment('v1', 'hv1')['token']
+        uri = edge_client.EdgeControlClient(edge['control']).attach('v1', 'default', token)['uri']
+        clients.qemu_io(uri, 'write -P 3 0 64k', 'flush')
+        yield cluster, uri
     finally:
         cluster.down()
 

@@ -18,8 +18,6 @@ served by another router); the pauses are measured by bench/edge.py."""
 
 import pytest
 
-from ovs_daemon.api import edge_client
-from ovs_daemon.devcluster import cluster as cluster_mod
 from tests.functional import clients
 from tests.functional.edge.conftest import Hypervisor
 from tests.functional.edge.test_use_cases import assert_nothing_lost
@@ -138,29 +136,18 @@ def test_a_dead_routers_volumes_spread_over_the_routers_left(vpool):
     assert set(owners.values()) == {'r2', 'r3'}, owners
 
 
-def test_io_fails_at_the_failover_timeout_while_the_only_router_hangs(tmp_path):
-    cluster = cluster_mod.Cluster(tmp_path / 'vpool')
+def test_io_fails_at_the_failover_timeout_while_the_only_router_hangs(lone_router):
+    cluster, uri = lone_router
+    cluster.pause_router('r1')
     try:
-        cluster.up(routers=1)
-        edge = cluster.add_edge('hv1', options={'edge': {'failover_timeout': 2.0}})
-        api = cluster.client()
-        api.create_volume('v1', 16 * MiB)
-        token = api.create_attachment('v1', 'hv1')['token']
-        uri = edge_client.EdgeControlClient(edge['control']).attach('v1', 'default', token)['uri']
-        clients.qemu_io(uri, 'write -P 3 0 64k', 'flush')
-
-        cluster.pause_router('r1')
-        try:
-            # The acquire asked of the hung router waits acquire_timeout
-            # (30 s): the failover must end at failover_timeout all the same.
-            out = clients.run('qemu-io', '-f', 'raw', '-c', 'write -P 4 0 4k', uri,
-                              expect_ok=False, timeout=WHILE_HUNG)
-        finally:
-            cluster.resume_router('r1')
-
-        assert 'Input/output error' in out
-        # The router is back: the next IO goes through, nothing was lost
-        # (the write that failed may or may not have taken effect).
-        assert 'verification failed' not in clients.qemu_io(uri, 'read -P 3 4k 60k')
+        # The acquire asked of the hung router waits acquire_timeout
+        # (30 s): the failover must end at failover_timeout all the same.
+        out = clients.run('qemu-io', '-f', 'raw', '-c', 'write -P 4 0 4k', uri,
+                          expect_ok=False, timeout=WHILE_HUNG)
     finally:
-        cluster.down()
+        cluster.resume_router('r1')
+
+    assert 'Input/output error' in out
+    # The router is back: the next IO goes through, nothing was lost
+    # (the write that failed may or may not have taken effect).
+    assert 'verification failed' not in clients.qemu_io(uri, 'read -P 3 4k 60k')
