@@ -30,6 +30,7 @@ import time
 from bench import results
 from ovs_daemon.backends import base
 from ovs_daemon.backends import local
+from ovs_daemon.devcluster import cluster as cluster_mod
 from ovs_daemon.engine import read_cache
 from ovs_daemon.engine import store as store_mod
 
@@ -60,7 +61,8 @@ def main():
             volume.write(offset, data)
         volume.flush()
         cold = read_all(volume, args.mib)
-        cache.wait_for_prefetches(60)
+        cluster_mod.Cluster.wait_until(lambda: cache.prefetches() == 0, 60,
+                                       'the prefetches to end')
         warm = read_all(volume, args.mib)
         cache.close()
     finally:

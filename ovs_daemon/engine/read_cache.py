@@ -70,7 +70,6 @@ class ReadCache:
         self._inflight = {}                      # key -> Event
         self._seq = 0
         self._prefetching = 0
-        self._prefetched = threading.Condition(self._lock)
         self._prefetcher = concurrent.futures.ThreadPoolExecutor(
             max(1, prefetch_requests), thread_name_prefix='read-cache-prefetch')
         self.counters = collections.Counter()
@@ -223,12 +222,11 @@ class ReadCache:
     def _prefetch_done(self):
         with self._lock:
             self._prefetching -= 1
-            self._prefetched.notify_all()
 
-    def wait_for_prefetches(self, timeout=None):
-        """Wait until no prefetch is under way; False on timeout."""
+    def prefetches(self):
+        """How many prefetches are under way."""
         with self._lock:
-            return self._prefetched.wait_for(lambda: self._prefetching == 0, timeout)
+            return self._prefetching
 
     def _claim(self, keys):
         """Keys this reader fetches, and events of those others fetch."""

@@ -178,3 +178,7 @@ class _ReadCacheCollector:
         yield prom_core.GaugeMetricFamily('ovs_router_read_cache_capacity_bytes',
                                           'Size of the read cache.',
                                           value=self.cache.slots * self.cache.chunk)
+        yield prom_core.GaugeMetricFamily('ovs_router_read_cache_prefetches',
+                                          'Prefetches under way (at most '
+                                          'read_cache_prefetch_requests).',
+                                          value=self.cache.prefetches())
