@@ -148,51 +148,28 @@ class VerifyingClient:
         return None
 
     async def _write(self, nbd, block, fua):
-        version = next(self._versions)
-        data = io_history.payload(block, self.client_id, version)
-        write = self.history.write_sent(block, self.client_id, version, self.history.now())
-        future = nbd.submit(protocol.CMD_WRITE, block * BLOCK, BLOCK,
-                            protocol.CMD_FLAG_FUA if fua else 0, data)
-        try:
-            await self._bounded(future)
-        except Exception as exc:
-            self.history.write_ended(write, self.history.now(), ok=False)
-            self.history.failed(self.client_id, 'write block %d' % block, write.ended,
-                                _describe(exc))
+        if await recorded_write(nbd, self.history, self.client_id, block,
+                                next(self._versions), fua):
+            self.completed += 1
+        else:
             await asyncio.sleep(ERROR_BACKOFF)
-            return
-        self.history.write_ended(write, self.history.now(), ok=True)
-        self.completed += 1
 
     async def _read(self, nbd, block):
-        read = self.history.read_sent(block, self.client_id, self.history.now())
-        future = nbd.submit(protocol.CMD_READ, block * BLOCK, BLOCK)
-        try:
-            data = await self._bounded(future)
-        except Exception as exc:
-            self.history.failed(self.client_id, 'read block %d' % block, self.history.now(),
-                                _describe(exc))
+        if await recorded_read(nbd, self.history, self.client_id, block) is not None:
+            self.completed += 1
+        else:
             await asyncio.sleep(ERROR_BACKOFF)
-            return
-        self.history.read_ended(read, self.history.now(), data)
-        self.completed += 1
 
     async def _flush(self, nbd):
         sent = self.history.now()
         try:
-            await self._bounded(nbd.submit(protocol.CMD_FLUSH, 0, 0))
+            await _bounded(nbd.submit(protocol.CMD_FLUSH, 0, 0))
         except Exception as exc:
             self.history.failed(self.client_id, 'flush', self.history.now(), _describe(exc))
             await asyncio.sleep(ERROR_BACKOFF)
             return
         self.history.flushed(self.client_id, sent, self.history.now())
         self.completed += 1
-
-    async def _bounded(self, future):
-        try:
-            return await asyncio.wait_for(future, REQUEST_LIMIT)
-        except TimeoutError:
-            raise ClientError('no reply within %.0f s' % REQUEST_LIMIT) from None
 
     # -- reading everything back ----------------------------------------------
 
@@ -219,6 +196,36 @@ class VerifyingClient:
         self._loop.call_soon_threadsafe(send)
 
 
+async def recorded_write(nbd, history, writer, block, version, fua=False):
+    """Write ``block`` with the payload of ``(writer, version)``, recorded in
+    ``history``; True if it was acknowledged."""
+    data = io_history.payload(block, writer, version)
+    write = history.write_sent(block, writer, version, history.now())
+    try:
+        await _bounded(nbd.submit(protocol.CMD_WRITE, block * BLOCK, BLOCK,
+                                  protocol.CMD_FLAG_FUA if fua else 0, data))
+    except Exception as exc:
+        history.write_ended(write, history.now(), ok=False)
+        history.failed(writer, 'write block %d' % block, write.ended, _describe(exc))
+        return False
+    history.write_ended(write, history.now(), ok=True)
+    return True
+
+
+async def recorded_read(nbd, history, reader, block, final=False):
+    """Read ``block``, recorded in ``history`` (``final``: as part of a
+    read-back with nothing in flight); the read's record, None if it failed."""
+    read = history.read_sent(block, reader, history.now(), final)
+    try:
+        data = await _bounded(nbd.submit(protocol.CMD_READ, block * BLOCK, BLOCK))
+    except Exception as exc:
+        history.failed(reader, '%s block %d' % ('read-back of' if final else 'read', block),
+                       history.now(), _describe(exc))
+        return None
+    history.read_ended(read, history.now(), data)
+    return read
+
+
 def read_back(socket_path, export, history, client_id, blocks, depth=16):
     """Read every block once (nothing else in flight), recorded as final reads."""
     async def run():
@@ -229,21 +236,19 @@ def read_back(socket_path, export, history, client_id, blocks, depth=16):
                 if len(pending) >= depth:
                     _, pending = await asyncio.wait(pending,
                                                     return_when=asyncio.FIRST_COMPLETED)
-                pending.add(asyncio.ensure_future(one(nbd, block)))
+                pending.add(asyncio.ensure_future(
+                    recorded_read(nbd, history, client_id, block, final=True)))
             await asyncio.gather(*pending)
         finally:
             nbd.abort()
-
-    async def one(nbd, block):
-        read = history.read_sent(block, client_id, history.now(), final=True)
-        try:
-            data = await asyncio.wait_for(nbd.read(block * BLOCK, BLOCK), REQUEST_LIMIT)
-        except Exception as exc:
-            history.failed(client_id, 'read-back of block %d' % block, history.now(),
-                           _describe(exc))
-            return
-        history.read_ended(read, history.now(), data)
     asyncio.run(run())
+
+
+async def _bounded(future):
+    try:
+        return await asyncio.wait_for(future, REQUEST_LIMIT)
+    except TimeoutError:
+        raise ClientError('no reply within %.0f s' % REQUEST_LIMIT) from None
 
 
 def _describe(exc):

@@ -20,6 +20,7 @@ import logging
 
 import pytest
 
+from bench import io_history
 from tests.functional.edge import conftest
 from tests.functional.edge import shared_blocks
 
@@ -31,49 +32,49 @@ BLOCKS = 64
 
 def attach_both(vpool, hypervisors):
     vpool.client().create_volume('v1', 16 * MiB, router='r1', multiattach=True)
-    return {name: shared_blocks.Host(name, hv.attach('v1', multiattach=True), 'v1', None)
-            for name, hv in sorted(hypervisors.items())}
+    return {name: shared_blocks.Host(name, writer, hv.attach('v1', multiattach=True), 'v1',
+                                     BLOCKS)
+            for writer, (name, hv) in enumerate(sorted(hypervisors.items()), 1)}
 
 
 def run(coroutine):
     return asyncio.run(coroutine)
 
 
-async def connected(hosts, model):
+async def connected(hosts, history):
     for host in hosts.values():
-        host.model = model
-        await host.connect()
+        await host.connect(history)
 
 
-def assert_reads_the_last_acknowledged_writes(model, found_by_host, since):
-    for name, found in found_by_host.items():
-        wrong = [(block, value) for block, value in enumerate(found)
-                 if not model.acceptable(block, value, since, float('inf'))]
-        assert wrong == [], 'host %s reads writes that were overwritten: %s' % (name, wrong)
+def assert_no_stale_read_and_no_lost_write(history):
+    assert history.failures == []
+    assert io_history.check(history) == []
+
+
+def writers(found):
+    return [value and value[0] for value in found]
 
 
 def overwritten_then(hosts, fault):
     """hva writes every block, then hvb overwrites them all; ``fault()``;
     then hvb does IO before hva does (hva notices the fault late)."""
     async def scenario():
-        model = shared_blocks.SharedBlocks(BLOCKS)
-        await connected(hosts, model)
+        history = io_history.History()
+        await connected(hosts, history)
         a, b = hosts['hva'], hosts['hvb']
         await a.write_all(range(BLOCKS))
         await b.write_all(range(BLOCKS))
         await asyncio.get_running_loop().run_in_executor(None, fault)
         await b.read(0)
         await a.read(0)
-        since = max(w.acked for writes in model.writes.values() for w in writes.values())
-        found = {name: await host.read_all() for name, host in hosts.items()}
+        found = {name: await host.read_back() for name, host in hosts.items()}
         for host in hosts.values():
             await host.close()
-        return model, found, since
-    model, found, since = run(scenario())
-    assert model.errors == []
+        return history, found
+    history, found = run(scenario())
     for name in ('hva', 'hvb'):
-        assert [value and value[0] for value in found[name]] == ['hvb'] * BLOCKS, found[name]
-    assert_reads_the_last_acknowledged_writes(model, found, since)
+        assert writers(found[name]) == [hosts['hvb'].writer] * BLOCKS, found[name]
+    assert_no_stale_read_and_no_lost_write(history)
 
 
 def test_a_host_that_notices_an_owner_kill_late_replays_nothing_over_the_other(
@@ -111,26 +112,25 @@ def test_an_owner_cut_from_zookeeper_serves_no_stale_read_after_its_volume_was_s
     r1 = hosts['r1']
 
     async def scenario():
-        model = shared_blocks.SharedBlocks(BLOCKS)
-        await connected(io_hosts, model)
+        history = io_history.History()
+        await connected(io_hosts, history)
         a, b = io_hosts['hva'], io_hosts['hvb']
         await a.write_all(range(BLOCKS))
         for other in ('r2', 'r3', 'hvb'):     # r1 still answers hva, and only hva
             r1.block(hosts[other])
         r1.block_address(network.address)
         await b.write_all(range(BLOCKS))      # hvb fails over: r1 is stolen from
-        found = await a.read_all()
+        found = await a.read_back()
         for host in io_hosts.values():
             await host.close()
-        return model, found
+        return history, found
 
-    model, found = run(scenario())
+    history, found = run(scenario())
     record = vpool.client('r2').volume('v1')
     assert record['transfer'] == dict(record['transfer'], kind='steal', **{'from': 'r1'})
     assert record['epoch'] == 2
-    assert model.errors == []
-    assert model.stale_reads() == []
-    assert [value and value[0] for value in found] == ['hvb'] * BLOCKS, found
+    assert_no_stale_read_and_no_lost_write(history)
+    assert writers(found) == [io_hosts['hvb'].writer] * BLOCKS, found
 
 
 def test_two_hosts_writing_the_same_blocks_across_a_migrate_and_an_owner_kill(
@@ -139,8 +139,8 @@ def test_two_hosts_writing_the_same_blocks_across_a_migrate_and_an_owner_kill(
     api = vpool.client()
 
     async def scenario():
-        model = shared_blocks.SharedBlocks(BLOCKS)
-        await connected(io_hosts, model)
+        history = io_history.History()
+        await connected(io_hosts, history)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         io = asyncio.gather(*(host.random_io(stop, seed=name)
@@ -152,18 +152,14 @@ def test_two_hosts_writing_the_same_blocks_across_a_migrate_and_an_owner_kill(
         await asyncio.sleep(2.0)
         stop.set()
         await io
-        since = max(w.acked for writes in model.writes.values() for w in writes.values())
-        found = {name: await host.read_all() for name, host in io_hosts.items()}
+        found = {name: await host.read_back() for name, host in io_hosts.items()}
         for host in io_hosts.values():
             await host.close()
-        return model, found, since
+        return history, found
 
-    model, found, since = run(scenario())
-    writes = sum(len(w) for w in model.writes.values())
-    LOG.warning('two hosts: %d writes, %d reads across a migrate and a kill', writes,
-                len(model.reads))
-    assert model.errors == []
-    assert writes > 200
-    assert model.stale_reads() == []
-    assert_reads_the_last_acknowledged_writes(model, found, since)
+    history, found = run(scenario())
+    LOG.warning('two hosts: %d writes, %d reads across a migrate and a kill',
+                len(history.writes), len(history.reads))
+    assert len(history.writes) > 200
+    assert_no_stale_read_and_no_lost_write(history)
     assert found['hva'] == found['hvb']
