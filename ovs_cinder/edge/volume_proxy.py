@@ -171,7 +171,8 @@ class VolumeProxy(export.Export):
 
     async def _flushed(self, covered, key, generation, future):
         """The rest of a FLUSH sent as ``(generation, future)`` when the
-        journal's ``next_seq`` was ``covered``."""
+        journal's ``next_seq`` was ``covered``: it completes once every
+        write it covers is applied."""
         send = functools.partial(self._send_flush, key)
         try:
             while True:
@@ -179,14 +180,17 @@ class VolumeProxy(export.Export):
                 unapplied = self.journal.unapplied_before(covered)
                 if unapplied is None:
                     break
-                if self.upstream is not None and unapplied.generation == self.generation:
-                    LOG.error('Volume %s: write %d was not applied before a FLUSH that covers '
-                              'it (generation %d): the FLUSH fails', self.name, unapplied.seq,
-                              self.generation)
-                    raise nbd_errors.RequestError(
-                        protocol.EIO, 'write %d was not applied before the flush' % unapplied.seq)
-                # Its replay failed and the volume is failing over again:
-                # flush again, behind the next replay.
+                if (unapplied.generation == self.generation and unapplied.future is not None
+                        and not unapplied.future.done()):
+                    # NBD lets a server answer a FLUSH before writes sent
+                    # ahead of it (a write-through router wakes the FLUSH
+                    # before the writes its commit covered): their replies
+                    # are on their way.
+                    await asyncio.wait([unapplied.future])
+                    continue
+                # Its send failed: that write is being failed over (its
+                # replay goes first) or failed back to the guest. Flush
+                # again, behind it.
                 generation, future = send()
         finally:
             del self._flushes_sent[key]
