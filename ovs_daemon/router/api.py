@@ -300,6 +300,7 @@ class ControlAPI:
         return web.Response(body=body, headers={'Content-Type': content_type})
 
     async def routers(self, request):
+        self.own.require_session('list the routers')
         routers = await self._run(self.registry.routers)
         drained = await self._run(self.registry.drained_routers)
         return web.json_response({'routers': [dict(routers[k], drained=k in drained)
@@ -517,7 +518,9 @@ class ControlAPI:
         return location
 
     async def locate(self, request):
-        record, _ = await self._run(self.registry.volume, _volume_name(request))
+        name = _volume_name(request)
+        self.own.require_session('locate volume %s' % name)
+        record, _ = await self._run(self.registry.volume, name)
         return web.json_response(await self._location(record))
 
     async def acquire(self, request):
@@ -528,7 +531,9 @@ class ControlAPI:
                                              or not attachment):
             raise errors.Forbidden('the edge credential acquires only in failover mode, '
                                    'with a current attachment token')
-        record = await self.own.acquire(_volume_name(request), mode, attachment)
+        name = _volume_name(request)
+        self.own.require_session('acquire volume %s' % name)
+        record = await self.own.acquire(name, mode, attachment)
         return web.json_response(await self._location(record))
 
     async def migrate(self, request):

@@ -476,10 +476,15 @@ class Ownership:
             return {'volume': name, 'epoch': epoch}
 
     def _check_can_release(self, name):
+        self.require_session('hand volume %s over' % name)
+
+    def require_session(self, doing):
+        """Refuse at once what needs ZooKeeper while this router's session
+        is not connected: kazoo would hold the reads until a session is
+        back, and a caller told 503 asks another router meanwhile."""
         if self.session_state != kz_states.KazooState.CONNECTED:
-            raise errors.Unavailable('router %s cannot hand volume %s over: its ZooKeeper '
-                                     'session is %s' % (self.router_id, name,
-                                                        self.session_state.lower()))
+            raise errors.Unavailable('router %s cannot %s: its ZooKeeper session is %s'
+                                     % (self.router_id, doing, self.session_state.lower()))
 
     async def _release_unserved(self, name, epoch):
         record, _ = await self.blocking(self.registry.volume, name)

@@ -88,6 +88,31 @@ def test_a_flush_held_by_an_owner_cut_from_zookeeper_is_failed_over(make_vpool, 
     assert _logged(vpool.edge('hva')['log'], 'router unresponsive during a flush: TimeoutError')
 
 
+def test_a_failover_goes_past_a_router_without_a_zookeeper_session(vpool, hypervisors, hosts,
+                                                                    network):
+    vpool.client().create_volume('v1', 64 * MiB, router='r1')
+    uri = edge_uri(hypervisors['hva'].attach('v1'), 'v1')
+    clients.qemu_io(uri, 'write -P 7 0 1M')
+
+    # r2 is the edge's first choice after r1 (the edge's own site); it
+    # loses ZooKeeper and stays without it.
+    hosts['r2'].block_address(network.address)
+    try:
+        vpool.wait_until(lambda: _logged(vpool.router('r2')['log'],
+                                         'ZooKeeper session suspended'),
+                         what='r2 suspended')
+        vpool.kill_router('r1')
+        clients.run('qemu-io', '-f', 'raw', '-c', 'read -P 7 0 1M', '-c', 'write -P 8 0 64k',
+                    uri, timeout=WHILE_HUNG)
+    finally:
+        hosts['r2'].unblock_address(network.address)
+
+    assert vpool.client('r3').volume('v1')['owner'] == 'r3'
+    # r2 said at once that it could not help, instead of holding the calls.
+    assert _logged(vpool.edge('hva')['log'], 'cannot acquire volume v1: its ZooKeeper '
+                   'session is suspended')
+
+
 def _logged(path, text):
     with open(path) as f:
         return text in f.read()
