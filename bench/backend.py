@@ -193,12 +193,9 @@ def main():
             rows = router_rows(router_figures(place, args, workdir))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    lines = ['| figure | local | s3 (%s) |' % where, '|---|---|---|']
-    lines += ['| %s | %s | %s |' % (name, value, s3[name])
-              for name, value in local_figures.items()]
-    lines += ['| %s | %s | %s |' % row for row in rows]
-    text = '\n'.join(lines)
-    results.publish(text, args.results)
+    figures = [(name, value, s3[name]) for name, value in local_figures.items()] + rows
+    lines = results.table(('figure', 'local', 's3 (%s)' % where), figures)
+    results.publish('\n'.join(lines), args.results)
 
 
 if __name__ == '__main__':

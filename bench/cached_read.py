@@ -70,8 +70,7 @@ def main():
     rows = [('1 MiB sequential reads of %d MiB, cold cache (local backend)' % args.mib,
              '%.0f MiB/s' % cold),
             ('the same, every chunk in the cache', '%.0f MiB/s' % warm)]
-    lines = ['| figure | value |', '|---|---|'] + ['| %s | %s |' % row for row in rows]
-    results.publish('\n'.join(lines), args.results)
+    results.publish('\n'.join(results.table(('figure', 'value'), rows)), args.results)
 
 
 if __name__ == '__main__':

@@ -139,10 +139,7 @@ def main():
         rows = run(workdir, args.data_mib)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    lines = ['| figure | value |', '|---|---|']
-    lines += ['| %s | %s |' % row for row in rows]
-    text = '\n'.join(lines)
-    results.publish(text, args.results)
+    results.publish('\n'.join(results.table(('figure', 'value'), rows)), args.results)
 
 
 if __name__ == '__main__':

@@ -10,7 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Where a benchmark's table goes: the terminal and a results file."""
+"""A benchmark's table, and where it goes: the terminal and a results file."""
 
 import os
 
@@ -21,3 +21,10 @@ def publish(text, path):
     os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
     with open(path, 'w') as f:
         f.write(text + '\n')
+
+
+def table(header, rows):
+    """The lines of a Markdown table: ``header``, the column names, and
+    ``rows``, tuples of cells (each written with %s)."""
+    return ['| %s |' % ' | '.join(header), '|%s' % ('---|' * len(header))] + \
+        ['| %s |' % ' | '.join('%s' % cell for cell in row) for row in rows]

@@ -131,7 +131,7 @@ def report(handover, steal, fio_results, args):
         ('steal after kill -9: until the new owner serves a read',
          '%.1f ms (epoch %d)' % (1000 * steal['served_s'], steal['epoch'])),
     ]
-    lines = ['| figure | value |', '|---|---|'] + ['| %s | %s |' % row for row in rows]
+    lines = results.table(('figure', 'value'), rows)
     lines += ['', '| workload | router IOPS | router MiB/s | nbdkit memory IOPS | '
               'nbdkit MiB/s | ratio |', '|---|---|---|---|---|---|']
     for workload, _ in fio_mod.WORKLOADS:

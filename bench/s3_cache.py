@@ -143,8 +143,7 @@ def main():
         for cluster in (local, s3):
             cluster.down()
         shutil.rmtree(workdir, ignore_errors=True)
-    lines = ['| figure | value |', '|---|---|'] + ['| %s | %s |' % row for row in rows]
-    results.publish('\n'.join(lines), args.results)
+    results.publish('\n'.join(results.table(('figure', 'value'), rows)), args.results)
 
 
 if __name__ == '__main__':

@@ -281,9 +281,8 @@ def main():
     finally:
         cluster.down()
         shutil.rmtree(workdir, ignore_errors=True)
-    lines = ['| figure (%d volumes) | value |' % count, '|---|---|'] + \
-        ['| %s | %s |' % r for r in rows]
-    results.publish('\n'.join(lines), args.results)
+    header = ('figure (%d volumes)' % count, 'value')
+    results.publish('\n'.join(results.table(header, rows)), args.results)
 
 
 if __name__ == '__main__':
