@@ -13,8 +13,10 @@
 """One volume: a thin, log-structured block device over a fenced backend.
 
 Writes go to the open container, an in-memory buffer of 4 KiB blocks, and
-the block map points at them at once. ``flush`` uploads the sealed
-containers, then commits one log record with the map operations since the
+the block map points at them at once. A full container is sealed and put
+into the backend at once, in the background (write_behind.py); ``flush``
+seals the open one, uploads it, waits for the sealed ones still being
+written, then commits one log record with the map operations since the
 previous flush; only then is anything durable. A checkpoint (the whole map)
 is written every so many records, so opening a volume reads the last
 checkpoint and the log after it: its cost follows the log, not the size.
@@ -39,6 +41,7 @@ from ovs_daemon.engine import blockmap
 from ovs_daemon.engine import errors
 from ovs_daemon.engine import read_cache
 from ovs_daemon.engine import records
+from ovs_daemon.engine import write_behind
 from ovs_daemon.engine.blockmap import UNMAPPED
 from ovs_daemon.engine.blockmap import ZERO
 
@@ -101,6 +104,7 @@ class Volume:
         self._halted = None
         self._lock = threading.RLock()
         self._flush_lock = threading.Lock()
+        self._write_behind = write_behind.WriteBehind(self._put_container, namespace)
 
     def __repr__(self):
         return 'Volume(%s, epoch %d)' % (self.namespace, self.key.epoch)
@@ -250,6 +254,7 @@ class Volume:
                 LOG.warning('volume %s halted at epoch %d: %s',
                             self.namespace, self.key.epoch, reason)
                 self._halted = reason
+                self._write_behind.drop(self._buffers)
                 self._buffers.clear()
                 self._ops = []
 
@@ -458,11 +463,14 @@ class Volume:
             done += run
 
     def _open_buffer(self):
-        """The open container, sealing a full one and opening the next."""
+        """The open container, sealing a full one (and handing it to the
+        write-behind) and opening the next."""
         number = self._open_container
-        if number is not None and \
-                len(self._buffers[number]) < self.tuning.container_bytes:
-            return number, self._buffers[number]
+        if number is not None:
+            buffer = self._buffers[number]
+            if len(buffer) < self.tuning.container_bytes:
+                return number, buffer
+            self._write_behind.submit(number, buffer)
         number = self._next_container
         self._next_container += 1
         self._open_container = number
@@ -565,11 +573,13 @@ class Volume:
     def _upload_and_record(self, containers, ops, extra_ops, before_record, frozen,
                            uploaded):
         try:
+            # Newest first: the one sealed by this commit is put here while
+            # the write-behind finishes the older ones.
+            for number in sorted(containers, reverse=True):
+                if not self._write_behind.written(number):
+                    self._put_container(number, containers[number])
             added = dict(uploaded)
             for number, data in containers.items():
-                # Made durable by the record's commit, with the others.
-                self.backend.put(self.namespace, records.container_name(
-                    number, self.key.epoch), bytes(data), self.key, durable=False)
                 added[number] = [self.key.epoch, len(data) // BLOCK_SIZE]
             if before_record:
                 before_record(frozen, added)
@@ -589,6 +599,12 @@ class Volume:
             for op in extra_ops:
                 self._apply(op)
         return record
+
+    def _put_container(self, number, data):
+        """Put a sealed container; the commit that names it makes it
+        durable, with the others."""
+        self.backend.put(self.namespace, records.container_name(number, self.key.epoch),
+                         data, self.key, durable=False)
 
     def _checkpoint_due(self):
         return (self._records_since_checkpoint + 1 >= self.tuning.checkpoint_every_records
@@ -745,6 +761,7 @@ class Volume:
                         self._ops, buffers, self._open_container = discarded
                         self._buffers.update(buffers)
                     raise
+                self._write_behind.drop(discarded[1])
 
     def _require_snapshot(self, name):
         if name not in self.snapshots:

@@ -19,6 +19,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from ovs_daemon.backends import base
 from ovs_daemon.backends import local
 
@@ -44,41 +46,75 @@ for n in range(1, 4):
     backend.put('vol1', 'data/%012d-1' % n, b'x' * (1 << 20), key, durable=False)
 backend.append_log('vol1', slot + 1, b'names the containers', key)
 """
+# A volume writing four containers, three of them sealed and written
+# behind by the engine's own thread, then flushing.
+_VOLUME_OWNER = """
+import sys
+from ovs_daemon.backends import base, local
+from ovs_daemon.engine import volume
+backend = local.LocalBackend(sys.argv[1])
+tuning = volume.Tuning(container_bytes=1 << 20)
+vol = volume.Volume.create(backend, 'vol1', 8 << 20, base.OwnerKey.generate(1), tuning=tuning)
+for n in range(7):
+    vol.write(n << 19, bytes([n + 1]) * (1 << 19))
+vol.flush()
+"""
 _SYSCALL = re.compile(r'^\d+ +(\w+)\((.*)\) += 0$')
+# A call another thread's interrupted is split over two lines.
+_UNFINISHED = re.compile(r'^(\d+) +(.*) <unfinished \.\.\.>$')
+_RESUMED = re.compile(r'^(\d+) +<\.\.\. \w+ resumed>(.*)$')
 _PATH = re.compile(r'[<"]([^<>"]+)[>"]')
 
 
-def traced_owner(root):
-    """The file system calls of a real owner process, in order, as
-    ``(call, [paths])``: ``strace -y`` names the file behind every fd."""
+def traced_owner(root, owner=_OWNER):
+    """The file system calls of a real owner process (its threads too) that
+    succeeded, as ``(call, [paths], started, ended)``, in the order they
+    ended; ``started`` and ``ended`` order them (two lines of the trace
+    where another thread's call interrupted one). ``strace -y`` names the
+    file behind every fd."""
     trace = root / 'trace'
     subprocess.run(['strace', '-f', '-qq', '-y', '-o', str(trace), '-e',
                     'trace=fsync,fdatasync,syncfs,rename,renameat,renameat2,link,linkat',
-                    sys.executable, '-c', _OWNER, str(root / 'store')], check=True)
+                    sys.executable, '-c', owner, str(root / 'store')], check=True)
     calls = []
-    for line in trace.read_text().splitlines():
+    unfinished = {}
+    for number, line in enumerate(trace.read_text().splitlines()):
+        started = number
+        split = _UNFINISHED.match(line)
+        if split:
+            unfinished[split.group(1)] = number, '%s %s' % split.groups()
+            continue
+        split = _RESUMED.match(line)
+        if split:
+            started, head = unfinished.pop(split.group(1))
+            line = head + split.group(2)
         match = _SYSCALL.match(line)
         if match:
-            calls.append((match.group(1), _PATH.findall(match.group(2))))
+            calls.append((match.group(1), _PATH.findall(match.group(2)), started, number))
     return calls
 
 
-def test_a_commit_is_written_only_once_the_objects_put_before_it_are_synced(tmp_path):
+@pytest.mark.parametrize('owner,containers', [(_OWNER, 3), (_VOLUME_OWNER, 4)],
+                         ids=['backend', 'volume'])
+def test_a_commit_is_written_only_once_the_objects_put_before_it_are_synced(
+        tmp_path, owner, containers):
     """Each container, and the directory naming it, is fsynced (or its
     whole file system synced) after it is renamed into place and before
     the log slot is linked: a crash can lose no object a record names."""
-    calls = traced_owner(tmp_path)
-    [commit] = [i for i, (call, paths) in enumerate(calls)
+    calls = traced_owner(tmp_path, owner)
+    [commit] = [started for call, paths, started, _ in calls
                 if call.startswith('link') and paths[-1].endswith('/log/0000000000000002')]
-    placed = {paths[-1]: i for i, (call, paths) in enumerate(calls)
+    placed = {paths[-1]: ended for call, paths, _, ended in calls
               if call.startswith('rename') and '/data/' in paths[-1]}
-    assert len(placed) == 3
+    assert len(placed) == containers
 
     def synced_between(path, after, before):
-        return any(call == 'syncfs' or call in ('fsync', 'fdatasync') and paths == [path]
-                   for call, paths in calls[after + 1:before])
+        return any((call == 'syncfs' or call in ('fsync', 'fdatasync') and paths == [path])
+                   and after < started and ended < before
+                   for call, paths, started, ended in calls)
 
     for path, renamed in placed.items():
+        assert renamed < commit, path
         assert synced_between(path, renamed, commit), path
         assert synced_between(os.path.dirname(path), renamed, commit), path
 

@@ -26,6 +26,7 @@ from ovs_daemon.engine import compaction
 from ovs_daemon.engine import records
 from ovs_daemon.engine import store as store_mod
 from ovs_daemon.engine import volume as volume_mod
+from tests.unit.engine import stores
 from tests.unit.faulty_backend import FaultyBackend
 
 BLOCK = volume_mod.BLOCK_SIZE
@@ -39,13 +40,10 @@ def key(epoch):
 
 @pytest.fixture
 def store(request, tmp_path):
-    if getattr(request, 'param', 'local') == 's3':
-        return store_mod.VolumeStore(request.getfixturevalue('s3_test_place').backend(),
-                                     TUNING)
-    return store_mod.VolumeStore(local.LocalBackend(tmp_path / 'backend'), TUNING)
+    return stores.on_backend(request, tmp_path, TUNING)
 
 
-ON_EACH_BACKEND = pytest.mark.parametrize('store', ['local', 's3'], indirect=True)
+ON_EACH_BACKEND = stores.ON_EACH_BACKEND
 
 
 def overwrite_randomly(vol, model, writes, seed=7, flush_every=16):

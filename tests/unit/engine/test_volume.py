@@ -23,6 +23,7 @@ from ovs_daemon.engine import errors
 from ovs_daemon.engine import records
 from ovs_daemon.engine import store as store_mod
 from ovs_daemon.engine import volume as volume_mod
+from tests.unit.engine import stores
 from tests.unit.faulty_backend import FaultyBackend
 
 MiB = 1 << 20
@@ -31,14 +32,10 @@ TiB = 1 << 40
 
 @pytest.fixture
 def store(request, tmp_path):
-    """A store on the local backend, or on s3 for tests marked
-    ON_EACH_BACKEND."""
-    if getattr(request, 'param', 'local') == 's3':
-        return store_mod.VolumeStore(request.getfixturevalue('s3_test_place').backend())
-    return store_mod.VolumeStore(local.LocalBackend(tmp_path / 'backend'))
+    return stores.on_backend(request, tmp_path)
 
 
-ON_EACH_BACKEND = pytest.mark.parametrize('store', ['local', 's3'], indirect=True)
+ON_EACH_BACKEND = stores.ON_EACH_BACKEND
 
 
 def key(epoch):

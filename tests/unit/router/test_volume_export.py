@@ -242,3 +242,26 @@ def test_a_halted_volume_answers_eshutdown_at_once_and_tells_the_router(volume):
             return halted.value.errno
     assert asyncio.run(scenario()) == errno.ESHUTDOWN
     assert halts == ['handed over']
+
+
+def test_a_failed_put_of_a_sealed_container_fails_the_next_flush_with_eio(backend, volume):
+    container = TUNING.container_bytes
+
+    async def scenario():
+        export = volume_export.VolumeExport(volume)
+        async with nbd_session(export) as nbd:
+            backend.failures_left = 1
+            await nbd.write(0, pattern(1)[:container])
+            await nbd.write(container, pattern(2)[:4096])   # seals the first container
+            for _ in range(200):
+                if not backend.failures_left:
+                    break
+                await asyncio.sleep(0.05)
+            put_before_the_flush = not backend.failures_left
+            with pytest.raises(nbd_errors.RemoteIOError) as failed:
+                await nbd.flush()
+            await nbd.flush()
+            return put_before_the_flush, failed.value.errno
+    assert asyncio.run(scenario()) == (True, errno.EIO)
+    reopened = volume_mod.Volume.open(backend, 'v1', base.OwnerKey.generate(2))
+    assert reopened.read(0, container + 4096) == pattern(1)[:container] + pattern(2)[:4096]
