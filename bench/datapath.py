@@ -13,6 +13,7 @@
 """Benchmark: the data path against C peers, every target in one run.
 
     .venv/bin/python -m bench.datapath [--rounds 3] [--runtime 5] [--no-s3]
+        [--row seq-write ...]
 
 fio's nbd engine runs each row against each target in turn, for --rounds
 rounds (medians), so load from elsewhere hits them alike:
@@ -63,6 +64,8 @@ WORKLOADS = [
     (SEQ_WRITE, ['--rw=write', '--bs=1M', '--iodepth=4', '--fsync=64']),
     (RANDRW_QD1, ['--rw=randrw', '--bs=4k', '--iodepth=1']),
 ]
+# What --row calls each row.
+ROW_NAMES = {'randrw-qd16': RANDRW_QD16, 'seq-write': SEQ_WRITE, 'randrw-qd1': RANDRW_QD1}
 
 MEMORY = 'nbdkit memory'
 CHAIN = 'nbdkit nbd -> nbdkit memory'
@@ -135,13 +138,14 @@ def kind_of(target):
     return None
 
 
-def report(found, targets, args):
+def report(found, targets, workloads, args):
     lines = ['fio nbd engine, %d rounds of %d s, medians, targets alternating '
-             '(`python -m bench.datapath --rounds %d --runtime %d%s`)'
+             '(`python -m bench.datapath --rounds %d --runtime %d%s%s`)'
              % (args.rounds, args.runtime, args.rounds, args.runtime,
-                ' --no-s3' if args.no_s3 else ''),
+                ' --no-s3' if args.no_s3 else '',
+                ''.join(' --row %s' % row for row in args.row or ())),
              '', '| row | target | figure | ratio (goal) |', '|---|---|---|---|']
-    for row, _ in WORKLOADS:
+    for row, _ in workloads:
         for target in targets:
             for key, unit, _ in FIGURES[row]:
                 value = fio_mod.median(found[row, target], key)
@@ -162,8 +166,12 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     fio_mod.add_arguments(parser, size_mib=1024)
     parser.add_argument('--no-s3', action='store_true', help='leave out the s3 targets')
+    parser.add_argument('--row', action='append', choices=sorted(ROW_NAMES),
+                        help='run only this row (repeat for several); all rows by default')
     parser.add_argument('--results', default=os.path.join(REPO, 'results', 'datapath.md'))
     args = parser.parse_args()
+    rows = {ROW_NAMES[row] for row in args.row} if args.row else set(ROW_NAMES.values())
+    workloads = [(row, options) for row, options in WORKLOADS if row in rows]
     workdir = tempfile.mkdtemp(prefix='datapath-bench-')
     try:
         with contextlib.ExitStack() as stack:
@@ -174,10 +182,11 @@ def main():
                 targets += ovs_targets(cluster, edge, backend, args.size_mib)
             print('fio: %s' % ', '.join(name for name, _ in targets), flush=True)
             found = fio_mod.alternate(targets, args.rounds, args.runtime, args.size_mib,
-                                      workdir, workloads=WORKLOADS)
+                                      workdir, workloads=workloads)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    results.publish(report(found, [name for name, _ in targets], args), args.results)
+    results.publish(report(found, [name for name, _ in targets], workloads, args),
+                    args.results)
 
 
 if __name__ == '__main__':
