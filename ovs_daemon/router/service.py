@@ -47,6 +47,7 @@ from ovs_daemon.router import ownership as ownership_mod
 from ovs_daemon.router import peers as peers_mod
 from ovs_daemon.router import registry as registry_mod
 from ovs_daemon.router import session_credentials
+from ovs_daemon.router import zookeeper_handler
 
 LOG = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class RouterService:
         self.compaction = opts.make_compaction_policy(conf)
         self.collector = background.low_priority_executor('router-collect')
         self.metrics = metrics_mod.RouterMetrics(self.router_id, self.read_cache)
-        handler = handlers.threading.SequentialThreadingHandler()
+        handler = zookeeper_handler.HandshakeHandler()
         # kazoo's default back-off grows to an hour: after a long outage the
         # router would reconnect long after ZooKeeper serves again.
         reconnect = kazoo_retry.KazooRetry(max_tries=-1, delay=0.05, backoff=2,

@@ -156,17 +156,18 @@ def pipe(source, sink):
 
 class Door:
     """A TCP forwarder to ZooKeeper. Shut, it cuts the connections it
-    carries and drops every new one, counting them; open, it forwards them.
-    ZooKeeper keeps serving meanwhile: one starting up again can take a
-    connection and leave its handshake unanswered, and kazoo waits a whole
-    session timeout for that answer."""
+    carries and drops every new one, counting them; silent, it cuts those
+    it carries and keeps every new one open unanswered, counting them, as a
+    ZooKeeper server starting up does; open, it forwards them."""
 
     def __init__(self, host, port):
         self.target = (host, port)
         self.listener = socket.create_server((host, 0))
         self.hosts = '%s:%d' % self.listener.getsockname()[:2]
         self.dropped = 0
+        self.unanswered = []
         self._shut = False
+        self._silent = False
         self._carried = []
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -182,6 +183,9 @@ class Door:
                     client.close()
                     self.dropped += 1
                     continue
+                if self._silent:
+                    self.unanswered.append(client)
+                    continue
                 server = socket.create_connection(self.target)
                 self._carried += [client, server]
             threading.Thread(target=pipe, args=(client, server), daemon=True).start()
@@ -195,9 +199,21 @@ class Door:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
+    def silence(self):
+        self.shut()
+        with self._lock:
+            self._shut, self._silent = False, True
+
     def open(self):
         with self._lock:
-            self._shut = False
+            self._shut = self._silent = False
+        self._close_unanswered()
+
+    def _close_unanswered(self):
+        with self._lock:
+            unanswered, self.unanswered = self.unanswered, []
+        for sock in unanswered:
+            sock.close()
 
     def wait_for_drops(self, wanted, timeout):
         """Wait until ``wanted`` connections were dropped or ``timeout``
@@ -209,6 +225,7 @@ class Door:
 
     def close(self):
         self.shut()
+        self._close_unanswered()
         self.listener.close()
 
 
@@ -249,6 +266,30 @@ def test_a_router_keeps_knocking_through_a_long_zookeeper_outage(zookeeper_door,
     out = qemu_io(vpool.nbd_uri('r1', 'v1'), 'read -P 0x11 0 4k',
                   'read -P 0x22 4k 4k')
     assert 'verification failed' not in out
+
+
+def test_a_router_does_not_wait_a_session_timeout_on_an_unanswered_handshake(
+        zookeeper_door, make_vpool):
+    # kazoo would wait the session timeout (40 s) for the answer to each.
+    vpool = make_vpool(routers=1, zookeeper_hosts=zookeeper_door.hosts,
+                       options={'zookeeper': {'session_timeout': 40.0}})
+    api = vpool.client('r1')
+    api.create_volume('v1', 16 * MiB, router='r1')
+
+    zookeeper_door.silence()
+    try:
+        vpool.wait_until(lambda: api.health()['zookeeper'] == 'suspended', what='suspended')
+        deadline = time.monotonic() + 15
+        while len(zookeeper_door.unanswered) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # The router gave up on each unanswered handshake and tried again.
+        assert len(zookeeper_door.unanswered) >= 4, zookeeper_door.unanswered
+    finally:
+        zookeeper_door.open()
+    vpool.wait_until(lambda: api.health()['zookeeper'] == 'connected', what='connected')
+    out = qemu_io(vpool.nbd_uri('r1', 'v1'), 'write -P 0x33 0 4k', 'read -P 0x33 0 4k')
+    assert 'verification failed' not in out
+    assert (api.volume('v1')['owner'], api.volume('v1')['epoch']) == ('r1', 1)
 
 
 def test_a_record_unreadable_after_a_suspension_halts_its_volume_not_the_router(
