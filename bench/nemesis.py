@@ -30,6 +30,9 @@ drawn from the seed strike one after another, each after a calm spell:
   ZooKeeper and the other routers, ZooKeeper and the owner killed together,
   and `ovs-admin attach` run again on the attached volume.
 
+A killed router is started again before the next calm spell, after IO
+came back (outside the pause measured).
+
 At the end every block is read back through each edge, and again after a
 kill -9 of the final owner. Every read is checked against what was
 acknowledged (bench/io_history.py). Prints each fault with the longest IO
@@ -118,6 +121,7 @@ class Campaign:
         self.faults = []
         self.blocks = 256 if multiattach else 512
         self._lifted = None
+        self._killed = []
 
     # -- set-up ---------------------------------------------------------------------
 
@@ -143,6 +147,7 @@ class Campaign:
         self.wait_for_io('the start')
         deadline = time.monotonic() + duration
         while time.monotonic() < deadline and len(self.faults) < max_faults:
+            self.start_killed()
             time.sleep(self.rng.uniform(*CALM))
             self.strike(self.rng.choice(names))
 
@@ -184,6 +189,7 @@ class Campaign:
     def finish(self):
         """Stop the clients, read everything back, kill -9 the final owner,
         read everything back again; returns the final owner."""
+        self.start_killed()
         for client in self.clients.values():
             client.stop()
         self.read_back()
@@ -237,8 +243,15 @@ class Campaign:
         self._lifted = self.history.now()
 
     def restart(self, *routers):
-        for router in routers:
-            self.cluster.start_router(router)
+        """Start killed routers again, in the calm before the next fault,
+        not within the pause measured: here a router's start (Python
+        importing on the cores every process shares) stalls the others' IO,
+        which a router starting on a host of its own does not."""
+        self._killed.extend(routers)
+
+    def start_killed(self):
+        while self._killed:
+            self.cluster.start_router(self._killed.pop(0))
 
     def wait_for_new_owner(self, old, timeout=30.0):
         deadline = time.monotonic() + timeout
