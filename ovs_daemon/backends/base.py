@@ -162,6 +162,13 @@ class Backend(abc.ABC):
     def get(self, namespace, name, offset=0, length=None):
         """Read an object, or ``length`` bytes of it from ``offset``."""
 
+    def get_at_once(self, namespace, name, offset, length):
+        """``length`` bytes of an object at ``offset`` if the backend has
+        them at hand (a local file's pages in the page cache), else None:
+        never waits for a device or the network, so an event loop may call
+        it. This default has nothing at hand."""
+        return None
+
     @abc.abstractmethod
     def list(self, namespace, prefix=''):
         """Sorted names of the objects whose name starts with ``prefix``."""

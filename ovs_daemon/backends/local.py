@@ -57,6 +57,7 @@ import uuid
 from oslo_log import log as logging
 
 from ovs_daemon.backends import base
+from ovs_daemon.backends import page_cache
 
 LOG = logging.getLogger(__name__)
 
@@ -393,6 +394,19 @@ class LocalBackend(base.Backend):
             raise base.BackendError('%s/%s: short read of %d bytes at %d'
                                     % (namespace, name, length, offset))
         return data
+
+    def get_at_once(self, namespace, name, offset, length):
+        """From the page cache, through a file a ranged read opened before
+        (opening one may wait for the disk). The read is made holding the
+        open files' lock, so no other thread closes the file under it and
+        hands its number to another."""
+        path = self._object_path(self._ns_dir(namespace), name)
+        with self._open_files_lock:
+            fd = self._open_files.get(path)
+            if fd is None:
+                return None
+            self._open_files.move_to_end(path)
+            return page_cache.read_if_cached(fd, length, offset)
 
     def _open_for_read(self, namespace, name, path):
         try:

@@ -42,6 +42,8 @@ import zlib
 
 from oslo_log import log as logging
 
+from ovs_daemon.backends import page_cache
+
 LOG = logging.getLogger(__name__)
 
 # One prefetch GET fetches at most this much (a container, by default).
@@ -127,14 +129,37 @@ class ReadCache:
         skip = offset - first * self.chunk
         return joined[skip:skip + length]
 
-    def _lookup(self, key):
+    def read_at_once(self, obj, size, offset, length):
+        """What :meth:`read` returns, if every chunk of it is cached and in
+        the page cache; else None, having waited for nothing (no disk, no
+        fetch, no other reader's fetch)."""
+        first, last = offset // self.chunk, (offset + length - 1) // self.chunk
+        chunks = []
+        for number in range(first, last + 1):
+            data = self._lookup(_key(obj, number), wait=False)
+            if data is None:
+                return None
+            chunks.append(data)
+        with self._lock:
+            self.counters['hits'] += len(chunks)
+        skip = offset - first * self.chunk
+        return b''.join(chunks)[skip:skip + length]
+
+    def _lookup(self, key, wait=True):
+        """A chunk's data, or None if it is not cached (or, unless ``wait``,
+        not in the page cache)."""
         with self._lock:
             entry = self._index.get(key)
             if entry is None:
                 return None
             self._index.move_to_end(key)
         slot, length, crc = entry
-        data = os.pread(self._data, length, slot * self.chunk)
+        if wait:
+            data = os.pread(self._data, length, slot * self.chunk)
+        else:
+            data = page_cache.read_if_cached(self._data, length, slot * self.chunk)
+            if data is None:
+                return None
         if len(data) != length or zlib.crc32(data, zlib.crc32(key)) != crc:
             self._drop(key, entry)
             return None

@@ -260,18 +260,19 @@ class Volume:
 
     # Reads
 
-    def read(self, offset, length, memory_only=False):
-        """The bytes at ``offset``; with ``memory_only``, None instead of
-        reading anything from the backend (the caller then reads again
-        where waiting for the backend does no harm)."""
+    def read(self, offset, length, wait=True):
+        """The bytes at ``offset``. Without ``wait``, None instead of waiting
+        for the backend: such a read returns what memory holds and what the
+        backend or the read cache has at hand (``get_at_once``, a file's
+        pages in the page cache), so an event loop may make it; the caller
+        then reads again where waiting does no harm."""
         first = offset // BLOCK_SIZE
+        fetch = self._fetch if wait else self._fetch_at_once
         for attempt in range(_READ_ATTEMPTS):
             with self._lock:
                 self._check_live()
                 self._check_range(offset, length)
                 plan = self._plan_read(first, _blocks(offset + length) - first)
-            if memory_only and _touches_backend(plan):
-                return None
             # Reads queued several deep complete out of order: near the
             # last one's end counts as sequential.
             sequential = self._read_end is not None and \
@@ -279,7 +280,10 @@ class Volume:
             if self.cache is not None:
                 self._prefetch(offset + length, sequential)
             try:
-                data = b''.join(self._fetch(piece) for piece in plan)
+                pieces = [fetch(piece) for piece in plan]
+                if not wait and None in pieces:
+                    return None
+                data = b''.join(pieces)
                 self._read_end = offset + length
                 break
             except backends.NotFound:
@@ -352,6 +356,17 @@ class Volume:
             return self.backend.get(namespace, name, index * BLOCK_SIZE, count * BLOCK_SIZE)
         obj, size, fetch = self._cached_object(namespace, name, blocks)
         return self.cache.read(obj, size, index * BLOCK_SIZE, count * BLOCK_SIZE, fetch)
+
+    def _fetch_at_once(self, piece):
+        """A piece's bytes if they are at hand, else None."""
+        if not isinstance(piece, list):
+            return self._fetch(piece)
+        namespace, name, index, count, blocks = piece
+        if self.cache is None:
+            return self.backend.get_at_once(namespace, name, index * BLOCK_SIZE,
+                                            count * BLOCK_SIZE)
+        obj, size, _ = self._cached_object(namespace, name, blocks)
+        return self.cache.read_at_once(obj, size, index * BLOCK_SIZE, count * BLOCK_SIZE)
 
     def _cached_object(self, namespace, name, blocks):
         """The read cache's key of a data object, its size, and how to

@@ -13,8 +13,10 @@
 """A volume of the engine served over NBD.
 
 The event loop never waits on the backend: a read runs on the loop when
-everything it reads is in memory (unflushed blocks, zeroes), otherwise in a
-worker thread, and so do writes, TRIMs and WRITE_ZEROES that are not whole
+everything it reads is at hand (unflushed blocks, zeroes, container pages
+the local backend finds in the page cache, chunks of the read cache in the
+page cache: ``Volume.read`` without ``wait``), otherwise in a worker thread,
+and so do writes, TRIMs and WRITE_ZEROES that are not whole
 blocks (they patch blocks they must read first); flush uploads and commits,
 so it runs in a worker thread too. The session still passes the writes of a
 connection to the export one at a time, in order, whichever thread applies
@@ -155,7 +157,7 @@ class VolumeExport(export.Export):
 
     def serve_now(self, command, flags, offset, length, payload, reply, admitted=None):
         """Without a task, what :meth:`_run` would do on the loop with no
-        wait: a READ of data in memory, a WRITE of whole blocks without FUA
+        wait: a READ of data at hand, a WRITE of whole blocks without FUA
         while the volume is under its limit, on a volume with an open gate
         and a current token. Everything else goes the coroutine way."""
         if not self.gate.is_open or self.write_through or (
@@ -164,7 +166,7 @@ class VolumeExport(export.Export):
         started = time.perf_counter()
         if command == protocol.CMD_READ:
             try:
-                data = self.volume.read(offset, length, memory_only=True)
+                data = self.volume.read(offset, length, wait=False)
             except Exception as exc:
                 reply(self._failed('read', started, length, exc), None)
                 return True
@@ -209,7 +211,7 @@ class VolumeExport(export.Export):
 
     async def _read(self, offset, length):
         while True:
-            data = self.volume.read(offset, length, memory_only=True)
+            data = self.volume.read(offset, length, wait=False)
             if data is None:
                 data = await self._in_thread(self.volume.read, offset, length)
             if not self.write_through or self.read_lease.valid:

@@ -12,7 +12,9 @@
 
 """A local backend whose uploads (``put``) a test can hold back or fail,
 whose reads of data objects it can slow down, and whose ranged reads (the
-read path's, not whole objects) it can hold back."""
+read path's, not whole objects) it can hold back; while it slows or holds
+reads, none is at hand (``get_at_once``), as none would be in the page
+cache of such a disk."""
 
 import threading
 import time
@@ -53,6 +55,12 @@ class FaultyBackend(local.LocalBackend):
             self.ranged_read_waiting.set()
             self.ranged_reads_may_go.wait(30)
         return super().get(namespace, name, offset, length)
+
+    def get_at_once(self, namespace, name, offset, length):
+        # A disk slowed down or held back has none of its reads at hand.
+        if self.data_read_seconds or not self.ranged_reads_may_go.is_set():
+            return None
+        return super().get_at_once(namespace, name, offset, length)
 
     def append_log(self, namespace, slot, data, key):
         if self.commits_before_failure is not None:

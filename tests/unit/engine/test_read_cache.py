@@ -205,3 +205,26 @@ def test_prefetch_is_bounded_and_a_reader_waits_for_it_instead_of_fetching_again
     assert cache.prefetch(b'c', 256 * KiB, 0, 64 * KiB, fetch)
     prefetches_done(cache)
     cache.close()
+
+
+def test_a_read_that_need_not_wait_is_served_from_cached_chunks_only(backend, tmp_path):
+    """Without ``wait`` a read on s3 returns what the read cache holds (in
+    the page cache), the same bytes as a waiting read, and None, fetching
+    nothing, for a chunk the cache does not hold or whose pages are evicted."""
+    store = cached_store(backend, tmp_path / 'cache', chunk_bytes=64 * KiB, readahead_bytes=0)
+    vol, data = volume_written(store, 256 * KiB)
+    assert vol.read(4096, 4096) == data[4096:8192]     # caches chunk 0
+    before = fetched(store)
+
+    assert vol.read(4096, 8192, wait=False) == data[4096:12288]
+    assert vol.read(200 * KiB, 4096, wait=False) is None     # chunk 3: not cached
+    assert fetched(store) == before
+
+    fd = os.open(tmp_path / 'cache' / 'data', os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    assert vol.read(4096, 4096, wait=False) is None
+    assert vol.read(4096, 4096) == data[4096:8192]

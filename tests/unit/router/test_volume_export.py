@@ -14,8 +14,11 @@
 lot without flushing (real engine, local backend with faults injected)."""
 
 import asyncio
+import concurrent.futures
 import contextlib
 import errno
+import os
+import threading
 
 import pytest
 
@@ -181,6 +184,48 @@ async def nbd_session(export):
     finally:
         nbd.abort()
         await server.stop()
+
+
+def drop_from_page_cache(directory):
+    """Evict the (clean, synced) pages of every file under ``directory``."""
+    for path in directory.rglob('*'):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def test_a_read_of_flushed_data_in_the_page_cache_needs_no_worker_thread(tmp_path, volume):
+    """A read of committed data whose pages the page cache holds is served on
+    the event loop, with the same bytes as the worker's; once the pages are
+    evicted the read waits for the worker (here busy until released)."""
+    workers = concurrent.futures.ThreadPoolExecutor(1)
+    release = threading.Event()
+
+    async def scenario():
+        export = volume_export.VolumeExport(volume, executor=workers)
+        async with nbd_session(export) as nbd:
+            await nbd.write(0, pattern(3)[:65536], fua=True)
+            from_worker = await nbd.read(4096, 8192)    # opens the container
+            workers.submit(release.wait, 30)
+            at_once = await asyncio.wait_for(nbd.read(4096, 8192), timeout=5)
+            drop_from_page_cache(tmp_path / 'store' / 'v1')
+            evicted = asyncio.ensure_future(nbd.read(8192, 4096))
+            await asyncio.sleep(0.3)
+            waited_for_worker = not evicted.done()
+            release.set()
+            return from_worker, at_once, waited_for_worker, await evicted
+
+    try:
+        from_worker, at_once, waited_for_worker, evicted = asyncio.run(scenario())
+    finally:
+        release.set()
+        workers.shutdown()
+    assert at_once == from_worker == pattern(3)[:8192]
+    assert waited_for_worker
+    assert evicted == pattern(3)[:4096]
 
 
 def test_requests_served_at_once_are_observed_and_read_back(volume):
