@@ -13,7 +13,7 @@
 """Benchmark: the data path against C peers, every target in one run.
 
     .venv/bin/python -m bench.datapath [--rounds 3] [--runtime 5] [--no-s3]
-        [--row seq-write ...]
+        [--row seq-write ...] [--prefill]
 
 fio's nbd engine runs each row against each target in turn, for --rounds
 rounds (medians), so load from elsewhere hits them alike:
@@ -32,6 +32,11 @@ rows
     (MiB/s);
   - 4 KiB random read/write at queue depth 1: read completion latency,
     p50 and p99.
+
+``--prefill`` first writes every target whole (1 MiB writes, a FLUSH at the
+end), so that the 4 KiB reads find flushed data from the first round on (a
+router reads it from its backend, not from the blocks it holds unflushed);
+without it, they do once the 1 MiB row has run.
 
 Prints each figure with its ratio to the peer the targets in
 docs/design.md ("Performance targets") name, next to that target, and
@@ -143,7 +148,8 @@ def report(found, targets, workloads, args):
              '(`python -m bench.datapath --rounds %d --runtime %d%s%s`)'
              % (args.rounds, args.runtime, args.rounds, args.runtime,
                 ' --no-s3' if args.no_s3 else '',
-                ''.join(' --row %s' % row for row in args.row or ())),
+                ''.join(' --row %s' % row for row in args.row or ())
+                + (' --prefill' if args.prefill else '')),
              '', '| row | target | figure | ratio (goal) |', '|---|---|---|---|']
     for row, _ in workloads:
         for target in targets:
@@ -166,6 +172,8 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     fio_mod.add_arguments(parser, size_mib=1024)
     parser.add_argument('--no-s3', action='store_true', help='leave out the s3 targets')
+    parser.add_argument('--prefill', action='store_true',
+                        help='write every target whole, flushed, before the rounds')
     parser.add_argument('--row', action='append', choices=sorted(ROW_NAMES),
                         help='run only this row (repeat for several); all rows by default')
     parser.add_argument('--results', default=os.path.join(REPO, 'results', 'datapath.md'))
@@ -180,6 +188,10 @@ def main():
             for backend in ('local',) if args.no_s3 else ('local', 's3'):
                 cluster, edge = start_cluster(workdir, backend, stack)
                 targets += ovs_targets(cluster, edge, backend, args.size_mib)
+            if args.prefill:
+                print('filling every target ...', flush=True)
+                for _, uri in targets:
+                    fio_mod.fill(uri, args.size_mib, workdir)
             print('fio: %s' % ', '.join(name for name, _ in targets), flush=True)
             found = fio_mod.alternate(targets, args.rounds, args.runtime, args.size_mib,
                                       workdir, workloads=workloads)
