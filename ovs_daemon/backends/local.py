@@ -48,6 +48,7 @@ import collections
 import contextlib
 import ctypes
 import fcntl
+import functools
 import os
 import shutil
 import threading
@@ -156,6 +157,8 @@ class LocalBackend(base.Backend):
         os.makedirs(self.root, exist_ok=True)
         self._open_files = collections.OrderedDict()
         self._open_files_lock = threading.Lock()
+        self._read_path = functools.lru_cache(maxsize=4 * _OPEN_FILES)(
+            self._checked_read_path)
         self._unsynced = _Unsynced()
 
     def __repr__(self):
@@ -179,6 +182,12 @@ class LocalBackend(base.Backend):
             raise base.InvalidName('object names under %r are reserved for '
                                    'the log' % _LOG_DIR)
         return os.path.join(ns_dir, name)
+
+    def _checked_read_path(self, namespace, name):
+        """The path of an object a ranged read reads (``_read_path``
+        remembers them: the read path asks for the same containers all the
+        time, and checking a name costs more than reading 4 KiB)."""
+        return self._object_path(self._ns_dir(namespace), name)
 
     def _slot_path(self, ns_dir, slot):
         if not isinstance(slot, int) or slot < 1:
@@ -385,11 +394,12 @@ class LocalBackend(base.Backend):
                 os.unlink(tmp)
 
     def get(self, namespace, name, offset=0, length=None):
-        path = self._object_path(self._ns_dir(namespace), name)
         if length is None:
-            data = self._read_whole(namespace, name, path)
+            data = self._read_whole(namespace, name,
+                                    self._object_path(self._ns_dir(namespace), name))
         else:
-            data = os.pread(self._ranged_fd(namespace, name, path), length, offset)
+            fd = self._ranged_fd(namespace, name, self._read_path(namespace, name))
+            data = os.pread(fd, length, offset)
         if length is not None and len(data) != length:
             raise base.BackendError('%s/%s: short read of %d bytes at %d'
                                     % (namespace, name, length, offset))
@@ -400,7 +410,7 @@ class LocalBackend(base.Backend):
         (opening one may wait for the disk). The read is made holding the
         open files' lock, so no other thread closes the file under it and
         hands its number to another."""
-        path = self._object_path(self._ns_dir(namespace), name)
+        path = self._read_path(namespace, name)
         with self._open_files_lock:
             fd = self._open_files.get(path)
             if fd is None:
