@@ -27,6 +27,7 @@ from ovs_daemon.engine import records
 from ovs_daemon.engine import store as store_mod
 from ovs_daemon.engine import volume as volume_mod
 from ovs_daemon.router import metrics
+from tests.unit import page_cache
 
 KiB, MiB = 1 << 10, 1 << 20
 
@@ -223,8 +224,8 @@ def test_a_read_that_need_not_wait_is_served_from_cached_chunks_only(backend, tm
     fd = os.open(tmp_path / 'cache' / 'data', os.O_RDONLY)
     try:
         os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
+    page_cache.evict(tmp_path / 'cache')
     assert vol.read(4096, 4096, wait=False) is None
     assert vol.read(4096, 4096) == data[4096:8192]

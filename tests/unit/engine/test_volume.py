@@ -23,6 +23,7 @@ from ovs_daemon.engine import errors
 from ovs_daemon.engine import records
 from ovs_daemon.engine import store as store_mod
 from ovs_daemon.engine import volume as volume_mod
+from tests.unit import page_cache
 from tests.unit.engine import stores
 from tests.unit.faulty_backend import FaultyBackend
 
@@ -366,17 +367,6 @@ def test_snapshots_and_clones_made_before_map_objects_were_named_per_snapshot_st
     assert store.backend.list('p', records.SNAPSHOT_PREFIX) == []
 
 
-def drop_from_page_cache(directory):
-    """Evict the (clean, synced) pages of every file under ``directory``."""
-    for parent, _, names in os.walk(directory):
-        for name in names:
-            fd = os.open(os.path.join(parent, name), os.O_RDONLY)
-            try:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
-
-
 def test_a_read_that_need_not_wait_gives_what_the_page_cache_holds_and_nothing_else(
         tmp_path):
     """Without ``wait`` a read of flushed data on the local backend comes
@@ -393,6 +383,6 @@ def test_a_read_that_need_not_wait_gives_what_the_page_cache_holds_and_nothing_e
     assert vol.read(100, 5000, wait=False) == data[100:5100]
     assert vol.read(512 << 10, 4096, wait=False) == bytes(4096)   # never written
 
-    drop_from_page_cache(tmp_path / 'store' / 'v')
+    page_cache.evict(tmp_path / 'store' / 'v')
     assert vol.read(4096, 8192, wait=False) is None
     assert vol.read(4096, 8192) == data[4096:12288]

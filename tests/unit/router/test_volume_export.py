@@ -17,7 +17,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import errno
-import os
 import threading
 
 import pytest
@@ -29,6 +28,7 @@ from ovs_daemon.nbd import errors as nbd_errors
 from ovs_daemon.nbd import server as nbd_server
 from ovs_daemon.router import gate as gate_mod
 from ovs_daemon.router import volume_export
+from tests.unit import page_cache
 from tests.unit.faulty_backend import FaultyBackend
 
 MiB = 1 << 20
@@ -186,17 +186,6 @@ async def nbd_session(export):
         await server.stop()
 
 
-def drop_from_page_cache(directory):
-    """Evict the (clean, synced) pages of every file under ``directory``."""
-    for path in directory.rglob('*'):
-        if path.is_file():
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
-
-
 def test_a_read_of_flushed_data_in_the_page_cache_needs_no_worker_thread(tmp_path, volume):
     """A read of committed data whose pages the page cache holds is served on
     the event loop, with the same bytes as the worker's; once the pages are
@@ -211,7 +200,7 @@ def test_a_read_of_flushed_data_in_the_page_cache_needs_no_worker_thread(tmp_pat
             from_worker = await nbd.read(4096, 8192)    # opens the container
             workers.submit(release.wait, 30)
             at_once = await asyncio.wait_for(nbd.read(4096, 8192), timeout=5)
-            drop_from_page_cache(tmp_path / 'store' / 'v1')
+            page_cache.evict(tmp_path / 'store' / 'v1')
             evicted = asyncio.ensure_future(nbd.read(8192, 4096))
             await asyncio.sleep(0.3)
             waited_for_worker = not evicted.done()
