@@ -188,33 +188,39 @@ async def nbd_session(export):
 
 def test_a_read_of_flushed_data_in_the_page_cache_needs_no_worker_thread(tmp_path, volume):
     """A read of committed data whose pages the page cache holds is served on
-    the event loop, with the same bytes as the worker's; once the pages are
-    evicted the read waits for the worker (here busy until released)."""
+    the event loop, with the same bytes as the worker's; a read of a
+    container the backend has not opened yet waits for the worker (here busy
+    until released); once the pages are evicted a read still returns the
+    right bytes."""
     workers = concurrent.futures.ThreadPoolExecutor(1)
     release = threading.Event()
+    data = pattern(3)[:256 << 10] + pattern(4)[:256 << 10]   # two containers
 
     async def scenario():
         export = volume_export.VolumeExport(volume, executor=workers)
         async with nbd_session(export) as nbd:
-            await nbd.write(0, pattern(3)[:65536], fua=True)
-            from_worker = await nbd.read(4096, 8192)    # opens the container
+            await nbd.write(0, data, fua=True)
+            from_worker = await nbd.read(4096, 8192)    # opens the first container
             workers.submit(release.wait, 30)
             at_once = await asyncio.wait_for(nbd.read(4096, 8192), timeout=5)
-            page_cache.evict(tmp_path / 'store' / 'v1')
-            evicted = asyncio.ensure_future(nbd.read(8192, 4096))
+            unopened = asyncio.ensure_future(nbd.read(300 << 10, 4096))
             await asyncio.sleep(0.3)
-            waited_for_worker = not evicted.done()
+            waited_for_worker = not unopened.done()
             release.set()
-            return from_worker, at_once, waited_for_worker, await evicted
+            await unopened
+            page_cache.evict(tmp_path / 'store' / 'v1')
+            evicted = await asyncio.wait_for(nbd.read(8192, 4096), timeout=5)
+            return from_worker, at_once, waited_for_worker, unopened.result(), evicted
 
     try:
-        from_worker, at_once, waited_for_worker, evicted = asyncio.run(scenario())
+        from_worker, at_once, waited_for_worker, unopened, evicted = asyncio.run(scenario())
     finally:
         release.set()
         workers.shutdown()
-    assert at_once == from_worker == pattern(3)[:8192]
+    assert at_once == from_worker == data[4096:12288]
     assert waited_for_worker
-    assert evicted == pattern(3)[:4096]
+    assert unopened == data[300 << 10:(300 << 10) + 4096]
+    assert evicted == data[8192:12288]
 
 
 def test_requests_served_at_once_are_observed_and_read_back(volume):
