@@ -162,6 +162,8 @@ class VolumeStore:
         it), which is halted. Space is freed now, or once no clone needs
         it."""
         volume.halt('deleted')
+        # A checkpoint under way would write into the namespace being removed.
+        volume.wait_for_checkpoint()
         self._delete(name, volume.key)
 
     def delete_unopened(self, name, key, parent=None):

@@ -20,6 +20,9 @@ written, then commits one log record with the map operations since the
 previous flush; only then is anything durable. A checkpoint (the whole map)
 is written every so many records, so opening a volume reads the last
 checkpoint and the log after it: its cost follows the log, not the size.
+A due checkpoint is taken at a commit (the map, containers and log slot as
+of its record) and uploaded by a thread of its own, so no FLUSH waits for
+the upload; the log is then trimmed only up to the checkpoint's slot.
 
 Snapshots, clones, revert and extend are log records too. A snapshot writes
 its map as an object of its own, so clones read their parent's snapshot
@@ -27,7 +30,10 @@ without the parent's log, and a revert needs no replay.
 
 The engine is synchronous and thread-safe: ``_lock`` guards the in-memory
 state and is never held across backend uploads; ``_flush_lock`` puts commits
-in order. A :class:`Fenced` error from the backend halts this copy for good.
+in order; ``_checkpoint_lock`` is held by the one checkpoint under way, from
+its capture to the end of its upload, and is never waited for with
+``_flush_lock`` held. A :class:`Fenced` error from the backend halts this
+copy for good.
 """
 
 import dataclasses
@@ -71,6 +77,17 @@ class _Ancestor:
     blocks: int
 
 
+@dataclasses.dataclass
+class _Checkpoint:
+    """The committed state as of log slot ``slot``, taken at a commit and
+    written after it."""
+    slot: int
+    size: int
+    map: blockmap.BlockMap
+    containers: dict
+    snapshots: dict
+
+
 def _blocks(nbytes):
     return -(-nbytes // BLOCK_SIZE)
 
@@ -101,10 +118,12 @@ class Volume:
         self._checkpoint_slot = 0
         self._records_since_checkpoint = 0
         self._bytes_since_checkpoint = 0
+        self._checkpoint_failed = False
         self._halted = None
         self._lock = threading.RLock()
         self._flush_lock = threading.Lock()
         self._write_behind = write_behind.WriteBehind(self._put_container, namespace)
+        self._checkpoint_lock = threading.Lock()
 
     def __repr__(self):
         return 'Volume(%s, epoch %d)' % (self.namespace, self.key.epoch)
@@ -558,11 +577,15 @@ class Volume:
         ``{number: [epoch, blocks]}`` of containers already in the backend
         that the record adds too.
 
-        A checkpoint (forced by ``checkpoint``, or due) follows a commit of
-        writes alone: its map is copied at the seal, because writes go on
-        while containers upload and the live map soon holds writes no
-        record covers. Returns the checkpoint's map, or None.
+        A checkpoint follows a commit of writes alone: forced by
+        ``checkpoint`` (the caller holds ``_checkpoint_lock`` and writes
+        it), or due, then written by a thread of its own unless another
+        checkpoint is under way (a later commit takes it then). Its map is
+        copied at the seal, because writes go on while containers upload
+        and the live map soon holds writes no record covers. Returns the
+        forced checkpoint, or None.
         """
+        background = False
         with self._lock:
             self._check_live()
             if not self._ops and not extra_ops:
@@ -573,16 +596,35 @@ class Volume:
                 self._open_container = None
                 containers = dict(self._buffers)
                 ops, self._ops = self._ops, []
-                checkpoint = not extra_ops and (checkpoint or self._checkpoint_due())
-                frozen = self.map.copy() if before_record or checkpoint else None
+                checkpoint = checkpoint and not extra_ops
+                background = not extra_ops and not checkpoint and self._checkpoint_due() \
+                    and self._checkpoint_lock.acquire(blocking=False)
+                frozen = self.map.copy() \
+                    if before_record or checkpoint or background else None
         if containers is not None:
-            record = self._upload_and_record(containers, ops, extra_ops, before_record,
-                                             frozen, uploaded or {})
+            try:
+                record = self._upload_and_record(containers, ops, extra_ops, before_record,
+                                                 frozen, uploaded or {})
+            except BaseException:
+                if background:
+                    self._checkpoint_lock.release()
+                raise
             self._records_since_checkpoint += 1
             self._bytes_since_checkpoint += len(record)
+        if not (checkpoint or background):
+            return None
+        taken = self._take_checkpoint(frozen)
         if checkpoint:
-            self._checkpoint(frozen)
-            return frozen
+            return taken
+        writer = threading.Thread(target=self._write_checkpoint_in_background, args=(taken,),
+                                  name='checkpoint %s' % self.namespace, daemon=True)
+        try:
+            writer.start()
+        except RuntimeError:
+            # No thread to be had: the record is committed all the same.
+            self._checkpoint_failed = True
+            self._checkpoint_lock.release()
+            LOG.exception('%s: no thread to write a checkpoint', self.namespace)
         return None
 
     def _upload_and_record(self, containers, ops, extra_ops, before_record, frozen,
@@ -622,7 +664,8 @@ class Volume:
                          data, self.key, durable=False)
 
     def _checkpoint_due(self):
-        return (self._records_since_checkpoint + 1 >= self.tuning.checkpoint_every_records
+        return (self._checkpoint_failed
+                or self._records_since_checkpoint + 1 >= self.tuning.checkpoint_every_records
                 or self._bytes_since_checkpoint >= self.tuning.checkpoint_every_bytes)
 
     def _append_record(self, record):
@@ -657,43 +700,76 @@ class Volume:
             return found == slot and raw == record
         return False
 
-    def _checkpoint(self, committed_map):
-        """Write the state as of the last record (``committed_map``, the
-        map as of its seal), then drop the log before it. Called with
-        ``_flush_lock`` held."""
+    def _take_checkpoint(self, committed_map):
+        """The state as of the last record (``committed_map``: the map as
+        of its seal). Called with ``_flush_lock`` and ``_checkpoint_lock``
+        held: the records committed from now on count towards the next."""
         with self._lock:
-            slot = self._next_slot - 1
-            size, containers, snapshots = \
-                self.size, dict(self._containers), dict(self.snapshots)
+            taken = _Checkpoint(self._next_slot - 1, self.size, committed_map,
+                                dict(self._containers), dict(self.snapshots))
+        self._records_since_checkpoint = 0
+        self._bytes_since_checkpoint = 0
+        self._checkpoint_failed = False
+        return taken
+
+    def _write_checkpoint(self, taken):
+        """Upload ``taken``, then drop the log up to its slot and the older
+        checkpoints. Called with ``_checkpoint_lock`` held, not
+        ``_flush_lock``: commits go on meanwhile, into slots after
+        ``taken.slot``, which the trim leaves alone. Killed at any point,
+        the volume opens from the old checkpoint and the whole log, or from
+        this one and the log after it."""
+        with self._lock:
+            self._check_live()
         # Encoded without the lock: the committed map shares its pages
         # copy-on-write with the live one, which IO goes on changing.
-        state = records.encode_map_state(size, committed_map, containers,
-                                         snapshots=snapshots)
+        state = records.encode_map_state(taken.size, taken.map, taken.containers,
+                                         snapshots=taken.snapshots)
         try:
-            self.backend.put(self.namespace, records.checkpoint_name(slot),
+            self.backend.put(self.namespace, records.checkpoint_name(taken.slot),
                              state, self.key)
-            self.backend.trim_log(self.namespace, slot, self.key)
+            self.backend.trim_log(self.namespace, taken.slot, self.key)
             for old in self.backend.list(self.namespace,
                                          records.CHECKPOINT_PREFIX):
-                if records.checkpoint_slot(old) < slot:
+                if records.checkpoint_slot(old) < taken.slot:
                     self.backend.delete(self.namespace, old, self.key)
         except backends.Fenced as exc:
             self.halt('fenced: %s' % exc)
             raise
-        self._checkpoint_slot = slot
-        self._records_since_checkpoint = 0
-        self._bytes_since_checkpoint = 0
+        except Exception:
+            self._checkpoint_failed = True  # the next commit tries again
+            raise
+        self._checkpoint_slot = taken.slot
+
+    def _write_checkpoint_in_background(self, taken):
+        try:
+            self._write_checkpoint(taken)
+        except errors.Halted:
+            pass  # handed over, deleted or fenced: the next owner checkpoints
+        except Exception:
+            LOG.exception('%s: checkpoint at slot %d failed; the log is kept '
+                          'whole', self.namespace, taken.slot)
+        finally:
+            self._checkpoint_lock.release()
+
+    def wait_for_checkpoint(self):
+        """Return once no checkpoint of this copy is being written."""
+        with self._checkpoint_lock:
+            pass
 
     def checkpoint(self):
         """Commit and checkpoint; returns what the committed state holds:
         ``(containers its map refers to, {container: [epoch, blocks]} of
         every committed container, the snapshots' map objects)``, all as
-        of one moment. Containers committed later are numbered higher."""
-        with self._flush_lock:
-            committed_map = self._commit(checkpoint=True)
-            with self._lock:
-                containers, snapshots = dict(self._containers), self.snapshot_objects()
-            return committed_map.containers(), containers, snapshots
+        of one moment, once the checkpoint is written. Containers committed
+        later are numbered higher. Commits go on while it uploads."""
+        with self._checkpoint_lock:
+            with self._flush_lock:
+                taken = self._commit(checkpoint=True)
+            self._write_checkpoint(taken)
+        snapshots = {records.snapshot_object(name, info)
+                     for name, info in taken.snapshots.items()}
+        return taken.map.containers(), dict(taken.containers), snapshots
 
     # Compaction: the compactor copies live blocks into new containers.
 

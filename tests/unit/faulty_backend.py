@@ -11,10 +11,10 @@
 #    under the License.
 
 """A local backend whose uploads (``put``) a test can hold back or fail,
-whose reads of data objects it can slow down, and whose ranged reads (the
-read path's, not whole objects) it can hold back; while it slows or holds
-reads, none is at hand (``get_at_once``), as none would be in the page
-cache of such a disk."""
+whose uploads of checkpoints alone it can hold back, whose reads of data
+objects it can slow down, and whose ranged reads (the read path's, not
+whole objects) it can hold back; while it slows or holds reads, none is at
+hand (``get_at_once``), as none would be in the page cache of such a disk."""
 
 import threading
 import time
@@ -31,6 +31,10 @@ class FaultyBackend(local.LocalBackend):
         self.uploads_may_go = threading.Event()
         self.uploads_may_go.set()
         self.upload_waiting = threading.Event()
+        self.checkpoints_may_go = threading.Event()
+        self.checkpoints_may_go.set()
+        self.checkpoint_waiting = threading.Event()
+        self.checkpoint_failures_left = 0
         self.failures_left = 0
         # The commit that many commits from now fails once (None: none does).
         self.commits_before_failure = None
@@ -40,6 +44,13 @@ class FaultyBackend(local.LocalBackend):
         self.ranged_read_waiting = threading.Event()
 
     def put(self, namespace, name, data, key, durable=True):
+        if name.startswith(records.CHECKPOINT_PREFIX):
+            if not self.checkpoints_may_go.is_set():
+                self.checkpoint_waiting.set()
+                self.checkpoints_may_go.wait(60)
+            if self.checkpoint_failures_left:
+                self.checkpoint_failures_left -= 1
+                raise base.BackendError('injected: checkpoint upload failed')
         if not self.uploads_may_go.is_set():
             self.upload_waiting.set()
             self.uploads_may_go.wait(30)

@@ -140,6 +140,7 @@ def test_restart_replays_only_the_log_after_the_checkpoint(store, caplog):
     for i in range(25):
         vol.write(i * 4096, b'%04d' % i * 1024)
         vol.flush()
+        vol.wait_for_checkpoint()
     reopened = store.open('v', key(2))
     assert reopened._records_since_checkpoint == 5
     assert reopened.read(24 * 4096, 4) == b'0024'

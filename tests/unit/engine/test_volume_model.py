@@ -15,11 +15,15 @@
 Every step is applied to both; after every step each volume reads back
 exactly as its model. A crash drops the engine's memory and reopens the
 volume from the backend with a higher epoch: it must then equal the model
-as of its last flush (or metadata operation, which commits too).
+as of its last flush (or metadata operation, which commits too). Due
+checkpoints are written by threads of their own, beside the steps; one step
+holds a checkpoint's upload while the volume is written and flushed, and
+may crash the owner before the upload lands.
 """
 
 import shutil
 import tempfile
+import threading
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -37,9 +41,11 @@ from ovs_daemon.backends import local
 from ovs_daemon.engine import compaction
 from ovs_daemon.engine import errors
 from ovs_daemon.engine import read_cache
+from ovs_daemon.engine import records
 from ovs_daemon.engine import store as store_mod
 from ovs_daemon.engine import volume as volume_mod
 from tests.unit import s3_store
+from tests.unit.engine.test_checkpoint import finishes
 
 BLOCK = volume_mod.BLOCK_SIZE
 TUNING = volume_mod.Tuning(container_bytes=4 * BLOCK,
@@ -53,6 +59,34 @@ class Model:
         self.durable = bytes(data)
         self.snapshots = {}
         self.epoch = 1
+
+
+class HeldCheckpoints:
+    """A backend whose uploads of one volume's checkpoints a step can hold."""
+
+    def __init__(self, backend):
+        self._backend = backend
+        self.held = None
+        self.may_go = threading.Event()
+        self.waiting = threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+    def hold(self, namespace):
+        self.may_go.clear()
+        self.waiting.clear()
+        self.held = namespace
+
+    def release(self):
+        self.held = None
+        self.may_go.set()
+
+    def put(self, namespace, name, data, key, durable=True):
+        if namespace == self.held and name.startswith(records.CHECKPOINT_PREFIX):
+            self.waiting.set()
+            self.may_go.wait(60)
+        self._backend.put(namespace, name, data, key, durable)
 
 
 class LocalStore:
@@ -91,7 +125,8 @@ class VolumeMachine(RuleBasedStateMachine):
         self.cache_dir = tempfile.mkdtemp(prefix='ovs-model-cache-')
         cache = read_cache.ReadCache(self.cache_dir, 8 * BLOCK, chunk_bytes=BLOCK,
                                      readahead_bytes=2 * BLOCK)
-        self.store = store_mod.VolumeStore(self.backing.open(), TUNING, cache)
+        self.backend = HeldCheckpoints(self.backing.open())
+        self.store = store_mod.VolumeStore(self.backend, TUNING, cache)
         self.engines = {}
         self.models = {}
         self.counter = 0
@@ -223,6 +258,28 @@ class VolumeMachine(RuleBasedStateMachine):
             volume, base.OwnerKey.generate(model.epoch))
         model.data = bytearray(model.durable)
 
+    @rule(volume=volumes, data=st.data(), crash=st.booleans())
+    def checkpoint_during_flush(self, volume, data, crash):
+        engine = self.engines[volume]
+        self.backend.hold(volume)
+        outcome = []
+        checkpointing = threading.Thread(
+            target=lambda: outcome.append(_outcome_of(engine.checkpoint)))
+        try:
+            checkpointing.start()
+            assert self.backend.waiting.wait(30)
+            self._committed(volume)    # the checkpoint's commit
+            self.write(volume, data)
+            assert finishes(lambda: self.flush(volume)), \
+                'a FLUSH waited for the checkpoint upload'
+            if crash:
+                self.crash_and_restart(volume)
+        finally:
+            self.backend.release()
+            checkpointing.join(60)
+        # A stale owner's checkpoint is fenced.
+        assert outcome == [base.Fenced if crash else None]
+
     @rule(volume=volumes)
     def collect(self, volume):
         self.store.collect(self.engines[volume])
@@ -246,6 +303,15 @@ class VolumeMachine(RuleBasedStateMachine):
     def snapshots_are_listed(self):
         for name, model in self.models.items():
             assert set(self.engines[name].snapshots) == set(model.snapshots)
+
+
+def _outcome_of(call):
+    """None, or the type of the backend error ``call`` raised."""
+    try:
+        call()
+    except base.BackendError as exc:
+        return type(exc)
+    return None
 
 
 # (examples, steps). An s3 step is tens of HTTP requests to moto (the
