@@ -53,20 +53,29 @@ def running(args, cwd=None):
             proc.wait()
 
 
-def fio(uri, options, runtime, size_mib, workdir):
-    args = ["fio", "--name=bench", "--ioengine=nbd", "--uri=%s" % uri,
-            "--size=%dM" % size_mib, "--time_based",
-            "--runtime=%d" % runtime, "--ramp_time=1",
-            "--output-format=json"] + options
+def run_job(uri, size_mib, options, workdir, name="bench"):
+    """Run one fio job of the nbd engine over the first ``size_mib`` MiB of
+    ``uri``; returns the job's part of fio's JSON report."""
+    args = ["fio", "--name=%s" % name, "--ioengine=nbd", "--uri=%s" % uri,
+            "--size=%dM" % size_mib, "--output-format=json"] + options
     result = subprocess.run(args, capture_output=True, text=True, cwd=workdir)
     if result.returncode != 0:
         raise RuntimeError('fio failed (%d) on %s:\n%s%s' % (
             result.returncode, uri, result.stdout[-2000:], result.stderr[-2000:]))
     # The nbd engine prints a line of its own before the JSON.
     report = result.stdout[result.stdout.index("{"):]
-    job = json.loads(report)["jobs"][0]
-    found = {"iops": job["read"]["iops"] + job["write"]["iops"],
-             "mib_s": (job["read"]["bw"] + job["write"]["bw"]) / 1024}
+    return json.loads(report)["jobs"][0]
+
+
+def mib_s(job):
+    """Read and written MiB/s of a job's report."""
+    return (job["read"]["bw"] + job["write"]["bw"]) / 1024
+
+
+def fio(uri, options, runtime, size_mib, workdir):
+    job = run_job(uri, size_mib, ["--time_based", "--runtime=%d" % runtime,
+                                  "--ramp_time=1"] + options, workdir)
+    found = {"iops": job["read"]["iops"] + job["write"]["iops"], "mib_s": mib_s(job)}
     percentiles = job["read"].get("clat_ns", {}).get("percentile", {})
     for name, key in (("read_p50_us", "50.000000"), ("read_p99_us", "99.000000")):
         if key in percentiles:

@@ -28,10 +28,8 @@ table and writes it to results/s3_cache.md.
 
 import argparse
 import concurrent.futures
-import json
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 
@@ -47,13 +45,7 @@ RANDREAD = ['--rw=randread', '--bs=4k', '--iodepth=16']
 
 def fio_once(uri, options, size_mib, workdir):
     """One pass of fio over the volume (no time limit); returns MiB/s."""
-    args = ['fio', '--name=once', '--ioengine=nbd', '--uri=%s' % uri,
-            '--size=%dM' % size_mib, '--output-format=json'] + options
-    result = subprocess.run(args, capture_output=True, text=True, cwd=workdir)
-    if result.returncode:
-        raise RuntimeError('fio failed:\n%s%s' % (result.stdout[-2000:], result.stderr[-2000:]))
-    job = json.loads(result.stdout[result.stdout.index('{'):])['jobs'][0]
-    return (job['read']['bw'] + job['write']['bw']) / 1024
+    return fio_mod.mib_s(fio_mod.run_job(uri, size_mib, options, workdir, name='once'))
 
 
 def write_volume(cluster, name, size_mib, workdir):

@@ -29,11 +29,11 @@ Prints the table and writes it to results/space.md.
 import argparse
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 
 from bench import backend as backend_bench
+from bench import fio as fio_mod
 from bench import results
 from ovs_daemon.backends import local
 from ovs_daemon.devcluster import cluster as cluster_mod
@@ -44,16 +44,10 @@ MiB = 1 << 20
 
 def fio_random_writes(uri, size_mib, times, workdir):
     """Fill the volume, then ``times`` its size in random 4 KiB writes."""
-    common = ['fio', '--name=space', '--ioengine=nbd', '--uri=%s' % uri,
-              '--size=%dM' % size_mib, '--iodepth=16']
     for options in (['--rw=write', '--bs=1M'],
                     ['--rw=randwrite', '--bs=4k', '--norandommap', '--randrepeat=0',
                      '--io_size=%dM' % (size_mib * times), '--fsync=256']):
-        result = subprocess.run(common + options, capture_output=True, text=True,
-                                cwd=workdir)
-        if result.returncode:
-            raise RuntimeError('fio failed:\n%s%s' % (result.stdout[-2000:],
-                                                      result.stderr[-2000:]))
+        fio_mod.run_job(uri, size_mib, ['--iodepth=16'] + options, workdir, name='space')
 
 
 def stored_in_backend(backend, name):
