@@ -127,10 +127,9 @@ def main():
     names = list(columns)
     lines = ['%d MiB volume, %dx its size in random 4 KiB writes (fio, flush every 256), '
              'collector every %.0f s, compaction threshold 0.5 at %d MiB/s'
-             % (args.size_mib, args.times, args.interval, args.mib_per_second), '',
-             '| figure | %s |' % ' | '.join(names), '|---|%s' % ('---|' * len(names))]
-    for figure in columns[names[0]]:
-        lines.append('| %s | %s |' % (figure, ' | '.join(columns[n][figure] for n in names)))
+             % (args.size_mib, args.times, args.interval, args.mib_per_second), '']
+    lines += results.table(['figure'] + names, [[figure] + [columns[n][figure] for n in names]
+                                                for figure in columns[names[0]]])
     results.publish('\n'.join(lines), args.results)
 
 
