@@ -16,10 +16,11 @@ bench/nbd_server.py, bench/router.py and bench/edge.py)."""
 import contextlib
 import json
 import signal
-import socket
 import statistics
 import subprocess
 import time
+
+from ovs_daemon.devcluster import sockets
 
 WORKLOADS = [
     ("4k randrw qd16", ["--rw=randrw", "--bs=4k", "--iodepth=16"]),
@@ -29,14 +30,12 @@ WORKLOADS = [
 
 def wait_for_port(port, proc, timeout=10):
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while not sockets.can_connect("127.0.0.1", port):
         if proc.poll() is not None:
             raise RuntimeError("server exited with %s" % proc.returncode)
-        with contextlib.suppress(OSError):
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
+        if time.monotonic() > deadline:
+            raise RuntimeError("server did not listen on %d" % port)
         time.sleep(0.05)
-    raise RuntimeError("server did not listen on %d" % port)
 
 
 @contextlib.contextmanager

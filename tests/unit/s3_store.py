@@ -26,7 +26,6 @@ Every test works under a prefix of its own and removes it at the end.
 import dataclasses
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -106,11 +105,9 @@ class MotoServer:
             if self.process.poll() is not None:
                 raise RuntimeError('moto server exited with %s; see %s'
                                    % (self.process.returncode, self._log.name))
-            try:
-                socket.create_connection(('127.0.0.1', self.port), 0.2).close()
+            if sockets.can_connect('127.0.0.1', self.port, timeout=0.2):
                 return
-            except OSError:
-                time.sleep(0.05)
+            time.sleep(0.05)
         raise RuntimeError('moto server did not listen on port %d' % self.port)
 
     def stop(self):
