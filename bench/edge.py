@@ -109,6 +109,7 @@ class Bench:
 
     def restart(self, name, owner):
         self.cluster.start_router(owner)
+        self.registered_again(name, owner)
 
     def partition(self, name, owner):
         self.hosts['hv'].block(self.hosts[owner])
