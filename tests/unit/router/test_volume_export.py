@@ -18,10 +18,15 @@ import concurrent.futures
 import contextlib
 import errno
 import threading
+import time
 
 import pytest
 
 from ovs_daemon.backends import base
+from ovs_daemon.backends import s3
+from ovs_daemon.engine import read_cache
+from ovs_daemon.engine import records
+from ovs_daemon.engine import store as store_mod
 from ovs_daemon.engine import volume as volume_mod
 from ovs_daemon.nbd import client as nbd_client
 from ovs_daemon.nbd import errors as nbd_errors
@@ -129,6 +134,49 @@ def test_a_slow_backend_read_stalls_no_other_volume(backend, volume, held):
     if held == 'unaligned write':
         expected = pattern(1)[:100] + b'x' * 10 + pattern(1)[:4096 - 110]
         assert volume.read(4096, 4096) == expected
+
+
+class SlowS3Backend(s3.S3Backend):
+    """moto's S3, where reading a data object of the volumes named in
+    ``slow`` takes 2 s."""
+
+    slow = frozenset()
+
+    def get(self, namespace, name, offset=0, length=None):
+        if namespace in self.slow and name.startswith(records.CONTAINER_PREFIX):
+            time.sleep(2)
+        return super().get(namespace, name, offset, length)
+
+
+def test_a_slow_s3_read_stalls_no_other_volume_served_from_the_read_cache(
+        s3_test_place, tmp_path):
+    backend = SlowS3Backend(s3_test_place.settings())
+    store = store_mod.VolumeStore(backend, tuning=TUNING, cache=read_cache.ReadCache(
+        str(tmp_path / 'cache'), 4 * MiB, readahead_bytes=0))
+    slow_volume = store.create('v1', 16 * MiB, base.OwnerKey.generate(1))
+    fast_volume = store.create('v2', 16 * MiB, base.OwnerKey.generate(1))
+
+    async def scenario():
+        slow = volume_export.VolumeExport(slow_volume)
+        fast = volume_export.VolumeExport(fast_volume)
+        await slow.write(0, pattern(1), fua=True)
+        await fast.write(0, pattern(2), fua=True)
+        assert await fast.read(0, 4096) == pattern(2)[:4096]   # now in the read cache
+        backend.slow = frozenset(['v1'])
+        waiting = asyncio.ensure_future(slow.read(4096, 4096))
+        await asyncio.sleep(0.05)
+        async with nbd_session(fast) as nbd:
+            from_cache = await nbd.read(8192, 4096)
+            await nbd.write(MiB, b'f' * 4096)
+            from_memory = await nbd.read(MiB, 4096)
+        served_while_held = not waiting.done()
+        return served_while_held, from_cache, from_memory, await waiting
+
+    served_while_held, from_cache, from_memory, slow_read = asyncio.run(scenario())
+    assert served_while_held
+    assert from_cache == pattern(2)[:4096]
+    assert from_memory == b'f' * 4096
+    assert slow_read == pattern(1)[:4096]
 
 
 def test_a_failing_backend_holds_the_routers_memory_and_a_failed_write_is_not_applied(
