@@ -95,6 +95,28 @@ class _SparsePage:
         return page
 
 
+def _prefix_run(page, start, n, loc):
+    """How many of the ``n`` entries of ``page`` from ``start`` on hold
+    ``loc``, ``loc + 1``, ... in turn."""
+    if isinstance(page, _SparsePage):
+        run = 0
+        while run < n and page[start + run] == loc + run:
+            run += 1
+        return run
+    if page[start:start + n] == array.array('Q', range(loc, loc + n)):
+        return n
+    # The longest prefix that matches, by halving (one comparison of
+    # arrays per step, not one per entry).
+    low, high = 0, n - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        if page[start:start + middle] == array.array('Q', range(loc, loc + middle)):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
 def location(container, index):
     return (container << INDEX_BITS) | index
 
@@ -127,6 +149,24 @@ class BlockMap:
     def get(self, block):
         page = self._pages.get(block >> PAGE_SHIFT)
         return UNMAPPED if page is None else page[block & _PAGE_MASK]
+
+    def consecutive(self, block, loc, limit):
+        """How many blocks from ``block`` on, at most ``limit``, map to
+        ``loc``, ``loc + 1``, ... in turn: a run of data a read fetches
+        in one piece, found a page at a time rather than a block at a
+        time."""
+        count = 0
+        while count < limit:
+            page = self._pages.get(block >> PAGE_SHIFT)
+            if page is None:
+                break
+            start = block & _PAGE_MASK
+            n = min(limit - count, PAGE_ENTRIES - start)
+            run = _prefix_run(page, start, n, loc)
+            count, block, loc = count + run, block + run, loc + run
+            if run < n:
+                break
+        return count
 
     def _writable_page(self, page_no, adding):
         """The page to change ``adding`` entries of, made dense when that

@@ -20,17 +20,26 @@ cache survives restarts and handovers, and a new owner fills it as it reads.
 
 Two files: ``data`` (slots of one chunk each) and ``index`` (a header per
 slot: the chunk's key, its length, a CRC of key and data, and a sequence
-number for recency). A slot is written data first, header second; a read
-checks the CRC, so a slot torn by a crash, or reused while read, is a miss,
-never wrong data. Eviction takes the least recently used slot. Chunks being fetched by one
-reader are waited for, not fetched again, by others.
+number for recency). A slot is written data first, header second. A slot
+found at start may be torn by a crash: its CRC is checked at its first
+read, which is a miss if it does not match, never wrong data. A slot this
+process wrote needs no CRC check: a read checks instead that the entry it
+read is still the slot's after the read (a slot is taken from the index
+before it is written again), so a slot reused while read is a miss too.
+A read of part of a checked chunk reads only that part. Eviction takes the
+least recently used slot. Chunks being fetched by one reader are waited
+for, not fetched again, by others. Consecutive chunks fetched together go
+to consecutive free slots where there are, and are written with one call.
 
 Prefetch: the volume asks for the ``readahead`` bytes after a sequential
 reader (:meth:`ReadCache.prefetch`); they are fetched in the background by
 ranged GETs of at most ``PREFETCH_REQUEST_BYTES``, at most
 ``prefetch_requests`` at a time for the whole router (more are refused, and
 asked for again by the next read), so the store streams several objects
-ahead of the reader while it reads.
+ahead of the reader while it reads. What the prefetch fetched is also kept
+in memory until the reader has read it (at most :attr:`ReadCache.fresh_limit`
+bytes for the whole router, the oldest dropped first), so the reader does
+not read back from the disk what was written there a moment before.
 """
 
 import collections
@@ -38,6 +47,7 @@ import concurrent.futures
 import os
 import struct
 import threading
+import typing
 import zlib
 
 from oslo_log import log as logging
@@ -51,6 +61,7 @@ PREFETCH_REQUEST_BYTES = 8 << 20
 _HEADER = struct.Struct('<4sQIIH')
 _HEADER_BYTES = 512
 _MAGIC = b'OVRC'
+_IOV_MAX = min(1024, os.sysconf('SC_IOV_MAX'))
 
 
 class ReadCache:
@@ -60,6 +71,8 @@ class ReadCache:
         self.chunk = chunk_bytes
         self.readahead = readahead_bytes
         self.prefetch_requests = prefetch_requests
+        # What one sequential reader has ahead of it, and what is under way.
+        self.fresh_limit = readahead_bytes + prefetch_requests * PREFETCH_REQUEST_BYTES
         self.slots = max(1, size_bytes // chunk_bytes)
         os.makedirs(path, exist_ok=True)
         self._data = os.open(os.path.join(path, 'data'), os.O_RDWR | os.O_CREAT, 0o600)
@@ -67,8 +80,12 @@ class ReadCache:
         os.ftruncate(self._data, self.slots * chunk_bytes)
         os.ftruncate(self._headers, self.slots * _HEADER_BYTES)
         self._lock = threading.Lock()
-        self._index = collections.OrderedDict()   # key -> (slot, length, crc)
-        self._free = []
+        self._index = collections.OrderedDict()   # key -> _Entry
+        self._free = []                          # popped from the end: lowest first
+        # key -> (run, offset, length): a prefetched chunk not read yet, at
+        # ``offset`` in the run of chunks one GET fetched.
+        self._fresh = collections.OrderedDict()
+        self._fresh_bytes = 0
         self._inflight = {}                      # key -> Event
         self._seq = 0
         self._prefetching = 0
@@ -90,9 +107,10 @@ class ReadCache:
             found.append((seq, key, slot, length, crc))
         for seq, key, slot, length, crc in sorted(found):
             if key in self._index:
-                self._free.append(self._index.pop(key)[0])
-            self._index[key] = (slot, length, crc)
+                self._free.append(self._index.pop(key).slot)
+            self._index[key] = _Entry(slot, length, crc, False)
             self._seq = seq
+        self._free.sort(reverse=True)
         LOG.info('Read cache: %d of %d chunks of %d KiB filled', len(self._index), self.slots,
                  self.chunk >> 10)
 
@@ -103,7 +121,7 @@ class ReadCache:
 
     def filled_bytes(self):
         with self._lock:
-            return sum(length for _, length, _ in self._index.values())
+            return sum(entry.length for entry in self._index.values())
 
     # -- reading -----------------------------------------------------------------
 
@@ -112,100 +130,167 @@ class ReadCache:
         (bytes: its unique key) of ``size`` bytes; ``fetch(offset, length)``
         reads it from the backend."""
         first, last = offset // self.chunk, (offset + length - 1) // self.chunk
-        chunks = {}
-        missing = []
+        pieces = {}
+        missing = {}
         for number in range(first, last + 1):
-            data = self._lookup(_key(obj, number))
+            span = self._span(number, offset, length)
+            data = self._lookup(_key(obj, number), *span)
             if data is None:
-                missing.append(number)
+                missing[number] = span
             else:
-                chunks[number] = data
+                pieces[number] = data
         with self._lock:
-            self.counters['hits'] += len(chunks)
+            self.counters['hits'] += len(pieces)
             self.counters['misses'] += len(missing)
         if missing:
-            chunks.update(self._fill(obj, size, missing, fetch))
-        joined = b''.join(chunks[n] for n in range(first, last + 1))
-        skip = offset - first * self.chunk
-        return joined[skip:skip + length]
+            pieces.update(self._fill(obj, size, missing, fetch))
+        return b''.join(pieces[n] for n in range(first, last + 1))
 
     def read_at_once(self, obj, size, offset, length):
-        """What :meth:`read` returns, if every chunk of it is cached and in
-        the page cache; else None, having waited for nothing (no disk, no
-        fetch, no other reader's fetch)."""
+        """What :meth:`read` returns, if every chunk of it is in memory
+        (prefetched, not read yet) or cached and in the page cache; else
+        None, having waited for nothing (no disk, no fetch, no other
+        reader's fetch)."""
+        data = self._read_memory(obj, offset, length)
+        if data is not None:
+            return data
         first, last = offset // self.chunk, (offset + length - 1) // self.chunk
         chunks = []
         for number in range(first, last + 1):
-            data = self._lookup(_key(obj, number), wait=False)
+            data = self._lookup(_key(obj, number), *self._span(number, offset, length),
+                                wait=False)
             if data is None:
                 return None
             chunks.append(data)
         with self._lock:
             self.counters['hits'] += len(chunks)
-        skip = offset - first * self.chunk
-        return b''.join(chunks)[skip:skip + length]
+        return b''.join(chunks)
 
-    def _lookup(self, key, wait=True):
-        """A chunk's data, or None if it is not cached (or, unless ``wait``,
-        not in the page cache)."""
+    def _read_memory(self, obj, offset, length):
+        """What :meth:`read` returns, if every chunk it covers is in memory
+        (prefetched and not read yet); else None, and nothing changes. A
+        memoryview, not a copy, when the chunks came with one GET."""
+        first, last = offset // self.chunk, (offset + length - 1) // self.chunk
+        keys = [_key(obj, n) for n in range(first, last + 1)]
         with self._lock:
+            found = [self._fresh.get(key) for key in keys]
+            if None in found:
+                return None
+            run, begin = found[0][0], found[0][1] + offset - first * self.chunk
+            for number, key, fresh in zip(range(first, last + 1), keys, found):
+                self._take_fresh(key, fresh, self._span(number, offset, length)[1])
+            self.counters['hits'] += len(found)
+        if all(fresh[0] is run for fresh in found):
+            return run[begin:begin + length]
+        return b''.join(run[at + start:at + stop] for (run, at, _), (start, stop) in zip(
+            found, (self._span(n, offset, length) for n in range(first, last + 1))))
+
+    def _take_fresh(self, key, fresh, stop):
+        """Under ``_lock``: a read of a chunk in memory up to ``stop``; the
+        memory is given up once a read covers the chunk's end."""
+        if stop >= fresh[2]:
+            del self._fresh[key]
+            self._fresh_bytes -= fresh[2]
+        if key in self._index:
+            self._index.move_to_end(key)
+
+    def _span(self, number, offset, length):
+        """The part of chunk ``number`` a read of ``length`` at ``offset``
+        covers, as ``(start, stop)`` within the chunk."""
+        base = number * self.chunk
+        return max(offset, base) - base, min(offset + length, base + self.chunk) - base
+
+    def _lookup(self, key, start, stop, wait=True):
+        """Bytes ``start:stop`` of a cached chunk, or None if it is not
+        cached (or, unless ``wait``, not in memory or the page cache)."""
+        with self._lock:
+            fresh = self._fresh.get(key)
+            if fresh is not None:
+                self._take_fresh(key, fresh, stop)
+                run, at, _ = fresh
+                return run[at + start:at + stop]
             entry = self._index.get(key)
             if entry is None:
                 return None
             self._index.move_to_end(key)
-        slot, length, crc = entry
-        if wait:
-            data = os.pread(self._data, length, slot * self.chunk)
-        else:
-            data = page_cache.read_if_cached(self._data, length, slot * self.chunk)
-            if data is None:
+        if stop > entry.length:
+            data = None
+        elif entry.checked:
+            data = self._pread(stop - start, entry.slot * self.chunk + start, wait)
+            if data is None and not wait:
                 return None
-        if len(data) != length or zlib.crc32(data, zlib.crc32(key)) != crc:
-            self._drop(key, entry)
+            if data is not None and len(data) != stop - start:
+                data = None
+        else:
+            data = self._checked(key, entry, wait)
+            if data is _NOT_AT_HAND:
+                return None
+            data = data and data[start:stop]
+        with self._lock:
+            if self._index.get(key) is not entry:
+                return None     # the slot was taken for another chunk meanwhile
+            if data is None:
+                del self._index[key]
+                self._free.append(entry.slot)
+            elif not entry.checked:
+                self._index[key] = entry._replace(checked=True)
+        return data
+
+    def _pread(self, length, offset, wait):
+        if wait:
+            return os.pread(self._data, length, offset)
+        return page_cache.read_if_cached(self._data, length, offset)
+
+    def _checked(self, key, entry, wait=True):
+        """The whole chunk of an entry found at start, if its CRC matches
+        (a crash may have torn it); unless ``wait``, _NOT_AT_HAND if it is
+        not in the page cache."""
+        data = self._pread(entry.length, entry.slot * self.chunk, wait)
+        if data is None:
+            return _NOT_AT_HAND
+        with self._lock:
+            self.counters['checked'] += 1
+        if len(data) != entry.length or zlib.crc32(data, zlib.crc32(key)) != entry.crc:
             return None
         return data
 
-    def _drop(self, key, entry):
-        """Forget a torn entry, unless its slot went to another key meanwhile."""
-        with self._lock:
-            if self._index.get(key) == entry:
-                del self._index[key]
-                self._free.append(entry[0])
-
     def _fill(self, obj, size, missing, fetch):
-        """Fetch the missing chunks (those another reader fetches: wait for
-        them), store them, return them."""
+        """Fetch the missing chunks (``{number: span}``; those another
+        reader fetches: wait for them), store them, return their spans."""
         mine, theirs = self._claim([_key(obj, n) for n in missing])
         try:
             got = self._fetch_runs(obj, size, [n for n in missing if _key(obj, n) in mine],
                                    fetch)
         finally:
             self._release(mine)
-        result = {n: got[n] for n in missing if n in got}
-        for n in missing:
-            if n not in result:
-                key = _key(obj, n)
-                theirs.get(key, _DONE).wait(30)
-                data = self._lookup(key)
-                if data is None:    # their fetch failed, or the slot went
-                    data = fetch(n * self.chunk, min(size, (n + 1) * self.chunk) - n * self.chunk)
-                result[n] = data
+        result = {}
+        for n, (start, stop) in missing.items():
+            if n in got:
+                result[n] = got[n][start:stop]
+                continue
+            key = _key(obj, n)
+            theirs.get(key, _DONE).wait(30)
+            data = self._lookup(key, start, stop)
+            if data is None:    # their fetch failed, or the slot went
+                data = fetch(n * self.chunk + start, stop - start)
+            result[n] = data
         return result
 
-    def _fetch_runs(self, obj, size, numbers, fetch, request_bytes=None):
+    def _fetch_runs(self, obj, size, numbers, fetch, request_bytes=None, fresh=False):
         """Fetch chunks ``numbers`` (sorted), a GET per run of consecutive
-        ones (of at most ``request_bytes``), store them, return them."""
+        ones (of at most ``request_bytes``), store them, return them;
+        ``fresh``: keep them in memory for the reader too."""
         got = {}
         per_request = max(1, (request_bytes or size) // self.chunk)
         for start, stop in _runs(numbers, per_request):
             offset = start * self.chunk
-            data = fetch(offset, min(size, (stop + 1) * self.chunk) - offset)
+            data = memoryview(fetch(offset, min(size, (stop + 1) * self.chunk) - offset))
             with self._lock:
                 self.counters['fetched_bytes'] += len(data)
-            for n in range(start, stop + 1):
-                piece = data[(n - start) * self.chunk:(n - start + 1) * self.chunk]
-                self._store(_key(obj, n), piece)
-                got[n] = piece
+            chunks = {n: data[(n - start) * self.chunk:(n - start + 1) * self.chunk]
+                      for n in range(start, stop + 1)}
+            self._store(obj, chunks, data if fresh else None)
+            got.update(chunks)
         return got
 
     # -- prefetch ----------------------------------------------------------------
@@ -220,8 +305,9 @@ class ReadCache:
             if self._prefetching >= self.prefetch_requests:
                 return False
             self._prefetching += 1
-        mine, _ = self._claim([_key(obj, n) for n in range(first, last + 1)])
-        numbers = [n for n in range(first, last + 1) if _key(obj, n) in mine]
+        keys = {n: _key(obj, n) for n in range(first, last + 1)}
+        mine, _ = self._claim(keys.values())
+        numbers = [n for n, key in keys.items() if key in mine]
         if not numbers:
             self._prefetch_done()
             return True
@@ -234,7 +320,8 @@ class ReadCache:
 
     def _prefetch(self, obj, size, numbers, keys, fetch):
         try:
-            got = self._fetch_runs(obj, size, numbers, fetch, PREFETCH_REQUEST_BYTES)
+            got = self._fetch_runs(obj, size, numbers, fetch, PREFETCH_REQUEST_BYTES,
+                                   fresh=True)
             with self._lock:
                 self.counters['prefetched_bytes'] += sum(map(len, got.values()))
         except Exception as exc:
@@ -258,7 +345,7 @@ class ReadCache:
         mine, theirs = set(), {}
         with self._lock:
             for key in keys:
-                if key in self._index:
+                if key in self._index or key in self._fresh:
                     continue
                 event = self._inflight.get(key)
                 if event is None:
@@ -273,23 +360,67 @@ class ReadCache:
             for key in keys:
                 self._inflight.pop(key).set()
 
-    def _store(self, key, data):
+    # -- storing -----------------------------------------------------------------
+
+    def _store(self, obj, chunks, fresh):
+        """Write ``{number: data}`` of ``obj`` to slots (taken from the
+        free ones, or the least recently used), a call per run of
+        consecutive slots; ``fresh``: the run the chunks are slices of, to
+        keep in memory for the reader until it has read them."""
+        placed = []
         with self._lock:
-            if key in self._index:
-                return
-            if self._free:
-                slot = self._free.pop()
-            else:
-                _, (slot, _, _) = self._index.popitem(last=False)
-                self.counters['evictions'] += 1
-            self._seq += 1
-            seq = self._seq
-        crc = zlib.crc32(data, zlib.crc32(key))
-        os.pwrite(self._data, data, slot * self.chunk)
-        header = _HEADER.pack(_MAGIC, seq, len(data), crc, len(key)) + key
-        os.pwrite(self._headers, header.ljust(_HEADER_BYTES, b'\0'), slot * _HEADER_BYTES)
+            for number, data in chunks.items():
+                key = _key(obj, number)
+                if key in self._index or len(key) > _HEADER_BYTES - _HEADER.size:
+                    continue
+                self._seq += 1
+                placed.append((self._take_slot(), self._seq, key, data))
+            if fresh is not None:
+                self._keep_fresh(obj, chunks, fresh)
+        entries = []
+        for run in _slot_runs(placed):
+            headers = []
+            for slot, seq, key, data in run:
+                crc = zlib.crc32(data, zlib.crc32(key))
+                headers.append(_HEADER.pack(_MAGIC, seq, len(data), crc, len(key))
+                               + key.ljust(_HEADER_BYTES - _HEADER.size, b'\0'))
+                entries.append((key, _Entry(slot, len(data), crc, True)))
+            first_slot = run[0][0]
+            _write(self._data, [data for _, _, _, data in run], first_slot * self.chunk)
+            os.pwrite(self._headers, b''.join(headers), first_slot * _HEADER_BYTES)
         with self._lock:
-            self._index[key] = (slot, len(data), crc)
+            for key, entry in entries:
+                self._index[key] = entry
+
+    def _take_slot(self):
+        """A slot to write, taken out of the index (under ``_lock``)."""
+        if self._free:
+            return self._free.pop()
+        _, entry = self._index.popitem(last=False)
+        self.counters['evictions'] += 1
+        return entry.slot
+
+    def _keep_fresh(self, obj, chunks, run):
+        """Under ``_lock``: keep prefetched chunks (slices of ``run``, in
+        order) in memory for the reader, dropping the oldest past
+        ``fresh_limit``."""
+        at = 0
+        for number, data in chunks.items():
+            key = _key(obj, number)
+            if key not in self._fresh:
+                self._fresh[key] = (run, at, len(data))
+                self._fresh_bytes += len(data)
+            at += len(data)
+        while self._fresh_bytes > self.fresh_limit:
+            _, (_, _, length) = self._fresh.popitem(last=False)
+            self._fresh_bytes -= length
+
+
+class _Entry(typing.NamedTuple):
+    slot: int
+    length: int
+    crc: int
+    checked: bool       # written by this process, or its CRC was checked
 
 
 class _Done:
@@ -299,6 +430,7 @@ class _Done:
 
 
 _DONE = _Done()
+_NOT_AT_HAND = object()
 
 
 def _key(obj, number):
@@ -315,3 +447,27 @@ def _runs(numbers, longest):
         else:
             runs.append([n, n])
     return runs
+
+
+def _slot_runs(placed):
+    """``placed`` (``(slot, ...)`` tuples, in chunk order) split into runs
+    of consecutive slots."""
+    runs = []
+    for item in placed:
+        if runs and runs[-1][-1][0] + 1 == item[0]:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
+
+
+def _write(fd, pieces, offset):
+    """Write ``pieces`` one after the other at ``offset``, without joining
+    them first."""
+    for first in range(0, len(pieces), _IOV_MAX):
+        batch = pieces[first:first + _IOV_MAX]
+        written = os.pwritev(fd, batch, offset)
+        expected = sum(map(len, batch))
+        if written != expected:     # a short write: the rest, joined
+            os.pwrite(fd, b''.join(batch)[written:], offset + written)
+        offset += expected

@@ -283,8 +283,9 @@ class Volume:
         """The bytes at ``offset``. Without ``wait``, None instead of waiting
         for the backend: such a read returns what memory holds and what the
         backend or the read cache has at hand (``get_at_once``, a file's
-        pages in the page cache), so an event loop may make it; the caller
-        then reads again where waiting does no harm."""
+        pages in the page cache, what the read cache prefetched), so an
+        event loop may make it; the caller then reads again where waiting
+        does no harm. Maybe a memoryview rather than bytes."""
         first = offset // BLOCK_SIZE
         fetch = self._fetch if wait else self._fetch_at_once
         for attempt in range(_READ_ATTEMPTS):
@@ -302,7 +303,9 @@ class Volume:
                 pieces = [fetch(piece) for piece in plan]
                 if not wait and None in pieces:
                     return None
-                data = b''.join(pieces)
+                # One piece, as it is: maybe a view of what the read
+                # cache prefetched, sent without a copy.
+                data = pieces[0] if len(pieces) == 1 else b''.join(pieces)
                 self._read_end = offset + length
                 break
             except backends.NotFound:
@@ -335,12 +338,15 @@ class Volume:
         # the prefetch plan thousands of blocks of a few containers).
         run = run_namespace = run_number = None
         own_location = self.map.get
-        for block in range(first, first + count):
+        block, end = first, first + count
+        while block < end:
             loc = own_location(block)
-            if loc != UNMAPPED:
+            own = loc != UNMAPPED
+            if own:
                 namespace, containers = self.namespace, self._containers
             else:
                 namespace, containers, loc = self._locate(block)
+            block += 1
             if loc == ZERO:
                 if plan and isinstance(plan[-1], int):
                     plan[-1] += 1
@@ -363,6 +369,13 @@ class Volume:
             run = [namespace, records.container_name(number, epoch), index, 1, blocks]
             run_namespace, run_number = namespace, number
             plan.append(run)
+            if own:
+                # The blocks after it in this volume's map that continue
+                # it: a page at a time.
+                more = self.map.consecutive(block, loc + 1,
+                                            min(end - block, blocks - index - 1))
+                run[3] += more
+                block += more
         return plan
 
     def _fetch(self, piece):

@@ -15,7 +15,8 @@
 The event loop never waits on the backend: a read runs on the loop when
 everything it reads is at hand (unflushed blocks, zeroes, container pages
 the local backend finds in the page cache, chunks of the read cache in the
-page cache: ``Volume.read`` without ``wait``), otherwise in a worker thread,
+page cache, what the read cache prefetched for a sequential reader:
+``Volume.read`` without ``wait``), otherwise in a worker thread,
 and so do writes, TRIMs and WRITE_ZEROES that are not whole
 blocks (they patch blocks they must read first); flush uploads and commits,
 so it runs in a worker thread too. The session still passes the writes of a

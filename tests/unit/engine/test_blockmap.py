@@ -113,3 +113,24 @@ def test_a_state_with_the_map_inside_or_after_it_decodes_the_same():
         assert state['map'].serialize() == bmap.serialize()
         assert records.decode_map_state(raw, with_map=False) == {
             'size': 1 << 30, 'containers': {4: [1, 3000]}}
+
+
+def consecutive_block_by_block(model, block, loc, limit):
+    count = 0
+    while count < limit and model.get(block + count, UNMAPPED) == loc + count:
+        count += 1
+    return count
+
+
+@settings(max_examples=300, deadline=None)
+@given(operations, st.integers(0, SPAN - 1), st.integers(0, 2 * SPAN))
+def test_a_run_of_consecutive_locations_is_found_as_block_by_block(ops, block, limit):
+    """A read plans a run of data with ``consecutive``, a page at a time;
+    it must find exactly the run a walk block by block finds, in dense and
+    sparse pages, across pages, stopping at a hole or a jump."""
+    bmap, model = blockmap.BlockMap(), {}
+    apply(bmap, model, ops)
+    found = max(bmap.get(block), 2)     # a location, never UNMAPPED or ZERO
+    for loc in (found, found + 7, 2):
+        assert bmap.consecutive(block, loc, limit) == \
+            consecutive_block_by_block(model, block, loc, limit)

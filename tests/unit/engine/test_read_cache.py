@@ -229,3 +229,66 @@ def test_a_read_that_need_not_wait_is_served_from_cached_chunks_only(backend, tm
     page_cache.evict(tmp_path / 'cache')
     assert vol.read(4096, 4096, wait=False) is None
     assert vol.read(4096, 4096) == data[4096:8192]
+
+
+def test_a_chunk_is_checked_once_after_a_restart_and_never_when_written_here(backend, tmp_path):
+    """A slot found at start may be torn: its CRC is checked at its first
+    read only; a slot this process wrote is read without a check."""
+    store = cached_store(backend, tmp_path)
+    vol, data = volume_written(store, 128 * KiB)
+    for _ in range(3):
+        assert vol.read(0, 128 * KiB) == data
+        assert vol.read(4 * KiB, 4 * KiB) == data[4 * KiB:8 * KiB]
+    assert store.cache.counters['checked'] == 0
+    store.cache.close()
+
+    restarted = cached_store(backend, tmp_path)
+    vol = restarted.open('v', key(2))
+    for _ in range(3):
+        assert vol.read(0, 128 * KiB) == data
+        assert vol.read(68 * KiB, 4 * KiB) == data[68 * KiB:72 * KiB]
+    assert restarted.cache.counters['checked'] == 2
+    assert fetched(restarted) == 0
+
+
+def test_a_sequential_reader_gets_prefetched_chunks_from_memory(backend, tmp_path):
+    """What the prefetch fetched is handed to the reader from memory, not
+    read back from the cache's disk: with the disk copy spoilt (which a
+    read from the disk would find and fetch again), the reader gets the
+    right data and nothing is fetched again."""
+    store = cached_store(backend, tmp_path, readahead_bytes=512 * KiB)
+    vol, data = volume_written(store, 2 * MiB)
+    assert vol.read(0, 64 * KiB) == data[:64 * KiB]
+    assert vol.read(64 * KiB, 64 * KiB) == data[64 * KiB:128 * KiB]
+    prefetches_done(store.cache)
+    before = fetched(store)
+    size = os.path.getsize(tmp_path / 'data')
+    with open(tmp_path / 'data', 'r+b') as f:
+        f.write(b'\xff' * size)
+    # Up to where the next prefetch would start.
+    for offset in range(128 * KiB, 576 * KiB, 64 * KiB):
+        assert vol.read(offset, 64 * KiB) == data[offset:offset + 64 * KiB]
+    assert fetched(store) == before
+
+
+def test_a_read_of_prefetched_data_need_not_wait(backend, tmp_path):
+    """A read without ``wait`` (the router's event loop) is served from
+    what the prefetch fetched for a sequential reader, kept in memory:
+    even with the cache file's pages evicted from the page cache it needs
+    no disk; a chunk only on the disk then needs a wait."""
+    store = cached_store(backend, tmp_path, readahead_bytes=512 * KiB)
+    vol, data = volume_written(store, 2 * MiB)
+    assert vol.read(0, 64 * KiB, wait=False) is None
+    assert vol.read(0, 64 * KiB) == data[:64 * KiB]
+    assert vol.read(64 * KiB, 64 * KiB) == data[64 * KiB:128 * KiB]
+    prefetches_done(store.cache)
+    for name in ('data', 'index'):
+        fd = os.open(tmp_path / name, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    page_cache.evict(tmp_path)
+    for offset in range(128 * KiB, 576 * KiB, 64 * KiB):
+        assert vol.read(offset, 64 * KiB, wait=False) == data[offset:offset + 64 * KiB]
+    assert vol.read(0, 64 * KiB, wait=False) is None      # on the disk only
