@@ -68,10 +68,14 @@ edge_opts = [
                       'one that does not send its NBD greeting on a new '
                       'connection within connect_timeout (dead, or hung) is '
                       'failed over at once.'),
-    cfg.FloatOpt('keepalive_interval', default=0.5, min=0.05,
-                 help='An idle volume reads one block from its router this '
-                      'often, so a silent loss is noticed within '
-                      'keepalive_interval + io_timeout.'),
+    cfg.FloatOpt('keepalive_interval', default=5.0, min=0.05,
+                 help='A volume with no IO for this long reads one block '
+                      'from its router, so a silent loss of an idle volume '
+                      'is noticed within twice keepalive_interval + '
+                      'io_timeout (idle volumes are checked in turn, spread '
+                      'over this interval). It costs an idle volume no pause: '
+                      'IO sent to a volume that idled is timed from its send, '
+                      'so a router lost meanwhile holds it at most io_timeout.'),
     cfg.FloatOpt('failover_timeout', default=60.0, min=0.1,
                  help='Seconds IO waits for some router to take the volume over '
                       'before it fails with EIO.'),

@@ -105,7 +105,8 @@ class VolumeProxy(export.Export):
     def _start_watchdog(self):
         settings = self.settings
         self._watchdog = watchdog_mod.shared(
-            min(settings.io_timeout, settings.keepalive_interval) / 10)
+            min(settings.io_timeout, settings.keepalive_interval) / 10,
+            settings.keepalive_interval)
         self._watchdog.watch(self)
 
     async def close(self):
@@ -131,6 +132,13 @@ class VolumeProxy(export.Export):
     @property
     def size(self):
         return self._size
+
+    @property
+    def busy(self):
+        """Whether requests are in flight to the upstream (the watchdog
+        checks such a volume at every tick)."""
+        upstream = self.upstream
+        return upstream is not None and bool(upstream.nbd.in_flight)
 
     @property
     def state(self):
@@ -320,8 +328,11 @@ class VolumeProxy(export.Export):
         if upstream is None:
             return self.generation, None
         if not upstream.nbd.in_flight:
-            # The silence the watchdog measures starts now, not at the last reply.
+            # The silence the watchdog measures starts now, not at the last
+            # reply, and it checks this volume at every tick from now on.
             self._last_send = time.monotonic()
+            if self._watchdog is not None:
+                self._watchdog.busy(self)
         return self.generation, upstream.nbd.submit(command, offset, length, flags, payload,
                                                     callback)
 
@@ -466,7 +477,8 @@ class VolumeProxy(export.Export):
 
     def check_upstream(self, now):
         """The watchdog of the upstream, every tenth of the IO timeout
-        (one timer for all volumes: watchdog.py).
+        while requests are in flight, once per ``keepalive_interval`` while
+        idle (one timer for all volumes: watchdog.py).
 
         Requests in flight with no reply for ``io_timeout`` mean a silent
         loss: the upstream is dropped, which fails them over. A FLUSH may
@@ -474,7 +486,7 @@ class VolumeProxy(export.Export):
         flight a silence past ``io_timeout`` only sends a probe (see
         :meth:`_probe_router`), once per ``io_timeout``; a FLUSH unanswered
         ``flush_timeout`` after its send is a loss whatever the probes say.
-        An idle upstream gets a one-block read every ``keepalive_interval``,
+        An upstream idle for ``keepalive_interval`` gets a one-block read,
         so a silent loss is noticed without guest IO too. One timestamp per
         reply replaces a timer per request.
         """

@@ -10,8 +10,8 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The edge's watchdog: one task checks every attached volume at each
-tick, however many there are."""
+"""The edge's watchdog: one task checks the attached volumes, however many
+there are: a busy one at every tick, the idle ones in turn."""
 
 import asyncio
 
@@ -23,6 +23,7 @@ class Volume:
     def __init__(self, name, fails=False):
         self.name = name
         self.fails = fails
+        self.busy = False
         self.checks = []
 
     def check_upstream(self, now):
@@ -38,11 +39,11 @@ async def until(predicate, timeout=10):
         await asyncio.sleep(0.005)
 
 
-def test_one_task_checks_every_volume_at_each_tick():
+def test_one_task_checks_every_volume_at_each_tick_when_idle_volumes_are_due_each_tick():
     async def scenario():
         tasks = len(asyncio.all_tasks())
-        dog = watchdog.shared(0.01)
-        assert watchdog.shared(0.01) is dog
+        dog = watchdog.shared(0.01, 0.01)
+        assert watchdog.shared(0.01, 0.01) is dog
         volumes = [Volume('v%d' % i, fails=i == 3) for i in range(1000)]
         for volume in volumes:
             dog.watch(volume)
@@ -63,4 +64,40 @@ def test_one_task_checks_every_volume_at_each_tick():
         dog.watch(volumes[0])    # a later attach starts it again
         await until(lambda: len(volumes[0].checks) > seen)
         dog.unwatch(volumes[0])
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_idle_volumes_are_checked_in_turn_and_a_busy_one_at_every_tick():
+    """At a thousand idle volumes the edge must not check each of them ten
+    times per IO timeout: an idle volume is checked once per idle interval
+    (a tenth of them at each of ten ticks, spread), while a volume with
+    IO in flight is checked at every tick, from the tick after it became
+    busy until it is idle again."""
+    async def scenario():
+        dog = watchdog.shared(0.01, 0.1)
+        volumes = [Volume('v%d' % i) for i in range(100)]
+        for volume in volumes:
+            dog.watch(volume)
+        await until(lambda: all(v.checks for v in volumes))
+        ticks = sorted({t for v in volumes for t in v.checks})
+        first_round = ticks[:10]
+        per_tick = [sum(t in v.checks for v in volumes) for t in first_round]
+        assert per_tick == [10] * 10
+        assert all(len(v.checks) <= 2 for v in volumes)
+
+        busy = volumes[5]
+        busy.busy = True
+        dog.busy(busy)
+        since = len(busy.checks)
+        await until(lambda: len(busy.checks) >= since + 12)
+        later = [t for v in volumes for t in v.checks if t > busy.checks[since]]
+        assert set(later) <= set(busy.checks)    # every tick since, it was checked
+
+        busy.busy = False
+        await until(lambda: len(volumes[0].checks) >= 4)
+        seen = len(busy.checks)
+        await until(lambda: len(volumes[0].checks) >= 6)
+        assert len(busy.checks) <= seen + 3     # back in the idle turn
+        for volume in volumes:
+            dog.unwatch(volume)
     asyncio.run(asyncio.wait_for(scenario(), 30))
