@@ -116,6 +116,10 @@ class Volume:
         self._ops = []
         self._next_slot = 1
         self._checkpoint_slot = 0
+        # Snapshot map object -> slot of the last REVERT record naming it:
+        # replaying that record reads the object, so it stays until a
+        # checkpoint covers the slot.
+        self._reverted_from = {}
         self._records_since_checkpoint = 0
         self._bytes_since_checkpoint = 0
         self._checkpoint_failed = False
@@ -201,7 +205,7 @@ class Volume:
             if slot >= claim_slot:
                 break
             if raw is not None:
-                self._replay(raw)
+                self._replay(slot, raw)
                 replayed += 1
         self._records_since_checkpoint = replayed
         self._next_slot = claim_slot + 1
@@ -210,13 +214,13 @@ class Volume:
                  'records replayed', self.namespace, self.key.epoch,
                  self._checkpoint_slot, replayed)
 
-    def _replay(self, raw):
+    def _replay(self, slot, raw):
         containers, ops = records.decode_commit(raw)
         self._containers.update(containers)
         for op in ops:
-            self._apply(op)
+            self._apply(op, slot)
 
-    def _apply(self, op):
+    def _apply(self, op, slot):
         code = op[0]
         if code == records.OP_WRITE:
             self.map.set_run(op[1], op[2], op[3])
@@ -232,6 +236,8 @@ class Volume:
         elif code == records.OP_MOVE:
             self._move(op[1], op[2], op[3], op[4])
         elif code == records.OP_REVERT:
+            self._reverted_from[records.snapshot_object(
+                op[1], self.snapshots.get(op[1]))] = slot
             state = self._read_snapshot(op[1])
             self.map, self.size = state['map'], state['size']
         else:
@@ -667,7 +673,7 @@ class Volume:
             for number in containers:
                 self._buffers.pop(number, None)
             for op in extra_ops:
-                self._apply(op)
+                self._apply(op, self._next_slot - 1)
         return record
 
     def _put_container(self, number, data):
@@ -895,16 +901,29 @@ class Volume:
         many. Under ``_flush_lock``: no snapshot is created or deleted
         meanwhile, and a clone being created, which checks that its
         snapshot is committed after writing its metadata, is either seen
-        by ``clones_need()`` or finds its snapshot gone."""
+        by ``clones_need()`` or finds its snapshot gone. The object of a
+        snapshot that a REVERT record after the last written checkpoint
+        names is kept too: an owner opening the volume replays that record
+        from it."""
         removed = 0
         with self._flush_lock:
             stale = self.stale_snapshot_objects()
-            keep = set(clones_need()) if stale else set()
+            keep = set(clones_need()) | self._objects_the_log_reads() \
+                if stale else set()
             for name in stale:
                 if name not in keep:
                     self.backend.delete(self.namespace, name, self.key)
                     removed += 1
         return removed
+
+    def _objects_the_log_reads(self):
+        """The snapshot map objects that replaying the log after the
+        last written checkpoint reads."""
+        with self._lock:
+            covered = self._checkpoint_slot
+            self._reverted_from = {name: slot for name, slot in self._reverted_from.items()
+                                   if slot > covered}
+            return set(self._reverted_from)
 
     def stale_snapshot_objects(self):
         """Snapshot map objects in the backend that no committed snapshot

@@ -387,3 +387,42 @@ def test_a_read_that_need_not_wait_gives_what_the_page_cache_holds_and_nothing_e
     page_cache.evict(tmp_path / 'store' / 'v')
     assert vol.read(4096, 8192, wait=False) is None
     assert vol.read(4096, 8192) == data[4096:12288]
+
+
+class _BackendWithAHookOnTheContainerListing(local.LocalBackend):
+    """Runs ``on_container_listing`` once, when the collector lists the
+    containers: after its checkpoint, before it removes stale snapshot
+    objects."""
+
+    on_container_listing = None
+
+    def list(self, namespace, prefix=''):
+        if self.on_container_listing and prefix == records.CONTAINER_PREFIX:
+            hook, self.on_container_listing = self.on_container_listing, None
+            hook()
+        return super().list(namespace, prefix)
+
+
+def test_a_snapshot_reverted_to_and_deleted_during_a_collection_leaves_the_volume_openable(
+        tmp_path):
+    store = store_mod.VolumeStore(_BackendWithAHookOnTheContainerListing(tmp_path / 'b'))
+    vol = store.create('v', MiB, key(1))
+    vol.write(0, b'Y' * 4096)
+    vol.create_snapshot('y')
+    vol.write(0, b'Z' * 4096)
+
+    def revert_to_y_then_delete_it():
+        vol.revert('y')
+        vol.delete_snapshot('y')
+    store.backend.on_container_listing = revert_to_y_then_delete_it
+    store.collect(vol)
+
+    # The REVERT record is in the log after the collector's checkpoint: a
+    # new owner replays it and needs y's map object.
+    again = store.open('v', key(2))
+    assert again.read(0, 4096) == b'Y' * 4096
+    assert 'y' not in again.snapshots
+
+    store.collect(again)    # its checkpoint covers the REVERT: y's object goes
+    assert store.backend.list('v', records.SNAPSHOT_PREFIXES[0]) == []
+    assert store.open('v', key(3)).read(0, 4096) == b'Y' * 4096
