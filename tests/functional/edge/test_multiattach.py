@@ -17,6 +17,7 @@ and no host's replay rolls back what the other one wrote after it."""
 
 import asyncio
 import logging
+import re
 
 import pytest
 
@@ -49,6 +50,16 @@ async def connected(hosts, history):
 def assert_no_stale_read_and_no_lost_write(history):
     assert history.failures == []
     assert io_history.check(history) == []
+
+
+def steals(vpool, *routers):
+    """Volumes the routers took by a steal, from their metrics."""
+    total = 0.0
+    for router in routers:
+        found = re.search(r'^ovs_router_ownership_changes_total\{[^}]*kind="steal"[^}]*\} (\S+)$',
+                          vpool.client(router).metrics(), re.MULTILINE)
+        total += float(found.group(1)) if found else 0.0
+    return total
 
 
 def writers(found):
@@ -126,9 +137,11 @@ def test_an_owner_cut_from_zookeeper_serves_no_stale_read_after_its_volume_was_s
         return history, found
 
     history, found = run(scenario())
+    # r1 lost the volume to a steal; on a loaded machine an edge may move it
+    # on once more afterwards (a handover between r2 and r3).
     record = vpool.client('r2').volume('v1')
-    assert record['transfer'] == dict(record['transfer'], kind='steal', **{'from': 'r1'})
-    assert record['epoch'] == 2
+    assert record['owner'] != 'r1' and record['epoch'] >= 2, record
+    assert steals(vpool, 'r2', 'r3') >= 1
     assert_no_stale_read_and_no_lost_write(history)
     assert writers(found) == [io_hosts['hvb'].writer] * BLOCKS, found
 
