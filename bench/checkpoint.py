@@ -65,32 +65,9 @@ def simulate_written(volume, gib):
     volume._next_container = containers + 1
 
 
-class IOLoop(threading.Thread):
-    """4 KiB writes and reads past the simulated data, timing the gaps."""
-
-    def __init__(self, volume, first_block):
-        super().__init__(daemon=True)
-        self.volume = volume
-        self.first_block = first_block
-        self.stopping = threading.Event()
-        self.longest = 0.0
-        self.count = 0
-
-    def run(self):
-        payload = os.urandom(BLOCK)
-        last = time.perf_counter()
-        while not self.stopping.is_set():
-            offset = (self.first_block + self.count % SPARE_BLOCKS) * BLOCK
-            self.volume.write(offset, payload)
-            self.volume.read(offset, BLOCK)
-            now = time.perf_counter()
-            self.longest = max(self.longest, now - last)
-            last = now
-            self.count += 1
-
-
-class FlushLoop(threading.Thread):
-    """A 4 KiB write and a FLUSH in a loop, timing the FLUSHes."""
+class _TimedLoop(threading.Thread):
+    """Runs :meth:`step` on 4 KiB blocks past the simulated data until
+    stopped, keeping the longest time a step measured."""
 
     def __init__(self, volume, first_block):
         super().__init__(daemon=True)
@@ -104,11 +81,29 @@ class FlushLoop(threading.Thread):
         payload = os.urandom(BLOCK)
         while not self.stopping.is_set():
             offset = (self.first_block + self.count % SPARE_BLOCKS) * BLOCK
-            self.volume.write(offset, payload)
-            started = time.perf_counter()
-            self.volume.flush()
-            self.longest = max(self.longest, time.perf_counter() - started)
+            self.longest = max(self.longest, self.step(offset, payload))
             self.count += 1
+
+
+class IOLoop(_TimedLoop):
+    """A 4 KiB write and read, timed together: the gaps between IO
+    completions."""
+
+    def step(self, offset, payload):
+        started = time.perf_counter()
+        self.volume.write(offset, payload)
+        self.volume.read(offset, BLOCK)
+        return time.perf_counter() - started
+
+
+class FlushLoop(_TimedLoop):
+    """A 4 KiB write and a FLUSH, the FLUSH timed."""
+
+    def step(self, offset, payload):
+        self.volume.write(offset, payload)
+        started = time.perf_counter()
+        self.volume.flush()
+        return time.perf_counter() - started
 
 
 def longest_flush(volume, first_block, during):
