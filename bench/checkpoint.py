@@ -106,8 +106,10 @@ class FlushLoop(_TimedLoop):
         return time.perf_counter() - started
 
 
-def longest_flush(volume, first_block, during):
-    loop = FlushLoop(volume, first_block)
+def longest_during(loop_class, volume, first_block, during):
+    """Run ``during()`` while a ``loop_class`` loop runs; returns the
+    longest step the loop timed meanwhile and how long ``during`` took."""
+    loop = loop_class(volume, first_block)
     loop.start()
     time.sleep(0.2)
     loop.longest = 0.0
@@ -130,19 +132,6 @@ def due_checkpoint(volume):
     volume.wait_for_checkpoint()  # one a FLUSH took meanwhile
 
 
-def longest_gap(volume, first_block, during):
-    loop = IOLoop(volume, first_block)
-    loop.start()
-    time.sleep(0.2)
-    loop.longest = 0.0
-    started = time.perf_counter()
-    during()
-    took = time.perf_counter() - started
-    loop.stopping.set()
-    loop.join()
-    return loop.longest, took
-
-
 def measure(workdir, gib):
     backend = local.LocalBackend(os.path.join(workdir, 'store%d' % gib))
     # Checkpoints only when the bench asks for one.
@@ -152,16 +141,16 @@ def measure(workdir, gib):
     simulate_written(volume, gib)
     first_block = gib * GiB // BLOCK
     volume.checkpoint()          # the first one, outside the measure
-    noise, _ = longest_gap(volume, first_block, lambda: time.sleep(1.0))
-    gap, took = longest_gap(volume, first_block, volume.checkpoint)
+    noise, _ = longest_during(IOLoop, volume, first_block, lambda: time.sleep(1.0))
+    gap, took = longest_during(IOLoop, volume, first_block, volume.checkpoint)
     store = store_mod.VolumeStore(backend)
-    round_gap, round_took = longest_gap(
-        volume, first_block,
+    round_gap, round_took = longest_during(
+        IOLoop, volume, first_block,
         lambda: store.compact_and_collect(volume, compaction.Policy(bytes_per_second=0)))
-    flush, due_took = longest_flush(volume, first_block + SPARE_BLOCKS,
-                                    lambda: due_checkpoint(volume))
-    flush_noise, _ = longest_flush(volume, first_block + SPARE_BLOCKS,
-                                   lambda: time.sleep(due_took))
+    flush, due_took = longest_during(FlushLoop, volume, first_block + SPARE_BLOCKS,
+                                     lambda: due_checkpoint(volume))
+    flush_noise, _ = longest_during(FlushLoop, volume, first_block + SPARE_BLOCKS,
+                                    lambda: time.sleep(due_took))
     return {'gib': gib, 'gap': gap, 'noise': noise, 'checkpoint': took,
             'round_gap': round_gap, 'round': round_took,
             'flush': flush, 'due_checkpoint': due_took, 'flush_noise': flush_noise,
