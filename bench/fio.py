@@ -84,13 +84,8 @@ def fio(uri, options, runtime, size_mib, workdir):
 
 def fill(uri, size_mib, workdir):
     """Write the whole target once, 1 MiB at a time, with a FLUSH at the end."""
-    args = ["fio", "--name=fill", "--ioengine=nbd", "--uri=%s" % uri,
-            "--size=%dM" % size_mib, "--rw=write", "--bs=1M", "--iodepth=4",
-            "--end_fsync=1", "--output-format=json"]
-    result = subprocess.run(args, capture_output=True, text=True, cwd=workdir)
-    if result.returncode != 0:
-        raise RuntimeError('fio failed (%d) filling %s:\n%s%s' % (
-            result.returncode, uri, result.stdout[-2000:], result.stderr[-2000:]))
+    run_job(uri, size_mib, ["--rw=write", "--bs=1M", "--iodepth=4", "--end_fsync=1"],
+            workdir, name="fill")
 
 
 def nbdkit(port, plugin, *params):
