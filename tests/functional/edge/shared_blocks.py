@@ -26,8 +26,7 @@ class Host:
     """One host's NBD connection to the volume, through its edge; its
     writes carry ``writer`` in their payload."""
 
-    def __init__(self, name, writer, socket_path, volume, blocks):
-        self.name = name
+    def __init__(self, writer, socket_path, volume, blocks):
         self.writer = writer
         self.socket_path = socket_path
         self.volume = volume

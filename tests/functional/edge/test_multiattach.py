@@ -33,8 +33,7 @@ BLOCKS = 64
 
 def attach_both(vpool, hypervisors):
     vpool.client().create_volume('v1', 16 * MiB, router='r1', multiattach=True)
-    return {name: shared_blocks.Host(name, writer, hv.attach('v1', multiattach=True), 'v1',
-                                     BLOCKS)
+    return {name: shared_blocks.Host(writer, hv.attach('v1', multiattach=True), 'v1', BLOCKS)
             for writer, (name, hv) in enumerate(sorted(hypervisors.items()), 1)}
 
 
