@@ -24,6 +24,14 @@ from ovs_daemon.backends import local
 from ovs_daemon.engine import records
 
 
+def _wait_while_held(may_go, waiting, seconds):
+    """Unless ``may_go`` is set, say so on ``waiting`` and wait for it
+    (at most ``seconds``)."""
+    if not may_go.is_set():
+        waiting.set()
+        may_go.wait(seconds)
+
+
 class FaultyBackend(local.LocalBackend):
 
     def __init__(self, path):
@@ -45,15 +53,11 @@ class FaultyBackend(local.LocalBackend):
 
     def put(self, namespace, name, data, key, durable=True):
         if name.startswith(records.CHECKPOINT_PREFIX):
-            if not self.checkpoints_may_go.is_set():
-                self.checkpoint_waiting.set()
-                self.checkpoints_may_go.wait(60)
+            _wait_while_held(self.checkpoints_may_go, self.checkpoint_waiting, 60)
             if self.checkpoint_failures_left:
                 self.checkpoint_failures_left -= 1
                 raise base.BackendError('injected: checkpoint upload failed')
-        if not self.uploads_may_go.is_set():
-            self.upload_waiting.set()
-            self.uploads_may_go.wait(30)
+        _wait_while_held(self.uploads_may_go, self.upload_waiting, 30)
         if self.failures_left:
             self.failures_left -= 1
             raise base.BackendError('injected: disk full')
@@ -62,9 +66,8 @@ class FaultyBackend(local.LocalBackend):
     def get(self, namespace, name, offset=0, length=None):
         if name.startswith(records.CONTAINER_PREFIX):
             time.sleep(self.data_read_seconds)
-        if length is not None and not self.ranged_reads_may_go.is_set():
-            self.ranged_read_waiting.set()
-            self.ranged_reads_may_go.wait(30)
+        if length is not None:
+            _wait_while_held(self.ranged_reads_may_go, self.ranged_read_waiting, 30)
         return super().get(namespace, name, offset, length)
 
     def get_at_once(self, namespace, name, offset, length):
