@@ -18,12 +18,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from ovs_daemon.backends import base
 from ovs_daemon.backends import local
+from ovs_daemon.devcluster import cluster as cluster_mod
 from ovs_daemon.engine import records
 from ovs_daemon.engine import store as store_mod
 from ovs_daemon.engine import volume as volume_mod
@@ -47,13 +47,6 @@ def key(epoch):
     return base.OwnerKey.generate(epoch)
 
 
-def eventually(predicate, what, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, 'never happened: %s' % what
-        time.sleep(0.01)
-
-
 def containers_in(backend, namespace):
     return backend.list(namespace, records.CONTAINER_PREFIX)
 
@@ -68,7 +61,8 @@ def test_a_sealed_container_is_in_the_backend_before_the_flush(store):
     vol.write(0, fill(1))
     vol.write(CONTAINER, b'x' * BLOCK)      # seals the first container
 
-    eventually(lambda: containers_in(store.backend, 'v'), 'the sealed container written')
+    cluster_mod.Cluster.wait_until(lambda: containers_in(store.backend, 'v'), 10,
+                                   'the sealed container written')
     [name] = containers_in(store.backend, 'v')
     assert store.backend.get('v', name) == fill(1)
 
@@ -82,7 +76,8 @@ def test_a_fenced_owners_containers_written_behind_never_become_visible(store):
     stale = store.create('v', 8 * CONTAINER, key(1))
     stale.write(0, fill(1))
     stale.write(CONTAINER, fill(2))
-    eventually(lambda: containers_in(store.backend, 'v'), 'a sealed container written')
+    cluster_mod.Cluster.wait_until(lambda: containers_in(store.backend, 'v'), 10,
+                                   'a sealed container written')
 
     owner = store.open('v', key(2))
     stale.write(2 * CONTAINER, fill(3))     # sealed, written behind under the old key
@@ -102,7 +97,8 @@ def test_a_failed_put_behind_fails_the_next_flush_and_loses_nothing(tmp_path):
     backend.failures_left = 1
     vol.write(0, fill(1))
     vol.write(CONTAINER, fill(2))           # seals the first: its put fails
-    eventually(lambda: backend.failures_left == 0, 'the put behind attempted')
+    cluster_mod.Cluster.wait_until(lambda: backend.failures_left == 0, 10,
+                                   'the put behind attempted')
 
     with pytest.raises(base.BackendError):
         vol.flush()
@@ -137,8 +133,9 @@ def test_an_owner_killed_while_containers_are_written_behind_leaves_its_last_flu
     writer = subprocess.Popen([sys.executable, '-c', _WRITER, str(root)])
     backend = local.LocalBackend(root)
     try:
-        eventually(lambda: backend.namespace_exists('v')
-                   and len(containers_in(backend, 'v')) >= 3, 'containers written behind')
+        cluster_mod.Cluster.wait_until(lambda: backend.namespace_exists('v')
+                                       and len(containers_in(backend, 'v')) >= 3, 10,
+                                       'containers written behind')
     finally:
         os.kill(writer.pid, signal.SIGKILL)
         writer.wait()
