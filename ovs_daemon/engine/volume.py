@@ -88,6 +88,11 @@ class _Checkpoint:
     snapshots: dict
 
 
+def _map_objects(snapshots):
+    """The map objects of ``snapshots`` (``{name: info}``)."""
+    return {records.snapshot_object(name, info) for name, info in snapshots.items()}
+
+
 def _blocks(nbytes):
     return -(-nbytes // BLOCK_SIZE)
 
@@ -786,9 +791,7 @@ class Volume:
             with self._flush_lock:
                 taken = self._commit(checkpoint=True)
             self._write_checkpoint(taken)
-        snapshots = {records.snapshot_object(name, info)
-                     for name, info in taken.snapshots.items()}
-        return taken.map.containers(), dict(taken.containers), snapshots
+        return taken.map.containers(), dict(taken.containers), _map_objects(taken.snapshots)
 
     # Compaction: the compactor copies live blocks into new containers.
 
@@ -892,8 +895,7 @@ class Volume:
     def snapshot_objects(self):
         """The map objects of the committed snapshots."""
         with self._lock:
-            return {records.snapshot_object(name, info)
-                    for name, info in self.snapshots.items()}
+            return _map_objects(self.snapshots)
 
     def remove_stale_snapshot_objects(self, clones_need):
         """Delete the map objects of snapshots that are gone (or whose
