@@ -45,13 +45,15 @@ def cached_pages(path):
 
 
 def evict(directory):
-    """Drop every file under ``directory`` (clean: synced) from the page
-    cache, and check that it is gone."""
+    """Drop every file under ``directory`` from the page cache, synced
+    first (a dirty page is not dropped), and check that it is gone."""
     files = [path for path in pathlib.Path(directory).rglob('*') if path.is_file()]
-    for _ in range(50):
+    for attempt in range(50):
         for path in files:
             fd = os.open(path, os.O_RDONLY)
             try:
+                if not attempt:
+                    os.fsync(fd)
                 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             finally:
                 os.close(fd)
