@@ -131,13 +131,9 @@ class Bench:
         self.registered_again(name, owner)
 
     def registered_again(self, name, owner):
-        """Wait until every router is registered: the next round creates its
-        volume on r1, and a router whose session expired during the fault
-        registers anew."""
-        routers = set(self.cluster.router_ids())
-        self.cluster.wait_until(
-            lambda: routers <= {r['id'] for r in self.api.routers()}, timeout=60,
-            what='routers %s registered again' % ', '.join(sorted(routers)))
+        """The next round creates its volume on r1: wait until every router
+        is registered again."""
+        self.cluster.wait_for_registration()
 
     def others(self, owner):
         return [r for r in self.cluster.router_ids() if r != owner]

@@ -61,7 +61,6 @@ from bench import results
 from bench import verifying_client
 from ovs_daemon.api import client as api_client
 from ovs_daemon.api import edge_client
-from ovs_daemon.api import errors as api_errors
 from ovs_daemon.devcluster import cluster as cluster_mod
 
 MiB = 1 << 20
@@ -126,21 +125,12 @@ class Campaign:
 
     # -- set-up ---------------------------------------------------------------------
 
-    def _create_volume(self, timeout=30.0):
+    def _create_volume(self):
         """Create the volume on r1, as Cinder's driver creates a volume of a
-        multiattach type. On a loaded machine a router's first ZooKeeper
-        session may expire at once: the create waits for it to register
-        again."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                return self.api.create_volume(VOLUME, VOLUME_SIZE, router='r1',
-                                              multiattach=len(self.edges) > 1)
-            except api_errors.NotFound as exc:
-                if 'not registered' not in str(exc) or time.monotonic() > deadline:
-                    raise
-                self.say('r1 is not registered (%s); trying again' % exc)
-                time.sleep(0.5)
+        multiattach type, once r1 is registered."""
+        self.cluster.wait_for_registration()
+        return self.api.create_volume(VOLUME, VOLUME_SIZE, router='r1',
+                                      multiattach=len(self.edges) > 1)
 
     def attach(self, seed):
         self._create_volume()

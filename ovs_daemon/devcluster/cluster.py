@@ -202,6 +202,17 @@ class Cluster:
                                    % (timeout, what or predicate))
             time.sleep(0.05)
 
+    def wait_for_registration(self, timeout=60.0):
+        """Wait until every router is registered, as the control API lists
+        them. On a loaded machine a router's first ZooKeeper session may
+        expire at once, and a router whose session expired during a fault
+        registers anew: until then a volume cannot be placed on it."""
+        routers = set(self.router_ids())
+        api = self.client(timeout=5.0)
+        self.wait_until(
+            lambda: routers <= {r['id'] for r in api.routers()}, timeout=timeout,
+            what='routers %s registered' % ', '.join(sorted(routers)))
+
     # -- up -----------------------------------------------------------------------
 
     def up(self, routers=3, sites=None, vpool='default', zookeeper_hosts=None,

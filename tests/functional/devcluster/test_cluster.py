@@ -101,6 +101,18 @@ def test_kill_router_then_start_router_brings_it_back(make_cluster, workdir):
         cluster.start_router('r1')
 
 
+def test_wait_for_registration_waits_until_every_router_is_registered(make_cluster):
+    cluster = make_cluster().up(routers=2)
+    cluster.wait_for_registration()
+    cluster.stop_router('r2')
+    with pytest.raises(TimeoutError, match='routers r1, r2 registered'):
+        cluster.wait_for_registration(timeout=1.0)
+
+    cluster.start_router('r2')
+    cluster.wait_for_registration()
+    assert {r['id'] for r in cluster.client().routers()} == {'r1', 'r2'}
+
+
 def test_down_from_another_process_after_a_kill_9_stops_the_rest(make_cluster, workdir,
                                                                  capsys):
     make_cluster().up(routers=3)
