@@ -387,14 +387,18 @@ class ControlAPI:
                 raise errors.BadRequest('field %r is required' % 'size')
             size = await self._run(self.service.store.snapshot_size, parent['volume'],
                                    parent['snapshot'])
+        info = None
         if router is None:
-            router = await placement.least_loaded_router(
+            router, info = await placement.least_loaded_router(
                 self.own, self.registry, self.service.peers, self._run)
         if router != self.router_id:
             if peers_mod.FORWARDED_BY in request.headers:
                 raise errors.Conflict('placement on %s was forwarded to %s' % (
                     router, self.router_id))
-            info = await self._run(self.registry.router, router)
+            # A router gone since placement read its info fails the
+            # forward, as it would right after a second read.
+            if info is None:
+                info = await self._run(self.registry.router, router)
             body = {'name': name, 'size': size, 'router': router,
                     'source': parent, 'multiattach': multiattach}
             status, answer = await self.service.peers.call(info['api'], 'POST', '/v1/volumes',

@@ -27,8 +27,10 @@ from ovs_daemon.api import errors
 
 
 async def least_loaded_router(own, registry, peers, run):
-    """The id of the router to place a new volume on, or None if no router
-    is live. ``run`` runs a blocking registry call off the event loop."""
+    """``(id, info)`` of the router to place a new volume on: its registry
+    info as read for placing (None if no router is live, or if it
+    registered only after that read). ``run`` runs a blocking registry
+    call off the event loop."""
     live = await run(registry.routers)
     drained = await run(registry.drained_routers)
     candidates = {router_id: info for router_id, info in live.items()
@@ -37,8 +39,10 @@ async def least_loaded_router(own, registry, peers, run):
         _load(own, peers, router_id, info) for router_id, info in candidates.items()))
     known = {router_id: load for router_id, load in zip(candidates, loads) if load is not None}
     if not known:
-        return await run(registry.least_loaded_router)
-    return min(known, key=lambda router_id: (known[router_id], router_id))
+        router_id = await run(registry.least_loaded_router)
+        return router_id, live.get(router_id)
+    router_id = min(known, key=lambda router_id: (known[router_id], router_id))
+    return router_id, live[router_id]
 
 
 async def _load(own, peers, router_id, info):
