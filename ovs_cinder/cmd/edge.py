@@ -24,9 +24,12 @@ from oslo_log import log as logging
 import uvloop
 
 from ovs_cinder.edge import opts
+from ovs_cinder.edge import process_memory
 from ovs_cinder.edge import service as service_mod
 
 LOG = logging.getLogger(__name__)
+# mallopt takes an int.
+MAX_RETAINED = 1 << 30
 
 
 def main(argv=None):
@@ -41,8 +44,12 @@ def main(argv=None):
         print('ovs-edge: error: %s' % exc, file=sys.stderr)
         return 2
     logging.setup(conf, 'ovs-edge')
+    # Room for two journals' worth of payloads freed by FLUSHes at once.
+    process_memory.retain_freed_payloads(
+        min(MAX_RETAINED, 2 * conf.edge.replay_buffer_mib << 20))
     try:
         service = service_mod.EdgeService(conf)
+        process_memory.freeze_start_up_objects()
         uvloop.run(service.run_until_signalled())
     except service_mod.StartupError as exc:
         print('ovs-edge: error: %s' % exc, file=sys.stderr)
