@@ -56,16 +56,14 @@ class Upstream:
         self.router = router
         self.epoch = epoch
         self.token = token
+        # The router acknowledges a write only once it is committed (a
+        # multiattach volume): it offers no FLUSH, having no write cache.
+        # Read once per request: the flags are fixed at negotiation.
+        self.write_through = not nbd.transmission_flags & protocol.FLAG_SEND_FLUSH
 
     @property
     def router_id(self):
         return self.router['id']
-
-    @property
-    def write_through(self):
-        """The router acknowledges a write only once it is committed (a
-        multiattach volume): it offers no FLUSH, having no write cache."""
-        return not self.nbd.transmission_flags & protocol.FLAG_SEND_FLUSH
 
 
 class Locator:

@@ -224,20 +224,22 @@ class VolumeProxy(export.Export):
         return True
 
     def _read_now(self, offset, length, reply):
-        def resend():
-            return self._send(protocol.CMD_READ, offset, length, 0, None)
-
         def replied(future):
             if _succeeded(future):
                 self._last_reply = time.monotonic()
                 reply(None, future.result())
             else:
-                _finish_later(self._complete(future, generation, resend=resend), reply)
+                self._read_later(future, generation, offset, length, reply)
         # The callback may run within _send (a connection already lost).
         generation = self.generation
         _, future = self._send(protocol.CMD_READ, offset, length, 0, None, replied)
         if future is None:
-            _finish_later(self._complete(None, generation, resend=resend), reply)
+            self._read_later(None, generation, offset, length, reply)
+
+    def _read_later(self, future, generation, offset, length, reply):
+        """A read whose reply was not a success goes on in a task."""
+        _finish_later(self._complete(future, generation, resend=functools.partial(
+            self._send, protocol.CMD_READ, offset, length, 0, None)), reply)
 
     def _journalled_now(self, command, offset, length, flags, payload, reply):
         def replied(future):

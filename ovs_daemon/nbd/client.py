@@ -33,6 +33,10 @@ from ovs_daemon.nbd import errors
 from ovs_daemon.nbd import protocol
 
 LOG = logging.getLogger(__name__)
+# protocol.encode_request and decode_simple_reply, without their call: once
+# per request.
+_pack_request = protocol.REQUEST.pack
+_unpack_reply = protocol.SIMPLE_REPLY.unpack_from
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 MAX_OPTION_REPLY_LENGTH = 64 * 1024
@@ -144,7 +148,8 @@ class NBDClient:
         the reply is parsed, or now if the connection is already lost),
         rather than in a later loop iteration as a done callback would be.
         """
-        if payload is not None or command == protocol.CMD_READ:
+        if ((payload is not None or command == protocol.CMD_READ)
+                and length > self._conn.block_sizes[2]):
             self._check_payload_length(length)
         return self._conn.request(command, offset, length, flags, payload,
                                   callback)
@@ -283,8 +288,8 @@ class _ClientConnection(connection.FramedConnection):
             return future
         handle = next(self._handles)
         self.pending[handle] = (future, command, length, callback)
-        header = protocol.encode_request(command, handle, offset, length,
-                                         flags)
+        header = _pack_request(protocol.REQUEST_MAGIC, flags, command, handle,
+                               offset, length)
         if payload is None:
             self.send(header)
         else:
@@ -304,7 +309,7 @@ class _ClientConnection(connection.FramedConnection):
         await asyncio.shield(self._lost_waiter)
 
     def header_received(self, buf, pos):
-        magic, error, handle = protocol.decode_simple_reply(buf, pos)
+        magic, error, handle = _unpack_reply(buf, pos)
         entry = self.pending.get(handle)
         if magic != protocol.SIMPLE_REPLY_MAGIC or entry is None:
             LOG.error("Bad reply from NBD server %s (magic 0x%x, handle %d),"
