@@ -28,8 +28,6 @@ from ovs_cinder.edge import process_memory
 from ovs_cinder.edge import service as service_mod
 
 LOG = logging.getLogger(__name__)
-# mallopt takes an int.
-MAX_RETAINED = 1 << 30
 
 
 def main(argv=None):
@@ -44,9 +42,7 @@ def main(argv=None):
         print('ovs-edge: error: %s' % exc, file=sys.stderr)
         return 2
     logging.setup(conf, 'ovs-edge')
-    # Room for two journals' worth of payloads freed by FLUSHes at once.
-    process_memory.retain_freed_payloads(
-        min(MAX_RETAINED, 2 * conf.edge.replay_buffer_mib << 20))
+    process_memory.retain_freed_payloads(conf.edge.replay_buffer_mib)
     try:
         service = service_mod.EdgeService(conf)
         process_memory.freeze_start_up_objects()

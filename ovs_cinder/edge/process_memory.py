@@ -19,7 +19,7 @@ than a few MiB of it are free (and buffers past the mmap threshold are
 mapped and unmapped one by one), so the next writes fault every page in
 again and the kernel zeroes each one: a third of the edge's CPU time
 under 1 MiB writes (docs/performance.md). The edge keeps what it freed,
-up to ``retain_bytes``, for the next payloads.
+up to two journals' worth, for the next payloads.
 
 Garbage collector: what start-up made (modules, configuration, the
 loop) lives as long as the process; ``gc.freeze`` takes it out of the
@@ -40,12 +40,17 @@ LOG = logging.getLogger(__name__)
 # mallopt(3) parameters (glibc's malloc.h).
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+# mallopt takes an int.
+MAX_RETAINED = 1 << 30
 
 
-def retain_freed_payloads(retain_bytes):
-    """Keep up to ``retain_bytes`` of freed heap, and allocate payloads up
-    to NBD's largest from the heap rather than one mapping each. True if
-    the C library took both settings (glibc); False leaves its defaults."""
+def retain_freed_payloads(replay_buffer_mib):
+    """Keep freed heap for two journals of ``replay_buffer_mib`` (FLUSHes
+    of two volumes freeing theirs at once; at most MAX_RETAINED), and
+    allocate payloads up to NBD's largest from the heap rather than one
+    mapping each. True if the C library took both settings (glibc); False
+    leaves its defaults."""
+    retain_bytes = min(MAX_RETAINED, 2 * replay_buffer_mib << 20)
     try:
         mallopt = ctypes.CDLL(ctypes.util.find_library('c')).mallopt
     except (OSError, AttributeError, TypeError):
