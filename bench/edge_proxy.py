@@ -184,14 +184,7 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     fio_mod.add_arguments(parser, size_mib=256)
     parser.add_argument('--results', default=os.path.join(REPO, 'results', 'edge_proxy.md'))
-    parser.add_argument('--serve', action='store_true', help=argparse.SUPPRESS)
-    parser.add_argument('--port', type=int, help=argparse.SUPPRESS)
-    parser.add_argument('--unix', help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.serve:
-        serve(args)
-    else:
-        bench(args)
+    fio_mod.serve_or_bench(parser, serve, bench)
 
 
 if __name__ == '__main__':

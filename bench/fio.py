@@ -13,6 +13,7 @@
 """fio's nbd engine and nbdkit, as the benchmarks run them (shared by
 bench/nbd_server.py, bench/router.py and bench/edge.py)."""
 
+import argparse
 import contextlib
 import json
 import signal
@@ -104,6 +105,20 @@ def add_arguments(parser, size_mib):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--runtime", type=int, default=5, help="seconds per fio run")
     parser.add_argument("--size-mib", type=int, default=size_mib, help="fio target size")
+
+
+def serve_or_bench(parser, serve, bench):
+    """The main of a benchmark that runs its own server in a subprocess of
+    itself (``--serve``, its ``--port`` and ``--unix`` socket, hidden):
+    ``serve(args)`` there, ``bench(args)`` otherwise."""
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--unix", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args)
+    else:
+        bench(args)
 
 
 def median(rounds, key):

@@ -105,15 +105,7 @@ def main():
                         help="seconds per fio run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--size-mib", type=int, default=1024)
-    parser.add_argument("--serve", action="store_true",
-                        help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--unix", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.serve:
-        serve(args)
-    else:
-        bench(args)
+    fio_mod.serve_or_bench(parser, serve, bench)
 
 
 if __name__ == "__main__":
