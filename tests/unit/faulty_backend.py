@@ -11,20 +11,19 @@
 #    under the License.
 
 """A local backend whose uploads (``put``) a test can hold back or fail,
-whose uploads of checkpoints alone it can hold back, whose reads of data
-objects it can slow down, and whose ranged reads (the read path's, not
-whole objects) it can hold back; while it slows or holds reads, none is at
-hand (``get_at_once``), as none would be in the page cache of such a disk."""
+whose uploads of checkpoints alone it can hold back, and whose ranged
+reads (the read path's, not whole objects) it can hold back; while it
+holds reads, none is at hand (``get_at_once``), as none would be in the
+page cache of such a disk."""
 
 import threading
-import time
 
 from ovs_daemon.backends import base
 from ovs_daemon.backends import local
 from ovs_daemon.engine import records
 
 
-def _wait_while_held(may_go, waiting, seconds):
+def wait_while_held(may_go, waiting, seconds):
     """Unless ``may_go`` is set, say so on ``waiting`` and wait for it
     (at most ``seconds``)."""
     if not may_go.is_set():
@@ -46,33 +45,30 @@ class FaultyBackend(local.LocalBackend):
         self.failures_left = 0
         # The commit that many commits from now fails once (None: none does).
         self.commits_before_failure = None
-        self.data_read_seconds = 0.0
         self.ranged_reads_may_go = threading.Event()
         self.ranged_reads_may_go.set()
         self.ranged_read_waiting = threading.Event()
 
     def put(self, namespace, name, data, key, durable=True):
         if name.startswith(records.CHECKPOINT_PREFIX):
-            _wait_while_held(self.checkpoints_may_go, self.checkpoint_waiting, 60)
+            wait_while_held(self.checkpoints_may_go, self.checkpoint_waiting, 60)
             if self.checkpoint_failures_left:
                 self.checkpoint_failures_left -= 1
                 raise base.BackendError('injected: checkpoint upload failed')
-        _wait_while_held(self.uploads_may_go, self.upload_waiting, 30)
+        wait_while_held(self.uploads_may_go, self.upload_waiting, 30)
         if self.failures_left:
             self.failures_left -= 1
             raise base.BackendError('injected: disk full')
         super().put(namespace, name, data, key, durable)
 
     def get(self, namespace, name, offset=0, length=None):
-        if name.startswith(records.CONTAINER_PREFIX):
-            time.sleep(self.data_read_seconds)
         if length is not None:
-            _wait_while_held(self.ranged_reads_may_go, self.ranged_read_waiting, 30)
+            wait_while_held(self.ranged_reads_may_go, self.ranged_read_waiting, 30)
         return super().get(namespace, name, offset, length)
 
     def get_at_once(self, namespace, name, offset, length):
         # A disk slowed down or held back has none of its reads at hand.
-        if self.data_read_seconds or not self.ranged_reads_may_go.is_set():
+        if not self.ranged_reads_may_go.is_set():
             return None
         return super().get_at_once(namespace, name, offset, length)
 

@@ -18,7 +18,6 @@ import concurrent.futures
 import contextlib
 import errno
 import threading
-import time
 
 import pytest
 
@@ -33,8 +32,8 @@ from ovs_daemon.nbd import errors as nbd_errors
 from ovs_daemon.nbd import server as nbd_server
 from ovs_daemon.router import gate as gate_mod
 from ovs_daemon.router import volume_export
+from tests.unit import faulty_backend
 from tests.unit import page_cache
-from tests.unit.faulty_backend import FaultyBackend
 
 MiB = 1 << 20
 LIMIT = 1 * MiB
@@ -43,7 +42,7 @@ TUNING = volume_mod.Tuning(container_bytes=256 << 10)
 
 @pytest.fixture
 def backend(tmp_path):
-    return FaultyBackend(tmp_path / 'store')
+    return faulty_backend.FaultyBackend(tmp_path / 'store')
 
 
 @pytest.fixture
@@ -118,15 +117,16 @@ def test_a_slow_backend_read_stalls_no_other_volume(backend, volume, held):
         slow = volume_export.VolumeExport(volume)
         fast = volume_export.VolumeExport(other)
         await slow.write(0, pattern(1), fua=True)   # committed: read back from the backend
-        backend.data_read_seconds = 2.0
+        backend.ranged_reads_may_go.clear()
         if held == 'read':
             waiting = asyncio.ensure_future(slow.read(4096, 4096))
         else:
             waiting = asyncio.ensure_future(slow.write(4096 + 100, b'x' * 10, fua=False))
-        await asyncio.sleep(0.05)
+        assert await asyncio.to_thread(backend.ranged_read_waiting.wait, 10)
         await fast.write(0, pattern(2)[:65536], fua=False)
         assert await fast.read(0, 65536) == pattern(2)[:65536]
         served_while_held = not waiting.done()
+        backend.ranged_reads_may_go.set()
         await waiting
         return served_while_held
 
@@ -136,21 +136,26 @@ def test_a_slow_backend_read_stalls_no_other_volume(backend, volume, held):
         assert volume.read(4096, 4096) == expected
 
 
-class SlowS3Backend(s3.S3Backend):
-    """moto's S3, where reading a data object of the volumes named in
-    ``slow`` takes 2 s."""
+class HeldS3Backend(s3.S3Backend):
+    """moto's S3, where a read of a data object of the volumes named in
+    ``held`` waits until ``reads_may_go`` is set."""
 
-    slow = frozenset()
+    held = frozenset()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reads_may_go = threading.Event()
+        self.read_waiting = threading.Event()
 
     def get(self, namespace, name, offset=0, length=None):
-        if namespace in self.slow and name.startswith(records.CONTAINER_PREFIX):
-            time.sleep(2)
+        if namespace in self.held and name.startswith(records.CONTAINER_PREFIX):
+            faulty_backend.wait_while_held(self.reads_may_go, self.read_waiting, 30)
         return super().get(namespace, name, offset, length)
 
 
 def test_a_slow_s3_read_stalls_no_other_volume_served_from_the_read_cache(
         s3_test_place, tmp_path):
-    backend = SlowS3Backend(s3_test_place.settings())
+    backend = HeldS3Backend(s3_test_place.settings())
     store = store_mod.VolumeStore(backend, tuning=TUNING, cache=read_cache.ReadCache(
         str(tmp_path / 'cache'), 4 * MiB, readahead_bytes=0))
     slow_volume = store.create('v1', 16 * MiB, base.OwnerKey.generate(1))
@@ -162,14 +167,15 @@ def test_a_slow_s3_read_stalls_no_other_volume_served_from_the_read_cache(
         await slow.write(0, pattern(1), fua=True)
         await fast.write(0, pattern(2), fua=True)
         assert await fast.read(0, 4096) == pattern(2)[:4096]   # now in the read cache
-        backend.slow = frozenset(['v1'])
+        backend.held = frozenset(['v1'])
         waiting = asyncio.ensure_future(slow.read(4096, 4096))
-        await asyncio.sleep(0.05)
+        assert await asyncio.to_thread(backend.read_waiting.wait, 10)
         async with nbd_session(fast) as nbd:
             from_cache = await nbd.read(8192, 4096)
             await nbd.write(MiB, b'f' * 4096)
             from_memory = await nbd.read(MiB, 4096)
         served_while_held = not waiting.done()
+        backend.reads_may_go.set()
         return served_while_held, from_cache, from_memory, await waiting
 
     served_while_held, from_cache, from_memory, slow_read = asyncio.run(scenario())
