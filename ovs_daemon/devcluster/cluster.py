@@ -435,14 +435,19 @@ class Cluster:
         self._start_router(router)
 
     def _start_router(self, router):
-        process = process_mod.Process.start(
-            'router-%s' % router['id'],
-            [os.path.join(BIN_DIR, 'ovs-router'), '--config-file', router['config']],
-            router['dir'], netns=router['netns'])
-        router['pid'] = process.pid
-        router['process'] = process.to_record()
-        self._processes[process.name] = process
+        self._start_service(router, 'router-%s' % router['id'], 'ovs-router')
         self._save()
+
+    def _start_service(self, record, name, program):
+        """Start ``program`` with ``record``'s config, in its directory and
+        network namespace; returns its Process, recorded in ``record``."""
+        process = process_mod.Process.start(
+            name, [os.path.join(BIN_DIR, program), '--config-file', record['config']],
+            record['dir'], netns=record['netns'])
+        record['pid'] = process.pid
+        record['process'] = process.to_record()
+        self._processes[process.name] = process
+        return process
 
     def _wait_for_router(self, router, timeout=60.0):
         process = self._process(router['process'])
@@ -576,13 +581,7 @@ class Cluster:
     def _start_edge(self, edge):
         if os.path.exists(edge['control']):
             os.unlink(edge['control'])
-        process = process_mod.Process.start(
-            'edge-%s' % edge['name'],
-            [os.path.join(BIN_DIR, 'ovs-edge'), '--config-file', edge['config']],
-            edge['dir'], netns=edge['netns'])
-        edge['pid'] = process.pid
-        edge['process'] = process.to_record()
-        self._processes[process.name] = process
+        process = self._start_service(edge, 'edge-%s' % edge['name'], 'ovs-edge')
         self.state['edge'] = {'control': self.state['edges'][0]['control'],
                               'pid': self.state['edges'][0]['pid']}
         self._save()
