@@ -20,12 +20,14 @@ import uuid
 from kazoo import client as kazoo_client
 import pytest
 
+from ovs_daemon.devcluster import cluster as cluster_mod
 from ovs_daemon.devcluster import zookeeper
 from ovs_daemon.router import registry as registry_mod
 
 pytestmark = pytest.mark.slow
 
 SESSION_TIMEOUT = 4.0
+wait_until = cluster_mod.Cluster.wait_until
 
 
 @pytest.fixture(scope='module')
@@ -67,17 +69,6 @@ def reg(make_registry):
 def router_info(router_id, site='site-a'):
     return {'id': router_id, 'site': site, 'nbd': '127.0.0.1:10809',
             'api': 'http://127.0.0.1:8080'}
-
-
-def wait_for(predicate, timeout=10.0, what='condition'):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError('timed out waiting for %s' % what)
-        time.sleep(0.05)
 
 
 def test_create_and_read(reg):
@@ -324,7 +315,7 @@ def test_router_node_disappears_when_its_session_closes(reg, make_registry):
 
     other.client.stop()
     other.client.close()
-    wait_for(lambda: 'r-other' not in reg.routers(), what='r-other to vanish')
+    wait_until(lambda: 'r-other' not in reg.routers(), what='r-other to vanish')
     assert set(reg.routers()) == {'r-me'}
     with pytest.raises(registry_mod.RouterNotFound):
         reg.router('r-other')
@@ -349,7 +340,7 @@ def test_router_reregisters_after_its_session_expires(reg, zk_server):
         stat = reg.client.exists(reg.router_path('r-me'))
         return stat is not None and stat.ephemeralOwner == reg.client.client_id[0]
 
-    wait_for(reregistered, timeout=20, what='r-me registered by the new session')
+    wait_until(reregistered, timeout=20, what='r-me registered by the new session')
     assert set(reg.routers()) == {'r-me'}
 
 
@@ -370,7 +361,7 @@ def test_least_loaded_router(reg, make_registry):
     assert reg.least_loaded_router() == 'r0'
     gone.client.stop()
     gone.client.close()
-    wait_for(lambda: 'r0' not in reg.routers(), what='r0 to vanish')
+    wait_until(lambda: 'r0' not in reg.routers(), what='r0 to vanish')
 
     assert reg.least_loaded_router() == 'r2'
     assert reg.least_loaded_router(site='site-a') == 'r2'
@@ -473,6 +464,6 @@ def test_epoch_never_decreases_across_a_sequence(reg, make_registry):
     record = reg.volume('vol')[0]
     assert (record['owner'], record['size'], record['attachments']) == ('r3', 20, {})
     # What the watch saw only grew too (changes may coalesce).
-    wait_for(lambda: watched.qsize() and list(watched.queue)[-1] == 4, what='watch at epoch 4')
+    wait_until(lambda: watched.qsize() and list(watched.queue)[-1] == 4, what='watch at epoch 4')
     seen = list(watched.queue)
     assert seen == sorted(seen)
