@@ -49,19 +49,12 @@ import time
 from bench import results
 from ovs_daemon.api import edge_client
 from ovs_daemon.devcluster import cluster as cluster_mod
+from ovs_daemon.devcluster import process as process_mod
 from ovs_daemon.devcluster import zookeeper
 from ovs_daemon.nbd import client as nbd_client
 
 MiB = 1 << 20
 TICKS = os.sysconf('SC_CLK_TCK')
-
-
-def rss_bytes(pid):
-    with open('/proc/%d/status' % pid) as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1]) << 10
-    return 0
 
 
 def cpu_seconds(pid):
@@ -192,7 +185,7 @@ def main():
     try:
         cluster.up(routers=3)
         api = cluster.client()
-        rss_empty = {rid: rss_bytes(pid) for rid, pid in pids(cluster).items()}
+        rss_empty = {rid: process_mod.rss_bytes(pid) for rid, pid in pids(cluster).items()}
         zk_empty = zk_stats(cluster)
 
         created = timed_each(names, lambda n: api.create_volume(n, args.size_mib * MiB))
@@ -203,7 +196,7 @@ def main():
 
         owner = owners(cluster)
         load = {rid: sum(1 for o in owner.values() if o == rid) for rid in cluster.router_ids()}
-        rss = {rid: rss_bytes(pid) for rid, pid in pids(cluster).items()}
+        rss = {rid: process_mod.rss_bytes(pid) for rid, pid in pids(cluster).items()}
         per_volume = [(rss[rid] - rss_empty[rid]) / load[rid] for rid in load if load[rid]]
         row('router memory per idle volume served (RSS growth / volumes), per router',
             ', '.join('%s %.1f KiB (%d volumes)' % (rid, (rss[rid] - rss_empty[rid]) / load[rid]
@@ -236,8 +229,8 @@ def main():
 
         edge = cluster.add_edge('edge')
         control = edge_client.EdgeControlClient(edge['control'], timeout=120)
-        rss_edge_empty = rss_bytes(cluster.edge('edge')['pid'])
-        rss_unattached = sum(rss_bytes(pid) for pid in pids(cluster).values())
+        rss_edge_empty = process_mod.rss_bytes(cluster.edge('edge')['pid'])
+        rss_unattached = sum(process_mod.rss_bytes(pid) for pid in pids(cluster).values())
         sockets = {}
 
         def attach(name):
@@ -251,9 +244,9 @@ def main():
             % (sum(attached), first * 1000, last * 1000))
         edge_pid = cluster.edge('edge')['pid']
         row('edge memory per attached idle volume (RSS growth / volumes)',
-            '%.1f KiB' % ((rss_bytes(edge_pid) - rss_edge_empty) / count / 1024))
+            '%.1f KiB' % ((process_mod.rss_bytes(edge_pid) - rss_edge_empty) / count / 1024))
         row('router memory per attached idle volume (RSS growth of the three / volumes)',
-            '%.1f KiB' % ((sum(rss_bytes(pid) for pid in pids(cluster).values())
+            '%.1f KiB' % ((sum(process_mod.rss_bytes(pid) for pid in pids(cluster).values())
                            - rss_unattached) / count / 1024))
         processes = dict(pids(cluster), edge=edge_pid)
         cpu, packets = cpu_while_idle(processes, cluster, args.idle_seconds)

@@ -72,6 +72,16 @@ def read_start_time(pid):
     return stat.start_time if stat else None
 
 
+def rss_bytes(pid='self'):
+    """The resident memory of process ``pid`` (by default this one), in
+    bytes; ProcessError for a process that has none (a zombie)."""
+    with open('/proc/%s/status' % pid) as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) * 1024
+    raise ProcessError('process %s has no resident memory' % pid)
+
+
 def _is_dead_state(state):
     # A zombie has exited; it only waits for its parent to collect the status.
     return state in ('Z', 'X')

@@ -26,6 +26,7 @@ import pytest
 import requests
 
 from ovs_daemon.api import edge_client
+from ovs_daemon.devcluster import process as process_mod
 from tests.functional.clients import qemu_io
 
 pytestmark = pytest.mark.slow
@@ -76,14 +77,6 @@ def fuzz_request(rng, api, admin, edge):
                             timeout=30)
 
 
-def rss_bytes(pid):
-    with open('/proc/%d/status' % pid) as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1]) * 1024
-    raise AssertionError('no VmRSS')
-
-
 def test_the_control_api_survives_random_and_boundary_requests(make_vpool, capsys):
     vpool = make_vpool(routers=2)
     api, router = vpool.client(), vpool.router('r1')
@@ -93,7 +86,7 @@ def test_the_control_api_survives_random_and_boundary_requests(make_vpool, capsy
         edge = f.read().strip()
     rng = random.Random(SEED)
     statuses = {}
-    rss_before = rss_bytes(router['pid'])
+    rss_before = process_mod.rss_bytes(router['pid'])
 
     slow = socket.create_connection(('127.0.0.1', int(router['api'].rsplit(':', 1)[1])))
     slow.sendall(b'POST /v1/volumes HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n'
@@ -110,7 +103,7 @@ def test_the_control_api_survives_random_and_boundary_requests(make_vpool, capsy
     finally:
         slow.close()
 
-    rss_after = rss_bytes(router['pid'])
+    rss_after = process_mod.rss_bytes(router['pid'])
     with capsys.disabled():
         print('\ncontrol API fuzz: %d requests, statuses %s, router RSS %.1f -> %.1f MiB'
               % (REQUESTS, sorted(statuses.items(), key=str), rss_before / MiB,

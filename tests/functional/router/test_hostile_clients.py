@@ -22,6 +22,7 @@ import struct
 import pytest
 import requests
 
+from ovs_daemon.devcluster import process as process_mod
 from ovs_daemon.nbd import protocol
 from tests.functional.clients import qemu_io
 
@@ -30,14 +31,6 @@ MiB = 1 << 20
 IDLE_CONNECTIONS = 3000
 LOOPING_CONNECTIONS = 40
 OPTIONS_EACH = 100
-
-
-def rss_bytes(pid):
-    with open('/proc/%d/status' % pid) as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1]) * 1024
-    raise AssertionError('no VmRSS for %d' % pid)
 
 
 def connect_from(source, port):
@@ -59,7 +52,7 @@ def test_idle_and_option_looping_clients_leave_the_router_bounded_and_serving(vp
     api.create_volume('v1', 16 * MiB, router='r1')
     uri = vpool.nbd_uri('r1', 'v1')
     qemu_io(uri, 'write -P 0x3c 0 1M', 'flush')
-    rss_before = rss_bytes(router['pid'])
+    rss_before = process_mod.rss_bytes(router['pid'])
     log_before = os.path.getsize(router['log'])
 
     held = [connect_from('127.0.0.2', port) for _ in range(IDLE_CONNECTIONS)]
@@ -77,7 +70,7 @@ def test_idle_and_option_looping_clients_leave_the_router_bounded_and_serving(vp
         # Everybody else is served meanwhile: same host, another address.
         out = qemu_io(uri, 'read -P 0x3c 0 1M', 'write -P 0x5a 1M 64k', 'flush')
         assert 'verification failed' not in out
-        rss_during = rss_bytes(router['pid'])
+        rss_during = process_mod.rss_bytes(router['pid'])
         refused = _refusals(vpool)
     finally:
         for sock in held + looping:

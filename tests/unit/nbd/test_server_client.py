@@ -21,6 +21,7 @@ import struct
 
 import pytest
 
+from ovs_daemon.devcluster import process as process_mod
 from ovs_daemon.nbd import client as client_mod
 from ovs_daemon.nbd import errors
 from ovs_daemon.nbd import export as export_mod
@@ -678,14 +679,6 @@ def test_a_flood_during_the_handshake_is_dropped_once_parsed(caplog):
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
-def rss_bytes():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
 def test_idle_sessions_hold_little_memory_and_a_busy_one_still_streams():
     """An edge holds a session per attached volume, a router one per
     volume attached to it: a thousand idle ones must not cost a receive
@@ -697,11 +690,11 @@ def test_idle_sessions_hold_little_memory_and_a_busy_one_still_streams():
         async with serving(export_mod.MemoryExport("vol1", 64 * MiB)) as srv:
             first = await connect(srv)
             await first.read(0, 4096)
-            before = rss_bytes()
+            before = process_mod.rss_bytes()
             idle = [await connect(srv) for _ in range(sessions)]
             for nbd in idle:
                 await nbd.read(0, 4096)
-            grown = rss_bytes() - before
+            grown = process_mod.rss_bytes() - before
             assert grown < sessions * 64 * 1024, \
                 "%d KiB per idle session" % (grown // sessions // 1024)
 
