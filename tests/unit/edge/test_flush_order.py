@@ -27,6 +27,7 @@ from ovs_daemon.nbd import client as nbd_client
 from ovs_daemon.nbd import export as export_mod
 from ovs_daemon.nbd import protocol
 from ovs_daemon.nbd import server as server_mod
+from tests import awaiting
 
 MiB = 1 << 20
 BLOCK = 4096
@@ -71,13 +72,6 @@ def edge_settings():
     return conf.edge
 
 
-async def until(predicate, timeout=10):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, 'never happened'
-        await asyncio.sleep(0.005)
-
-
 def through_the_coroutines(proxy):
     """The guest's requests as the coroutine methods take them."""
     def write(n):
@@ -117,7 +111,7 @@ def test_a_flush_answered_before_the_writes_ahead_of_it_waits_for_their_replies(
             writes = [write(n) for n in range(4)]
             await asyncio.sleep(0)
             flushed = flush()
-            await until(lambda: upstream.flushes == 1)
+            await awaiting.until(lambda: upstream.flushes == 1)
             await asyncio.sleep(0.1)
             assert not flushed.done(), 'the FLUSH completed before the writes it covers'
 

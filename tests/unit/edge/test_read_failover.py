@@ -19,6 +19,7 @@ from ovs_cinder.edge import volume_proxy
 from ovs_daemon.nbd import export as export_mod
 from ovs_daemon.nbd import protocol
 from ovs_daemon.nbd import server as server_mod
+from tests import awaiting
 from tests.unit.edge import test_flush_order as edge_rig
 
 MiB = 1 << 20
@@ -59,11 +60,11 @@ def test_a_read_in_flight_at_a_lost_connection_is_answered_by_the_next_router():
             written = submit(protocol.CMD_WRITE, BLOCK, BLOCK, bytearray(b'w') * BLOCK)
             assert await asyncio.wait_for(written, 10) == (None, None)
             read = submit(protocol.CMD_READ, BLOCK, BLOCK, None)
-            await edge_rig.until(lambda: upstream.reads == 1)
+            await awaiting.until(lambda: upstream.reads == 1)
 
             first = proxy.upstream
             first.nbd.abort()
-            await edge_rig.until(lambda: proxy.upstream not in (None, first))
+            await awaiting.until(lambda: proxy.upstream not in (None, first))
             upstream.release.set()
             error, data = await asyncio.wait_for(read, 10)
             assert error is None

@@ -16,6 +16,7 @@ there are: a busy one at every tick, the idle ones in turn."""
 import asyncio
 
 from ovs_cinder.edge import watchdog
+from tests import awaiting
 
 
 class Volume:
@@ -32,13 +33,6 @@ class Volume:
             raise RuntimeError('broken')
 
 
-async def until(predicate, timeout=10):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, 'never happened'
-        await asyncio.sleep(0.005)
-
-
 def test_one_task_checks_every_volume_at_each_tick_when_idle_volumes_are_due_each_tick():
     async def scenario():
         tasks = len(asyncio.all_tasks())
@@ -48,21 +42,21 @@ def test_one_task_checks_every_volume_at_each_tick_when_idle_volumes_are_due_eac
         for volume in volumes:
             dog.watch(volume)
         assert len(asyncio.all_tasks()) == tasks + 1
-        await until(lambda: all(len(v.checks) >= 3 for v in volumes))
+        await awaiting.until(lambda: all(len(v.checks) >= 3 for v in volumes))
         # One tick checks all at one instant; a volume failing its check
         # does not keep the others from theirs.
         assert len({v.checks[0] for v in volumes}) == 1
 
         dog.unwatch(volumes[0])
         seen = len(volumes[0].checks)
-        await until(lambda: len(volumes[1].checks) >= seen + 3)
+        await awaiting.until(lambda: len(volumes[1].checks) >= seen + 3)
         assert len(volumes[0].checks) == seen
         for volume in volumes:
             dog.unwatch(volume)
-        await until(lambda: len(asyncio.all_tasks()) == tasks)
+        await awaiting.until(lambda: len(asyncio.all_tasks()) == tasks)
 
         dog.watch(volumes[0])    # a later attach starts it again
-        await until(lambda: len(volumes[0].checks) > seen)
+        await awaiting.until(lambda: len(volumes[0].checks) > seen)
         dog.unwatch(volumes[0])
     asyncio.run(asyncio.wait_for(scenario(), 30))
 
@@ -78,7 +72,7 @@ def test_idle_volumes_are_checked_in_turn_and_a_busy_one_at_every_tick():
         volumes = [Volume('v%d' % i) for i in range(100)]
         for volume in volumes:
             dog.watch(volume)
-        await until(lambda: all(v.checks for v in volumes))
+        await awaiting.until(lambda: all(v.checks for v in volumes))
         ticks = sorted({t for v in volumes for t in v.checks})
         first_round = ticks[:10]
         per_tick = [sum(t in v.checks for v in volumes) for t in first_round]
@@ -89,14 +83,14 @@ def test_idle_volumes_are_checked_in_turn_and_a_busy_one_at_every_tick():
         busy.busy = True
         dog.busy(busy)
         since = len(busy.checks)
-        await until(lambda: len(busy.checks) >= since + 12)
+        await awaiting.until(lambda: len(busy.checks) >= since + 12)
         later = [t for v in volumes for t in v.checks if t > busy.checks[since]]
         assert set(later) <= set(busy.checks)    # every tick since, it was checked
 
         busy.busy = False
-        await until(lambda: len(volumes[0].checks) >= 4)
+        await awaiting.until(lambda: len(volumes[0].checks) >= 4)
         seen = len(busy.checks)
-        await until(lambda: len(volumes[0].checks) >= 6)
+        await awaiting.until(lambda: len(volumes[0].checks) >= 6)
         assert len(busy.checks) <= seen + 3     # back in the idle turn
         for volume in volumes:
             dog.unwatch(volume)

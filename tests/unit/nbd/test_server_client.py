@@ -28,6 +28,7 @@ from ovs_daemon.nbd import export as export_mod
 from ovs_daemon.nbd import protocol
 from ovs_daemon.nbd import server as server_mod
 from ovs_daemon.nbd import session as session_mod
+from tests import awaiting
 
 MiB = 1024 * 1024
 
@@ -60,14 +61,6 @@ async def serving(*exports, listable=True):
         yield server
     finally:
         await server.stop()
-
-
-async def eventually(predicate, timeout=10):
-    """Wait for a state that the server reaches asynchronously."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "never happened"
-        await asyncio.sleep(0.005)
 
 
 async def connect(server, name="vol1"):
@@ -347,7 +340,7 @@ def test_session_end_closes_the_export_once():
                 nbd = await connect(srv)
                 await nbd.write(0, b"a")
                 await nbd.close()
-            await eventually(lambda: export.closed == 3)
+            await awaiting.until(lambda: export.closed == 3)
             assert srv.sessions() == []
     run(scenario())
 
@@ -529,7 +522,7 @@ def test_stalled_handshake_is_dropped(monkeypatch):
         async with serving(export_mod.MemoryExport("vol1", 4096)) as srv:
             peer = await RawPeer.open(srv)
             assert await peer.closed_by_server()
-            await eventually(lambda: srv.sessions() == [])
+            await awaiting.until(lambda: srv.sessions() == [])
     run(scenario())
 
 
