@@ -18,25 +18,19 @@ import uuid
 from cinder import exception
 from cinder import objects
 from cinder.objects import fields
-from cinder.tests.unit import fake_snapshot
-from cinder.tests.unit import fake_volume
 from oslo_utils import units
 import pytest
 
 from ovs_cinder.volume import driver as driver_mod
+from tests import cinder_objects
 from tests.functional.clients import qemu_io
 from tests.functional.clients import tcp_uri
 
 pytestmark = pytest.mark.slow
 
 
-def volume(context, size=1, **updates):
-    return fake_volume.fake_volume_obj(context, size=size, id=str(uuid.uuid4()), **updates)
-
-
-def snapshot(context, source):
-    return fake_snapshot.fake_snapshot_obj(context, id=str(uuid.uuid4()), volume=source,
-                                           volume_size=source.size)
+volume = cinder_objects.volume
+snapshot = cinder_objects.snapshot
 
 
 def test_create_and_delete_volume_and_deleting_a_missing_one_succeeds(ovs_driver, vpool,

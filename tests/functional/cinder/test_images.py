@@ -17,7 +17,6 @@ Glance does not run here: the image service is an in-memory one."""
 
 import io
 import subprocess
-import uuid
 
 from cinder.tests.unit import fake_volume
 from os_brick.initiator import connector as brick_connector
@@ -25,6 +24,7 @@ from oslo_config import cfg
 import pytest
 
 from ovs_cinder.brick import connector as ovs_connector
+from tests import cinder_objects
 from tests.functional.cinder.image_service import MemoryImageService
 from tests.functional.clients import qemu_io
 from tests.functional.clients import run
@@ -56,7 +56,7 @@ def test_a_qcow2_image_into_a_volume_and_the_volume_into_an_image(edge_driver, v
     run('qemu-io', '-f', 'qcow2', '-c', 'write -P 0x6b 1M 2M', str(source))
     images = MemoryImageService()
     image_id = images.add(source, 'qcow2')
-    vol = fake_volume.fake_volume_obj(context, size=1, id=str(uuid.uuid4()))
+    vol = cinder_objects.volume(context)
     vol.volume_type = fake_volume.fake_volume_type_obj(context, extra_specs={})
     vol.glance_metadata = {}   # no database here: nothing to look up
     edge_driver.create_volume(vol)
@@ -85,7 +85,7 @@ def test_uploading_an_in_use_volume_leaves_the_instances_attachment_alone(
         edge_driver, vpool, context, tmp_path):
     """cinder-volume and nova share the host's edge (an all-in-one host):
     the instance's token and its edge attachment outlive the image copy."""
-    vol = fake_volume.fake_volume_obj(context, size=1, id=str(uuid.uuid4()))
+    vol = cinder_objects.volume(context)
     vol.volume_type = fake_volume.fake_volume_type_obj(context, extra_specs={})
     vol.glance_metadata = {}
     edge_driver.create_volume(vol)

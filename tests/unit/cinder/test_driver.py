@@ -14,12 +14,8 @@
 the routers' control API and every error path, in seconds and without a
 vPool (tests/functional/cinder runs the same driver against a live one)."""
 
-import uuid
-
 from cinder import context as cinder_context
 from cinder import exception
-from cinder.tests.unit import fake_snapshot
-from cinder.tests.unit import fake_volume
 from cinder.volume import configuration
 from oslo_config import cfg
 from oslo_utils import units
@@ -29,6 +25,7 @@ from ovs_cinder.volume import driver as driver_mod
 from ovs_daemon.api import client as api_client
 from ovs_daemon.api import errors as api_errors
 from ovs_daemon.devcluster import certificates
+from tests import cinder_objects
 
 GiB = units.Gi
 ROUTERS = [{'id': 'r1', 'site': 'a', 'api': 'http://10.0.0.1:8765', 'nbd': '10.0.0.1:10809',
@@ -91,13 +88,8 @@ def driver(token_file):
         cfg.CONF.clear_override('ovs_api_token_file', group='backend_defaults')
 
 
-def volume(context, size=1, **updates):
-    return fake_volume.fake_volume_obj(context, size=size, id=str(uuid.uuid4()), **updates)
-
-
-def snapshot(context, source):
-    return fake_snapshot.fake_snapshot_obj(context, id=str(uuid.uuid4()), volume=source,
-                                           volume_size=source.size)
+volume = cinder_objects.volume
+snapshot = cinder_objects.snapshot
 
 
 @pytest.fixture
@@ -244,8 +236,7 @@ def test_initialize_connection_needs_the_connectors_host(driver, objects, connec
 ])
 def test_revert_keeps_cinders_size(driver, context, volume_size, snapshot_size, calls):
     vol = volume(context, size=volume_size)
-    snap = fake_snapshot.fake_snapshot_obj(context, id=str(uuid.uuid4()), volume=vol,
-                                           volume_size=snapshot_size)
+    snap = snapshot(context, vol, size=snapshot_size)
     driver.revert_to_snapshot(context, vol, snap)
     assert [c[0] for c in driver._client.calls] == calls
     if 'extend_volume' in calls:
