@@ -40,7 +40,6 @@ Prints the table and writes it to results/scale.md.
 import argparse
 import asyncio
 import os
-import re
 import shutil
 import statistics
 import tempfile
@@ -49,6 +48,7 @@ import time
 from bench import results
 from ovs_daemon.api import edge_client
 from ovs_daemon.devcluster import cluster as cluster_mod
+from ovs_daemon.devcluster import metrics_page
 from ovs_daemon.devcluster import process as process_mod
 from ovs_daemon.devcluster import zookeeper
 from ovs_daemon.nbd import client as nbd_client
@@ -77,11 +77,8 @@ def zk_stats(cluster):
 
 
 def served_count(cluster, router_id):
-    text = cluster.client(router_id).metrics()
-    if isinstance(text, bytes):
-        text = text.decode()
-    match = re.search(r'^ovs_router_volumes_served\S* (\S+)$', text, re.M)
-    return int(float(match.group(1))) if match else 0
+    return int(metrics_page.value(metrics_page.samples(cluster.client(router_id).metrics()),
+                                  'ovs_router_volumes_served'))
 
 
 def tenths(durations):

@@ -19,10 +19,10 @@ import json
 import os
 import re
 
-from prometheus_client import parser
 import pytest
 import requests
 
+from ovs_daemon.devcluster import metrics_page
 from tests.functional.clients import qemu_io
 
 pytestmark = pytest.mark.slow
@@ -36,13 +36,10 @@ def scrape(url, token=None):
     headers = {'Authorization': 'Bearer %s' % token} if token else {}
     answer = requests.get(url, headers=headers, timeout=10)
     assert answer.status_code == 200, answer.text
-    return {(sample.name, frozenset(sample.labels.items())): sample.value
-            for family in parser.text_string_to_metric_families(answer.text)
-            for sample in family.samples}
+    return metrics_page.samples(answer.text)
 
 
-def value(samples, name, **labels):
-    return samples[name, frozenset(labels.items())]
+value = metrics_page.value
 
 
 def dashboard_metrics():

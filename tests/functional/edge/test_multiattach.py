@@ -17,11 +17,11 @@ and no host's replay rolls back what the other one wrote after it."""
 
 import asyncio
 import logging
-import re
 
 import pytest
 
 from bench import io_history
+from ovs_daemon.devcluster import metrics_page
 from tests.functional.edge import conftest
 from tests.functional.edge import shared_blocks
 
@@ -53,12 +53,9 @@ def assert_no_stale_read_and_no_lost_write(history):
 
 def steals(vpool, *routers):
     """Volumes the routers took by a steal, from their metrics."""
-    total = 0.0
-    for router in routers:
-        found = re.search(r'^ovs_router_ownership_changes_total\{[^}]*kind="steal"[^}]*\} (\S+)$',
-                          vpool.client(router).metrics(), re.MULTILINE)
-        total += float(found.group(1)) if found else 0.0
-    return total
+    return sum(metrics_page.counted(metrics_page.samples(vpool.client(router).metrics()),
+                                    'ovs_router_ownership_changes_total', kind='steal')
+               for router in routers)
 
 
 def writers(found):

@@ -22,6 +22,7 @@ import struct
 import pytest
 import requests
 
+from ovs_daemon.devcluster import metrics_page
 from ovs_daemon.devcluster import process as process_mod
 from ovs_daemon.nbd import protocol
 from tests.functional.clients import qemu_io
@@ -87,9 +88,6 @@ def test_idle_and_option_looping_clients_leave_the_router_bounded_and_serving(vp
 def _refusals(vpool):
     text = requests.get(vpool.router('r1')['api'] + '/metrics', timeout=10,
                         headers={'Authorization': 'Bearer %s' % vpool.token}).text
-    counts = {}
-    for line in text.splitlines():
-        if line.startswith('ovs_router_nbd_refusals_total{'):
-            reason = line.split('reason="', 1)[1].split('"', 1)[0]
-            counts[reason] = float(line.rsplit(' ', 1)[1])
-    return counts
+    return {dict(labels)['reason']: count
+            for (name, labels), count in metrics_page.samples(text).items()
+            if name == 'ovs_router_nbd_refusals_total'}

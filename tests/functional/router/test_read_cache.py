@@ -15,6 +15,7 @@ its metrics, and finds the cache warm after a SIGKILL and a restart."""
 
 import pytest
 
+from ovs_daemon.devcluster import metrics_page
 from tests.functional.clients import qemu_io
 from tests.functional.router.test_admin import admin
 
@@ -22,12 +23,8 @@ pytestmark = pytest.mark.slow
 
 
 def cache_counter(vpool, name):
-    text = vpool.client('r1').metrics()
-    text = text.decode() if isinstance(text, bytes) else text
-    for line in text.splitlines():
-        if line.startswith('ovs_router_read_cache_%s ' % name):
-            return float(line.split()[1])
-    raise AssertionError('no ovs_router_read_cache_%s in the metrics' % name)
+    return metrics_page.value(metrics_page.samples(vpool.client('r1').metrics()),
+                              'ovs_router_read_cache_%s' % name)
 
 
 def test_reads_hit_the_cache_and_it_is_warm_after_a_restart(make_vpool):

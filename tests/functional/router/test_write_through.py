@@ -15,10 +15,10 @@ one NBD connection with many writes in flight: they wait for commits
 together, and overlapping ones land in the order they were sent."""
 
 import asyncio
-import re
 
 import pytest
 
+from ovs_daemon.devcluster import metrics_page
 from ovs_daemon.nbd import client as nbd_client
 from ovs_daemon.nbd import protocol
 
@@ -36,9 +36,8 @@ def content(block, version):
 def commits(api):
     """Commits the router ran for write-through volumes: its FLUSH requests
     (the client sends none: a write-through export does not offer FLUSH)."""
-    found = re.search(r'^ovs_router_io_requests_total\{[^}]*op="flush"[^}]*\} (\S+)$',
-                      api.metrics(), re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
+    return metrics_page.counted(metrics_page.samples(api.metrics()),
+                                'ovs_router_io_requests_total', op='flush')
 
 
 def test_writes_in_flight_on_one_connection_share_commits_and_land_in_order(vpool):

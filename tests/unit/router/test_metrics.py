@@ -13,17 +13,15 @@
 
 """The router's per-request NBD metrics, as a scrape shows them."""
 
-from prometheus_client import parser
-
 from ovs_daemon.backends import base as backends
+from ovs_daemon.devcluster import metrics_page
 from ovs_daemon.router import metrics as metrics_mod
+
+value = metrics_page.value
 
 
 def scrape(metrics):
-    text = metrics.exposition()[0].decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in parser.text_string_to_metric_families(text)
-            for s in family.samples}
+    return metrics_page.samples(metrics.exposition()[0])
 
 
 def test_requests_are_counted_by_operation_with_their_latency_bytes_and_errors():
@@ -34,18 +32,18 @@ def test_requests_are_counted_by_operation_with_their_latency_bytes_and_errors()
     metrics.observe_io('write', 0.001, 4096, backends.Fenced('not the owner'))
     found = scrape(metrics)
 
-    assert found['ovs_router_io_requests_total', (('op', 'read'),)] == 2
-    assert found['ovs_router_io_bytes_total', (('op', 'read'),)] == 8192
-    assert found['ovs_router_io_errors_total', (('op', 'write'),)] == 2
-    assert found['ovs_router_backend_errors_total', (('op', 'write'),)] == 1
-    assert found['ovs_router_io_requests_total', (('op', 'flush'),)] == 0
+    assert value(found, 'ovs_router_io_requests_total', op='read') == 2
+    assert value(found, 'ovs_router_io_bytes_total', op='read') == 8192
+    assert value(found, 'ovs_router_io_errors_total', op='write') == 2
+    assert value(found, 'ovs_router_backend_errors_total', op='write') == 1
+    assert value(found, 'ovs_router_io_requests_total', op='flush') == 0
 
     def read_bucket(le):
-        return found['ovs_router_io_latency_seconds_bucket', (('le', le), ('op', 'read'))]
+        return value(found, 'ovs_router_io_latency_seconds_bucket', le=le, op='read')
     # A bucket counts what took up to its bound, the bound included.
     assert (read_bucket('5e-05'), read_bucket('0.00025'), read_bucket('0.0005'),
             read_bucket('+Inf')) == (1, 1, 2, 2)
-    assert found['ovs_router_io_latency_seconds_bucket', (('le', '10.0'), ('op', 'write'))] == 1
-    assert found['ovs_router_io_latency_seconds_bucket', (('le', '+Inf'), ('op', 'write'))] == 2
-    assert found['ovs_router_io_latency_seconds_count', (('op', 'write'),)] == 2
-    assert found['ovs_router_io_latency_seconds_sum', (('op', 'write'),)] == 20.001
+    assert value(found, 'ovs_router_io_latency_seconds_bucket', le='10.0', op='write') == 1
+    assert value(found, 'ovs_router_io_latency_seconds_bucket', le='+Inf', op='write') == 2
+    assert value(found, 'ovs_router_io_latency_seconds_count', op='write') == 2
+    assert value(found, 'ovs_router_io_latency_seconds_sum', op='write') == 20.001
