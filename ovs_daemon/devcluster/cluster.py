@@ -671,6 +671,16 @@ class Cluster:
             return self.edge(key)['process']
         return self._zookeeper_records()[self._zookeeper_index(key)]
 
+    def log_text(self, name):
+        """What router or edge ``name`` (named as for :meth:`kill`) has
+        logged so far."""
+        kind, key = self._resolve(name)
+        if kind == 'zookeeper':
+            raise ClusterError('%s logs in its own directory, not in a log file of '
+                               'the cluster' % name)
+        with open((self.router if kind == 'router' else self.edge)(key)['log']) as f:
+            return f.read()
+
     def kill(self, name, sig=signal.SIGKILL):
         """Send ``sig`` (a crash by default) to one process, by name."""
         record = self._record(*self._resolve(name))

@@ -51,7 +51,7 @@ def test_a_hung_owner_with_a_flush_in_flight_is_failed_over(vpool, hypervisors):
 
     assert record['owner'] != 'r1' and record['epoch'] == 2
     # The probe found r1 hung (no NBD greeting), not the flush_timeout.
-    assert _logged(vpool.edge('hva')['log'], 'router unresponsive during a flush: TimeoutError')
+    assert 'router unresponsive during a flush: TimeoutError' in vpool.log_text('hva')
 
 
 def test_a_flush_held_by_an_owner_cut_from_zookeeper_is_failed_over(make_vpool, hosts,
@@ -70,8 +70,7 @@ def test_a_flush_held_by_an_owner_cut_from_zookeeper_is_failed_over(make_vpool, 
         hosts['r1'].block(other)
     hosts['r1'].block_address(network.address)
     try:
-        vpool.wait_until(lambda: _logged(vpool.router('r1')['log'],
-                                         'ZooKeeper session suspended'),
+        vpool.wait_until(lambda: 'ZooKeeper session suspended' in vpool.log_text('r1'),
                          what='r1 suspended')
         # r1 answers TCP connects and is alive, but it holds this FLUSH
         # until its session comes back or times out.
@@ -85,7 +84,7 @@ def test_a_flush_held_by_an_owner_cut_from_zookeeper_is_failed_over(make_vpool, 
 
     assert record['owner'] != 'r1' and record['epoch'] == 2
     # The probe got no greeting from r1: it was not r1 halting the volume.
-    assert _logged(vpool.edge('hva')['log'], 'router unresponsive during a flush: TimeoutError')
+    assert 'router unresponsive during a flush: TimeoutError' in vpool.log_text('hva')
 
 
 def test_a_failover_goes_past_a_router_without_a_zookeeper_session(vpool, hypervisors, hosts,
@@ -98,8 +97,7 @@ def test_a_failover_goes_past_a_router_without_a_zookeeper_session(vpool, hyperv
     # loses ZooKeeper and stays without it.
     hosts['r2'].block_address(network.address)
     try:
-        vpool.wait_until(lambda: _logged(vpool.router('r2')['log'],
-                                         'ZooKeeper session suspended'),
+        vpool.wait_until(lambda: 'ZooKeeper session suspended' in vpool.log_text('r2'),
                          what='r2 suspended')
         vpool.kill_router('r1')
         clients.run('qemu-io', '-f', 'raw', '-c', 'read -P 7 0 1M', '-c', 'write -P 8 0 64k',
@@ -109,13 +107,8 @@ def test_a_failover_goes_past_a_router_without_a_zookeeper_session(vpool, hyperv
 
     assert vpool.client('r3').volume('v1')['owner'] == 'r3'
     # r2 said at once that it could not help, instead of holding the calls.
-    assert _logged(vpool.edge('hva')['log'], 'cannot acquire volume v1: its ZooKeeper '
-                   'session is suspended')
-
-
-def _logged(path, text):
-    with open(path) as f:
-        return text in f.read()
+    assert ('cannot acquire volume v1: its ZooKeeper session is suspended'
+            in vpool.log_text('hva'))
 
 
 def test_attaching_again_with_a_new_token_stays_on_the_same_owner(vpool, hypervisors):

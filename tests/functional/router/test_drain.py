@@ -22,11 +22,6 @@ pytestmark = pytest.mark.slow
 MiB = 1 << 20
 
 
-def log_of(vpool, router):
-    with open(vpool.router(router)['log']) as f:
-        return f.read()
-
-
 def test_a_stop_whose_peers_do_not_answer_ends_after_the_drain_time(make_vpool, caplog):
     vpool = make_vpool(routers=2, options={'router': {'drain_timeout': 2.0,
                                                       'peer_timeout': 0.5}})
@@ -37,7 +32,7 @@ def test_a_stop_whose_peers_do_not_answer_ends_after_the_drain_time(make_vpool, 
             vpool.stop_router('r1')
     finally:
         vpool.resume_router('r2')
-    assert 'Router r1 drained: 0 volume(s) handed over, 1 left; v1: ' in log_of(vpool, 'r1')
+    assert 'Router r1 drained: 0 volume(s) handed over, 1 left; v1: ' in vpool.log_text('r1')
     # It exited by itself after the drain time, not by the SIGKILL that
     # follows a SIGTERM ignored for 10 s.
     assert not [r for r in caplog.records if 'killing it' in r.getMessage()]
@@ -49,7 +44,7 @@ def test_a_stop_with_every_peer_drained_keeps_its_volumes(make_vpool):
     api.create_volume('v1', 16 * MiB, router='r1')
     api.drain('r2')
     vpool.stop_router('r1')
-    assert 'Router r1 drained: 0 volume(s) handed over, 1 left' in log_of(vpool, 'r1')
+    assert 'Router r1 drained: 0 volume(s) handed over, 1 left' in vpool.log_text('r1')
     record = vpool.client('r2').volume('v1')
     assert (record['owner'], record['epoch']) == ('r1', 1), record
     vpool.start_router('r1')

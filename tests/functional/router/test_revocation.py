@@ -46,16 +46,6 @@ def vpool(tmp_path, network):
         cluster.down()
 
 
-def wait_for_log(path, text, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        with open(path) as f:
-            if text in f.read():
-                return
-        assert time.monotonic() < deadline, 'no %r in %s' % (text, path)
-        time.sleep(0.1)
-
-
 def test_a_request_held_by_a_suspended_owner_is_refused_once_its_token_is_revoked(
         vpool, network):
     r1, hva = vpool.hosts['r1'], vpool.hosts['hva']
@@ -67,7 +57,8 @@ def test_a_request_held_by_a_suspended_owner_is_refused_once_its_token_is_revoke
     qemu_io(tcp_uri(nbd, 'v1/%s' % token_b), 'write -P 0x11 0 4k', 'flush')
 
     r1.block_address(network.address)           # the owner is cut from ZooKeeper
-    wait_for_log(vpool.router('r1')['log'], 'ZooKeeper session suspended')
+    vpool.wait_until(lambda: 'ZooKeeper session suspended' in vpool.log_text('r1'),
+                     what='r1 suspended')
     held = hva.start('held-writer', ['qemu-io', '-f', 'raw', '-c', 'write -P 0x66 0 4k',
                                      tcp_uri(nbd, 'v1/%s' % token_a)], str(vpool.workdir))
     try:

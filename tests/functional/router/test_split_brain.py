@@ -94,7 +94,7 @@ def test_an_owner_cut_from_zookeeper_alone_is_stolen_from_while_its_session_live
     r1 = hosts['r1']
     r1.block_address(network.address)
     try:
-        vpool.wait_until(lambda: _logged(vpool.router('r1'), 'ZooKeeper session suspended'),
+        vpool.wait_until(lambda: 'ZooKeeper session suspended' in vpool.log_text('r1'),
                          timeout=60, what='r1 suspended')
         location = api.acquire('v1', mode='failover')
         assert (location['owner'], location['epoch']) == ('r2', 2)
@@ -105,8 +105,3 @@ def test_an_owner_cut_from_zookeeper_alone_is_stolen_from_while_its_session_live
         r1.unblock_address(network.address)
     assert 'verification failed' not in qemu_io(vpool.nbd_uri('r2', 'v1'), 'read -P 0x11 0 1M')
     vpool.wait_until(lambda: 'v1' in vpool.client('r1').health()['halted'], what='r1 halted v1')
-
-
-def _logged(router, text):
-    with open(router['log']) as log:
-        return text in log.read()
