@@ -12,33 +12,41 @@
 
 """Benchmark: many volumes on one vPool (not a test).
 
-    .venv/bin/python -m bench.scale [--volumes 1000] [--idle-seconds 10]
+    .venv/bin/python -m bench.scale [--volumes 250,500,1000] [--idle-seconds 10]
 
 ZooKeeper and three routers on the local backend, one edge, all on this
-machine. In order:
+machine; a fresh cluster for each number of volumes given. In order:
 
-1. create --volumes volumes through r1's API (placed on the least loaded
+1. create the volumes through r1's API (placed on the least loaded
    router): time per create, first and last tenth (a create that reads
    every record grows with the volumes there are);
 2. idle, no edge: memory (RSS) and CPU of the routers per volume served,
    ZooKeeper's watches and znodes per volume;
 3. one collection round of a few idle volumes of r1 (what each volume
    costs the collector every collect_interval);
-4. kill -9 of r1 and a start again, no edge attached: how long until r1
-   serves every volume it owned again, and how much of that went to
-   waiting for its previous ZooKeeper session to expire;
+4. every volume moved to r1 (handovers, eight at a time), then kill -9 of
+   r1 owning all of them and a start again, no edge attached: how long
+   until r1 serves every volume again, and how much of that went to
+   waiting for its previous ZooKeeper session to expire; then the volumes
+   spread over the three routers again (a third each);
 5. attach every volume through one edge: time per attach, first and last
    tenth; the edge's memory per volume; CPU of the edge and the routers
    and ZooKeeper's packets while every volume is idle;
-6. kill -9 of the router owning the most volumes: from the kill, a 4 KiB
-   read of each of its volumes through the edge, all at once: when the
-   first, the median and the last completed (every volume serves again).
+6. kill -9 of the router owning the most volumes (a third): from the kill,
+   a 4 KiB read of each of its volumes through the edge, all at once: when
+   the first, the median and the last completed. Every read waits for its
+   volume's failover, so the last is when every volume serves again and
+   the longest pause of any one volume.
 
-Prints the table and writes it to results/scale.md.
+Prints a table for each number of volumes and, with several, one of the
+figures per volume side by side (a figure that grows worse than linearly
+grows along its row); writes them all to results/scale.md.
 """
 
 import argparse
 import asyncio
+import collections
+import concurrent.futures
 import os
 import shutil
 import statistics
@@ -158,26 +166,40 @@ async def read_each(sockets):
     return sorted(await asyncio.gather(*(one(n, p) for n, p in sockets.items())))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--volumes', type=int, default=1000)
-    parser.add_argument('--size-mib', type=int, default=1024)
-    parser.add_argument('--idle-seconds', type=float, default=10.0)
-    parser.add_argument('--collect-sample', type=int, default=20,
-                        help='volumes whose collection round is timed')
-    parser.add_argument('--workdir')
-    parser.add_argument('--results', default='results/scale.md')
-    args = parser.parse_args()
+def move_all(cluster, moves, threads=8):
+    """Migrate each ``(volume, router)`` of ``moves``, ``threads`` at a time;
+    returns the seconds it took."""
+    clients = {rid: cluster.client(rid, timeout=120) for rid in cluster.router_ids()}
+    start = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda move: clients[move[1]].migrate(*move), moves))
+    return time.monotonic() - start
+
+
+class Figures:
+    """The rows of one run: ``(figure, value, per volume)``; the per-volume
+    cell is what the table across runs compares."""
+
+    def __init__(self):
+        self.rows = []
+
+    def add(self, figure, value, per_volume=''):
+        self.rows.append((figure, value, per_volume))
+        print('%s: %s%s' % (figure, value, ' [%s]' % per_volume if per_volume else ''),
+              flush=True)
+
+
+def load_of(cluster):
+    owner = owners(cluster)
+    return owner, {rid: sum(1 for o in owner.values() if o == rid)
+                   for rid in cluster.router_ids()}
+
+
+def run(count, args, figures):
     workdir = tempfile.mkdtemp(prefix='ovs-bench-', dir=args.workdir)
     cluster = cluster_mod.Cluster(os.path.join(workdir, 'vpool'))
-    rows = []
-    count = args.volumes
     names = ['v%05d' % i for i in range(count)]
-
-    def row(figure, value):
-        rows.append((figure, value))
-        print('%s: %s' % (figure, value), flush=True)
-
+    add = figures.add
     started = time.monotonic()
     try:
         cluster.up(routers=3)
@@ -187,46 +209,53 @@ def main():
 
         created = timed_each(names, lambda n: api.create_volume(n, args.size_mib * MiB))
         first, last = tenths(created)
-        row('create %d volumes (placed on the least loaded router)' % count,
+        add('create the volumes one after the other (placed on the least loaded router)',
             '%.1f s; per create: first tenth %.1f ms, last tenth %.1f ms'
-            % (sum(created), first * 1000, last * 1000))
+            % (sum(created), first * 1000, last * 1000),
+            '%.1f ms' % (sum(created) * 1000 / count))
 
-        owner = owners(cluster)
-        load = {rid: sum(1 for o in owner.values() if o == rid) for rid in cluster.router_ids()}
+        owner, load = load_of(cluster)
         rss = {rid: process_mod.rss_bytes(pid) for rid, pid in pids(cluster).items()}
-        per_volume = [(rss[rid] - rss_empty[rid]) / load[rid] for rid in load if load[rid]]
-        row('router memory per idle volume served (RSS growth / volumes), per router',
+        add('router memory per idle volume served, no edge (RSS growth / volumes)',
             ', '.join('%s %.1f KiB (%d volumes)' % (rid, (rss[rid] - rss_empty[rid]) / load[rid]
                                                     / 1024, load[rid])
-                      for rid in sorted(load) if load[rid]))
+                      for rid in sorted(load) if load[rid]),
+            '%.1f KiB' % (sum(rss[rid] - rss_empty[rid] for rid in load) / count / 1024))
         zk = zk_stats(cluster)
-        row('ZooKeeper per volume: watches, znodes, approx. data bytes',
+        add('ZooKeeper per volume: watches, znodes, approx. data bytes',
             '%.2f, %.2f, %.0f' % ((zk['zk_watch_count'] - zk_empty['zk_watch_count']) / count,
                                   (zk['zk_znode_count'] - zk_empty['zk_znode_count']) / count,
                                   (zk['zk_approximate_data_size']
                                    - zk_empty['zk_approximate_data_size']) / count))
         cpu, packets = cpu_while_idle(pids(cluster), cluster, args.idle_seconds)
-        row('idle, no edge: router CPU, ZooKeeper packets received',
+        add('idle, no edge: router CPU, ZooKeeper packets received',
             '%s; %.1f packets/s' % (', '.join('%s %.1f %%' % (rid, 100 * cpu[rid])
-                                               for rid in sorted(cpu)), packets))
-        del per_volume
+                                               for rid in sorted(cpu)), packets),
+            '%.2f ms CPU/s' % (sum(cpu.values()) * 1000 / count))
 
         sample = [n for n in names if owner[n] == 'r1'][:args.collect_sample]
         collected = timed_each(sample, api.collect)
         per = statistics.median(collected)
-        row('one collection round of an idle volume (`ovs-admin collect`), median of %d'
+        add('one collection round of an idle volume (`ovs-admin collect`), median of %d'
             % len(sample), '%.1f ms; all %d of r1: %.1f s'
-            % (per * 1000, load['r1'], per * load['r1']))
+            % (per * 1000, load['r1'], per * load['r1']), '%.1f ms' % (per * 1000))
 
-        api_up, registered, adopted = restart_router(cluster, 'r1', load['r1'])
-        row('kill -9 and start of r1 owning %d volumes (no edge)' % load['r1'],
-            'API up %.1f s, registered %.1f s after the start (the old session expired), '
-            'then all %d volumes served %.2f s later (%.1f ms per volume)'
-            % (api_up, registered, load['r1'], adopted, adopted * 1000 / load['r1']))
+        moves = [(n, 'r1') for n in names if owner[n] != 'r1']
+        moved = move_all(cluster, moves)
+        add('move volumes to r1 (migrate: a handover each, eight at a time)',
+            '%d in %.1f s' % (len(moves), moved), '%.1f ms' % (moved * 1000 / len(moves)))
+        api_up, registered, adopted = restart_router(cluster, 'r1', count)
+        add('kill -9 and start of r1 owning every volume (no edge): API up, registered '
+            '(the old session expired), then all served',
+            'API up %.1f s, registered %.1f s after the start, all %d volumes served %.2f s '
+            'later' % (api_up, registered, count, adopted),
+            '%.1f ms' % (adopted * 1000 / count))
+        move_all(cluster, [(n, 'r%d' % (1 + i % 3)) for i, n in enumerate(names) if i % 3])
 
         edge = cluster.add_edge('edge')
         control = edge_client.EdgeControlClient(edge['control'], timeout=120)
-        rss_edge_empty = process_mod.rss_bytes(cluster.edge('edge')['pid'])
+        edge_pid = cluster.edge('edge')['pid']
+        rss_edge_empty = process_mod.rss_bytes(edge_pid)
         rss_unattached = sum(process_mod.rss_bytes(pid) for pid in pids(cluster).values())
         sockets = {}
 
@@ -236,43 +265,87 @@ def main():
 
         attached = timed_each(names, attach)
         first, last = tenths(attached)
-        row('attach %d volumes through one edge' % count,
+        add('attach every volume through one edge, one after the other',
             '%.1f s; per attach: first tenth %.1f ms, last tenth %.1f ms'
-            % (sum(attached), first * 1000, last * 1000))
-        edge_pid = cluster.edge('edge')['pid']
-        row('edge memory per attached idle volume (RSS growth / volumes)',
-            '%.1f KiB' % ((process_mod.rss_bytes(edge_pid) - rss_edge_empty) / count / 1024))
-        row('router memory per attached idle volume (RSS growth of the three / volumes)',
-            '%.1f KiB' % ((sum(process_mod.rss_bytes(pid) for pid in pids(cluster).values())
-                           - rss_unattached) / count / 1024))
+            % (sum(attached), first * 1000, last * 1000),
+            '%.1f ms' % (sum(attached) * 1000 / count))
+        edge_growth = (process_mod.rss_bytes(edge_pid) - rss_edge_empty) / count / 1024
+        add('edge memory per attached idle volume (RSS growth / volumes)',
+            '%.1f KiB' % edge_growth, '%.1f KiB' % edge_growth)
+        routers_growth = (sum(process_mod.rss_bytes(pid) for pid in pids(cluster).values())
+                          - rss_unattached) / count / 1024
+        add('routers\' memory per attached idle volume (RSS growth of the three / volumes)',
+            '%.1f KiB' % routers_growth, '%.1f KiB' % routers_growth)
         processes = dict(pids(cluster), edge=edge_pid)
         cpu, packets = cpu_while_idle(processes, cluster, args.idle_seconds)
-        row('idle, %d volumes attached: CPU, ZooKeeper packets received' % count,
+        add('idle, every volume attached: CPU, ZooKeeper packets received',
             '%s; %.1f packets/s' % (', '.join('%s %.1f %%' % (name, 100 * cpu[name])
-                                               for name in sorted(cpu)), packets))
+                                               for name in sorted(cpu)), packets),
+            '%.2f ms CPU/s' % (sum(cpu.values()) * 1000 / count))
 
-        owner = owners(cluster)
-        load = {rid: sum(1 for o in owner.values() if o == rid) for rid in cluster.router_ids()}
+        owner, load = load_of(cluster)
         victim = max(load, key=load.get)
         victims = {n: sockets[n] for n in names if owner[n] == victim}
         cluster.kill_router(victim)
         done = asyncio.run(read_each(victims))
-        row('kill -9 of %s owning %d volumes: a read of each through the edge completed, '
-            'first / median / last' % (victim, len(victims)),
-            '%.2f / %.2f / %.2f s after the kill'
-            % (done[0], statistics.median(done), done[-1]))
+        add('kill -9 of the router owning a third: a read of each of its volumes through '
+            'the edge completed, first / median / last (= every volume serves again, the '
+            'longest pause)',
+            '%s owning %d: %.2f / %.2f / %.2f s after the kill'
+            % (victim, len(victims), done[0], statistics.median(done), done[-1]),
+            '%.1f ms' % (done[-1] * 1000 / len(victims)))
         after = owners(cluster)
-        row('where its volumes went', ', '.join(
+        add('where its volumes went', ', '.join(
             '%s %d' % (rid, sum(1 for n in victims if after[n] == rid))
             for rid in sorted(load) if rid != victim))
     except KeyboardInterrupt:
-        row('stopped', 'interrupted (time limit) after %.0f s, during the step after the '
+        add('stopped', 'interrupted (time limit) after %.0f s, during the step after the '
             'last row' % (time.monotonic() - started))
+        raise
     finally:
         cluster.down()
-        shutil.rmtree(workdir, ignore_errors=True)
-    header = ('figure (%d volumes)' % count, 'value')
-    results.publish('\n'.join(results.table(header, rows)), args.results)
+        if args.keep:
+            print('logs kept in %s' % workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--volumes', default='1000',
+                        help='numbers of volumes, comma-separated: a run for each')
+    parser.add_argument('--size-mib', type=int, default=1024)
+    parser.add_argument('--idle-seconds', type=float, default=10.0)
+    parser.add_argument('--collect-sample', type=int, default=20,
+                        help='volumes whose collection round is timed')
+    parser.add_argument('--workdir')
+    parser.add_argument('--keep', action='store_true',
+                        help='keep the logs of the routers and the edge (in --workdir)')
+    parser.add_argument('--results', default='results/scale.md')
+    args = parser.parse_args()
+    counts = [int(c) for c in args.volumes.split(',')]
+    runs = {}
+    try:
+        for count in counts:
+            runs[count] = Figures()
+            run(count, args, runs[count])
+    except KeyboardInterrupt:
+        pass
+    lines = []
+    for count, figures in runs.items():
+        lines += results.table(('figure (%d volumes)' % count, 'value'),
+                               [row[:2] for row in figures.rows]) + ['']
+    if len(runs) > 1:
+        per_volume = collections.OrderedDict()
+        for count, figures in runs.items():
+            for figure, _, cell in figures.rows:
+                if cell:
+                    per_volume.setdefault(figure, {})[count] = cell
+        lines += results.table(
+            ('per volume',) + tuple('%d volumes' % count for count in runs),
+            [(figure,) + tuple(cells.get(count, '') for count in runs)
+             for figure, cells in per_volume.items()])
+    results.publish('\n'.join(lines), args.results)
 
 
 if __name__ == '__main__':

@@ -286,14 +286,20 @@ class ControlAPI:
     # -- router and vPool --------------------------------------------------------
 
     async def health(self, request):
-        return web.json_response({
+        answer = {
             'router': self.router_id,
             'site': self.service.site,
             'vpool': self.service.vpool,
             'zookeeper': self.own.session_state.lower(),
-            'served': self.own.served_names(),
+            'served_count': self.own.served_count(),
             'halted': self.own.halted(),
-        })
+        }
+        # Peers check this before every handover and ask it at every
+        # placement: the names of 1,000 volumes each time would make moving
+        # or creating N volumes cost N^2.
+        if request.query.get('served') != 'count':
+            answer['served'] = self.own.served_names()
+        return web.json_response(answer)
 
     async def metrics(self, request):
         body, content_type = self.service.metrics.exposition()

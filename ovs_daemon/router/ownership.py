@@ -193,6 +193,9 @@ class Ownership:
     def served_names(self):
         return sorted(self._served)
 
+    def served_count(self):
+        return len(self._served)
+
     def halted(self):
         """``{name: reason}`` of the volumes halted here and not taken since."""
         return dict(self._halted)

@@ -20,6 +20,9 @@ take up to its own timeout (a handover flushes).
 """
 
 
+import asyncio
+import functools
+
 import aiohttp
 from oslo_log import log as logging
 
@@ -39,6 +42,8 @@ class Peers:
         self.peer_timeout = peer_timeout
         self.forward_timeout = forward_timeout
         self._session = None
+        # api -> the health check under way, or failed within peer_timeout
+        self._checks = {}
 
     def _http(self):
         if self._session is None:
@@ -68,13 +73,42 @@ class Peers:
             raise errors.PeerUnreachable('router at %s did not answer %s %s: %s'
                                          % (api, method, path, _describe(exc))) from exc
 
-    async def check_alive(self, api):
-        """Raise PeerUnreachable unless the router at ``api`` answers its
-        health check within ``peer_timeout``."""
-        status, answer = await self.call(api, 'GET', '/v1/health', timeout=self.peer_timeout)
-        if status != 200:
+    async def health(self, api):
+        """The health answer of the router at ``api`` (its served volumes
+        counted, not listed) within ``peer_timeout``; PeerUnreachable if
+        it does not give one."""
+        status, answer = await self.call(api, 'GET', '/v1/health', timeout=self.peer_timeout,
+                                         query={'served': 'count'})
+        if status != 200 or not isinstance(answer, dict):
             raise errors.PeerUnreachable('router at %s answered its health check with %d: %s'
                                          % (api, status, answer))
+        return answer
+
+    async def check_alive(self, api):
+        """Raise PeerUnreachable unless the router at ``api`` answers its
+        health check within ``peer_timeout``.
+
+        The checks of one peer asked while one is under way wait for that
+        one, and a peer found unreachable stays so for ``peer_timeout``
+        (as old as a check that waited its full time): when a router dies,
+        the failover of each of its volumes asks, and one check answers
+        them all instead of one each."""
+        check = self._checks.get(api)
+        if check is None:
+            check = asyncio.ensure_future(self.health(api))
+            self._checks[api] = check
+            check.add_done_callback(functools.partial(self._check_done, api))
+        await asyncio.shield(check)
+
+    def _check_done(self, api, check):
+        if check.cancelled() or check.exception() is None:
+            self._checks.pop(api, None)
+            return
+        asyncio.get_running_loop().call_later(self.peer_timeout, self._forget_check, api, check)
+
+    def _forget_check(self, api, check):
+        if self._checks.get(api) is check:
+            del self._checks[api]
 
     async def request_handover(self, api, volume, epoch, timeout):
         """Ask the owner at ``api`` to flush and release ``volume``."""

@@ -48,13 +48,10 @@ async def least_loaded_router(own, registry, peers, run):
 async def _load(own, peers, router_id, info):
     """How many volumes the router serves, or None if it does not say in time."""
     if router_id == own.router_id:
-        return len(own.served_names())
+        return own.served_count()
     try:
-        status, answer = await peers.call(info['api'], 'GET', '/v1/health',
-                                          timeout=peers.peer_timeout)
+        answer = await peers.health(info['api'])
     except errors.PeerUnreachable:
         return None
-    if status != 200 or not isinstance(answer, dict) \
-            or not isinstance(answer.get('served'), list):
-        return None
-    return len(answer['served'])
+    count = answer.get('served_count')
+    return count if isinstance(count, int) else None

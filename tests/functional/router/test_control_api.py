@@ -41,6 +41,19 @@ def test_every_call_needs_the_token(vpool):
     assert raw_call(vpool, 'GET', '/v1/volumes', token=vpool.token).json() == {'volumes': []}
 
 
+def test_health_counts_the_served_volumes_and_lists_them_unless_asked_for_the_count(vpool):
+    """Peers ask for the count before every handover and at every
+    placement: the names of every volume served each time would not do."""
+    api = vpool.client('r1')
+    for name in ('v1', 'v2'):
+        api.create_volume(name, 16 * MiB, router='r1')
+    health = api.health()
+    assert (health['served'], health['served_count']) == (['v1', 'v2'], 2)
+    counted = raw_call(vpool, 'GET', '/v1/health?served=count', token=vpool.token).json()
+    assert counted['served_count'] == 2 and 'served' not in counted
+    assert counted['zookeeper'] == 'connected'
+
+
 @pytest.mark.parametrize('body, status', [
     (b'{not json', 400),
     (b'[1, 2]', 400),
