@@ -177,14 +177,15 @@ def move_all(cluster, moves, threads=8):
 
 
 class Figures:
-    """The rows of one run: ``(figure, value, per volume)``; the per-volume
-    cell is what the table across runs compares."""
+    """The rows of one run: ``(figure, value, per volume, short name)``;
+    the per-volume cell is what the table across runs compares, under the
+    short name."""
 
     def __init__(self):
         self.rows = []
 
-    def add(self, figure, value, per_volume=''):
-        self.rows.append((figure, value, per_volume))
+    def add(self, figure, value, per_volume='', short=None):
+        self.rows.append((figure, value, per_volume, short or figure))
         print('%s: %s%s' % (figure, value, ' [%s]' % per_volume if per_volume else ''),
               flush=True)
 
@@ -212,7 +213,7 @@ def run(count, args, figures):
         add('create the volumes one after the other (placed on the least loaded router)',
             '%.1f s; per create: first tenth %.1f ms, last tenth %.1f ms'
             % (sum(created), first * 1000, last * 1000),
-            '%.1f ms' % (sum(created) * 1000 / count))
+            '%.1f ms' % (sum(created) * 1000 / count), 'create')
 
         owner, load = load_of(cluster)
         rss = {rid: process_mod.rss_bytes(pid) for rid, pid in pids(cluster).items()}
@@ -220,7 +221,8 @@ def run(count, args, figures):
             ', '.join('%s %.1f KiB (%d volumes)' % (rid, (rss[rid] - rss_empty[rid]) / load[rid]
                                                     / 1024, load[rid])
                       for rid in sorted(load) if load[rid]),
-            '%.1f KiB' % (sum(rss[rid] - rss_empty[rid] for rid in load) / count / 1024))
+            '%.1f KiB' % (sum(rss[rid] - rss_empty[rid] for rid in load) / count / 1024),
+            'router memory per idle volume, no edge (the three)')
         zk = zk_stats(cluster)
         add('ZooKeeper per volume: watches, znodes, approx. data bytes',
             '%.2f, %.2f, %.0f' % ((zk['zk_watch_count'] - zk_empty['zk_watch_count']) / count,
@@ -231,25 +233,29 @@ def run(count, args, figures):
         add('idle, no edge: router CPU, ZooKeeper packets received',
             '%s; %.1f packets/s' % (', '.join('%s %.1f %%' % (rid, 100 * cpu[rid])
                                                for rid in sorted(cpu)), packets),
-            '%.2f ms CPU/s' % (sum(cpu.values()) * 1000 / count))
+            '%.3f ms CPU/s' % (sum(cpu.values()) * 1000 / count),
+            'idle routers\' CPU, no edge (the three)')
 
         sample = [n for n in names if owner[n] == 'r1'][:args.collect_sample]
         collected = timed_each(sample, api.collect)
         per = statistics.median(collected)
         add('one collection round of an idle volume (`ovs-admin collect`), median of %d'
             % len(sample), '%.1f ms; all %d of r1: %.1f s'
-            % (per * 1000, load['r1'], per * load['r1']), '%.1f ms' % (per * 1000))
+            % (per * 1000, load['r1'], per * load['r1']), '%.1f ms' % (per * 1000),
+            'collection round of an idle volume')
 
         moves = [(n, 'r1') for n in names if owner[n] != 'r1']
         moved = move_all(cluster, moves)
         add('move volumes to r1 (migrate: a handover each, eight at a time)',
-            '%d in %.1f s' % (len(moves), moved), '%.1f ms' % (moved * 1000 / len(moves)))
+            '%d in %.1f s' % (len(moves), moved), '%.1f ms' % (moved * 1000 / len(moves)),
+            'migrate (handover), eight at a time')
         api_up, registered, adopted = restart_router(cluster, 'r1', count)
         add('kill -9 and start of r1 owning every volume (no edge): API up, registered '
             '(the old session expired), then all served',
             'API up %.1f s, registered %.1f s after the start, all %d volumes served %.2f s '
             'later' % (api_up, registered, count, adopted),
-            '%.1f ms' % (adopted * 1000 / count))
+            '%.1f ms' % (adopted * 1000 / count),
+            'restart of a router owning every volume: all served again after it registered')
         move_all(cluster, [(n, 'r%d' % (1 + i % 3)) for i, n in enumerate(names) if i % 3])
 
         edge = cluster.add_edge('edge')
@@ -268,20 +274,23 @@ def run(count, args, figures):
         add('attach every volume through one edge, one after the other',
             '%.1f s; per attach: first tenth %.1f ms, last tenth %.1f ms'
             % (sum(attached), first * 1000, last * 1000),
-            '%.1f ms' % (sum(attached) * 1000 / count))
+            '%.1f ms' % (sum(attached) * 1000 / count), 'attach through the edge')
         edge_growth = (process_mod.rss_bytes(edge_pid) - rss_edge_empty) / count / 1024
         add('edge memory per attached idle volume (RSS growth / volumes)',
-            '%.1f KiB' % edge_growth, '%.1f KiB' % edge_growth)
+            '%.1f KiB' % edge_growth, '%.1f KiB' % edge_growth,
+            'edge memory per attached idle volume')
         routers_growth = (sum(process_mod.rss_bytes(pid) for pid in pids(cluster).values())
                           - rss_unattached) / count / 1024
         add('routers\' memory per attached idle volume (RSS growth of the three / volumes)',
-            '%.1f KiB' % routers_growth, '%.1f KiB' % routers_growth)
+            '%.1f KiB' % routers_growth, '%.1f KiB' % routers_growth,
+            'routers\' memory per attached idle volume (the three)')
         processes = dict(pids(cluster), edge=edge_pid)
         cpu, packets = cpu_while_idle(processes, cluster, args.idle_seconds)
         add('idle, every volume attached: CPU, ZooKeeper packets received',
             '%s; %.1f packets/s' % (', '.join('%s %.1f %%' % (name, 100 * cpu[name])
                                                for name in sorted(cpu)), packets),
-            '%.2f ms CPU/s' % (sum(cpu.values()) * 1000 / count))
+            '%.3f ms CPU/s' % (sum(cpu.values()) * 1000 / count),
+            'idle CPU, every volume attached (edge and routers)')
 
         owner, load = load_of(cluster)
         victim = max(load, key=load.get)
@@ -293,7 +302,9 @@ def run(count, args, figures):
             'longest pause)',
             '%s owning %d: %.2f / %.2f / %.2f s after the kill'
             % (victim, len(victims), done[0], statistics.median(done), done[-1]),
-            '%.1f ms' % (done[-1] * 1000 / len(victims)))
+            '%.1f ms' % (done[-1] * 1000 / len(victims)),
+            'kill -9 of a router owning a third: every volume served again (the longest pause) '
+            '/ its volumes')
         after = owners(cluster)
         add('where its volumes went', ', '.join(
             '%s %d' % (rid, sum(1 for n in victims if after[n] == rid))
@@ -338,9 +349,9 @@ def main():
     if len(runs) > 1:
         per_volume = collections.OrderedDict()
         for count, figures in runs.items():
-            for figure, _, cell in figures.rows:
+            for _, _, cell, short in figures.rows:
                 if cell:
-                    per_volume.setdefault(figure, {})[count] = cell
+                    per_volume.setdefault(short, {})[count] = cell
         lines += results.table(
             ('per volume',) + tuple('%d volumes' % count for count in runs),
             [(figure,) + tuple(cells.get(count, '') for count in runs)

@@ -94,6 +94,11 @@ edge_opts = [
     cfg.FloatOpt('acquire_timeout', default=30.0, min=1.0,
                  help='Seconds a router may take to acquire a volume (a '
                       'handover flushes the old owner first).'),
+    cfg.IntOpt('control_threads', default=64, min=1,
+               help='Calls to the routers\' control API the edge makes at once '
+                    '(each waits in a thread): when a router dies, every one of '
+                    'its volumes attached here asks another router to take it '
+                    'over, and these calls overlap up to this many.'),
     cfg.HostAddressOpt('metrics_host', default='127.0.0.1',
                        help='Address of the Prometheus metrics endpoint '
                             '(GET /metrics, no token: bind it where only '

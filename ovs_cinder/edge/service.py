@@ -81,7 +81,7 @@ class EdgeService:
         except ValueError as exc:
             raise StartupError('[edge] socket_group: %s' % exc) from None
         self.executor = concurrent.futures.ThreadPoolExecutor(
-            8, thread_name_prefix='edge-control')
+            conf.edge.control_threads, thread_name_prefix='edge-control')
         if not conf.edge.router_endpoints:
             raise StartupError('[edge] router_endpoints must list the control API URLs of '
                                'the vPool\'s routers')
