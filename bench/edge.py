@@ -39,6 +39,7 @@ import os
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 
 from bench import fio as fio_mod
@@ -48,6 +49,7 @@ from ovs_daemon.devcluster import cluster as cluster_mod
 from ovs_daemon.devcluster import guest as guest_mod
 from ovs_daemon.devcluster import netns
 from ovs_daemon.devcluster import sockets
+from ovs_daemon.devcluster import zookeeper as zookeeper_mod
 
 MiB = 1 << 20
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,6 +63,10 @@ TARGETS = {'kill -9 of the owner': 0.25, 'silent partition edge to owner': 1.5,
 FROM_ZOOKEEPER_BACK = ('ZooKeeper down 2 s and back',
                        'ZooKeeper down 2 s and back, owner killed meanwhile')
 ZOOKEEPER_DOWN = 2.0
+# How often, and how long each time, the bench asks a starting ZooKeeper
+# whether it serves: the moment it does is known to about this much.
+SERVING_POLL = 0.01
+SERVING_ANSWER = 0.1
 
 
 class Bench:
@@ -101,7 +107,7 @@ class Bench:
         if guest.errors or guest.stale_reads:
             raise RuntimeError('the guest saw errors: %s' % guest.summary())
         if self.zookeeper_back is not None:
-            return guest.longest_gap - self.zookeeper_back
+            return guest.longest_gap_at - self.zookeeper_back
         return guest.longest_gap
 
     def kill_owner(self, name, owner):
@@ -151,15 +157,20 @@ class Bench:
 
     def zookeeper_down_and_back(self, name, owner, kill_owner=False):
         [zookeeper] = [n for n in self.cluster.process_names() if 'zookeeper' in n]
-        down = time.monotonic()
         self.cluster.kill(zookeeper)
         if kill_owner:
             self.cluster.kill_router(owner)
         time.sleep(ZOOKEEPER_DOWN)
-        self.cluster.start(zookeeper)
         # The guest's pause started with the outage (the routers hold IO
-        # while suspended): what follows ZooKeeper serving is the rest.
-        self.zookeeper_back = time.monotonic() - down
+        # while suspended): what counts is when its IO resumed after
+        # ZooKeeper served again. cluster.start returns later than that (it
+        # polls, and an answer ZooKeeper leaves hanging while it starts
+        # costs it seconds), so a thread of its own watches for it.
+        watch = ServingWatch(self.cluster.state['zookeeper'])
+        try:
+            self.cluster.start(zookeeper)
+        finally:
+            self.zookeeper_back = watch.wait()
 
     def zookeeper_and_owner_down(self, name, owner):
         self.zookeeper_down_and_back(name, owner, kill_owner=True)
@@ -173,6 +184,38 @@ class Bench:
         if location['owner'] != owner or location['epoch'] != 1:
             raise RuntimeError('attach again moved %s to %s at epoch %d'
                                % (name, location['owner'], location['epoch']))
+
+
+class ServingWatch(threading.Thread):
+    """The monotonic time a starting ZooKeeper first says it serves."""
+
+    def __init__(self, address):
+        super().__init__(daemon=True)
+        self.host, _, port = address.rpartition(':')
+        self.port = int(port)
+        self.serving_at = None
+        self._given_up = threading.Event()
+        self.start()
+
+    def run(self):
+        while not self._given_up.is_set():
+            try:
+                answer = zookeeper_mod.four_letter_word(self.host, self.port, 'srvr',
+                                                        timeout=SERVING_ANSWER)
+            except OSError:
+                answer = ''
+            if 'Mode: ' in answer:
+                self.serving_at = time.monotonic()
+                return
+            time.sleep(SERVING_POLL)
+
+    def wait(self, timeout=60):
+        self.join(timeout)
+        self._given_up.set()
+        if self.serving_at is None:
+            raise RuntimeError('ZooKeeper at %s:%d did not say it serves'
+                               % (self.host, self.port))
+        return self.serving_at
 
 
 def run_fio(bench, args, workdir):

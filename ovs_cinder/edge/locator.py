@@ -31,6 +31,7 @@ from ovs_daemon.nbd import errors as nbd_errors
 from ovs_daemon.nbd import protocol
 
 LOG = logging.getLogger(__name__)
+NO_ZOOKEEPER_SESSION = api_errors.NoZooKeeperSession.__name__
 
 
 class NoRouter(Exception):
@@ -74,6 +75,9 @@ class Locator:
         self.roster = roster
         self.attachment_token = attachment_token
         self._settings = settings
+        # Since the last find that connected, a router answered that it had
+        # no ZooKeeper session.
+        self._zookeeper_away = False
 
     def preference(self, last=None):
         return self.roster.preference(self.volume, last)
@@ -87,15 +91,28 @@ class Locator:
         halted the volume: most likely a handover or a steal under way) only
         a new live owner is connected to; nothing is acquired, so the edge
         does not snatch the volume from the router it is being moved to.
+
+        The owner just lost is connected to again if ``locate`` still names
+        it at the same epoch and either the attachment token changed (an
+        owner drops the sessions of a replaced token) or a router answered
+        meanwhile that it had no ZooKeeper session (a router other than
+        the lost one, which may be cut off alone): every router holds IO
+        while its session is suspended, so with ZooKeeper away the owner
+        most likely only held the IO the edge gave up on, and it serves
+        again with its session. Anywhere else the volume would be moved
+        for nothing, by a handover per volume.
         """
+        upstream = await self._find(lost, halted, follow_only)
+        self._zookeeper_away = False
+        return upstream
+
+    async def _find(self, lost, halted, follow_only):
         lost_id = lost.router_id if lost else None
         location = await self._locate(lost_id)
         if location is not None and location['alive'] and location['router']:
             owner = (location['owner'], location['epoch'])
-            # An owner that dropped the session of a replaced token is not
-            # lost: the new token reconnects to it.
             stale = lost is not None and owner == (lost.router_id, lost.epoch) \
-                and lost.token == self.attachment_token
+                and lost.token == self.attachment_token and not self._zookeeper_away
             if not stale and owner not in halted:
                 try:
                     return await self._connect(location['router'], location['epoch'])
@@ -116,6 +133,7 @@ class Locator:
             except api_errors.Forbidden as exc:
                 raise AttachmentRevoked('volume %s: %s' % (self.volume, exc), token) from exc
             except (TimeoutError, api_errors.ApiError, OSError, nbd_errors.NBDError) as exc:
+                self._note_zookeeper_away(router, lost_id, exc)
                 LOG.warning('Volume %s: router %s cannot take it over: %s', self.volume,
                             router['api'], exc)
         raise NoRouter('no router could serve volume %s' % self.volume)
@@ -128,9 +146,17 @@ class Locator:
             except api_errors.NotFound:
                 raise
             except (api_errors.ApiError, OSError) as exc:
+                self._note_zookeeper_away(router, lost_id, exc)
                 LOG.info('Volume %s: router %s cannot locate it: %s', self.volume,
                          router['api'], exc)
         return None
+
+    def _note_zookeeper_away(self, router, lost_id, exc):
+        """A router other than the one lost has no ZooKeeper session (the
+        lost one's own answer proves only that it is cut off)."""
+        if getattr(exc, 'type', None) == NO_ZOOKEEPER_SESSION and \
+                (lost_id is None or router['id'] != lost_id):
+            self._zookeeper_away = True
 
     async def _connect(self, router, epoch):
         host, _, port = router['nbd'].rpartition(':')

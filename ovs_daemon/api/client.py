@@ -60,6 +60,9 @@ class ControlClient:
 
     def _request(self, method, path, body=None, idempotent=False, raw=False):
         failures = []
+        # The types of the 503 answers: NoZooKeeperSession from every router
+        # tells that ZooKeeper is away.
+        answered = []
         count = len(self.endpoints)
         for attempt in range(count):
             index = (self._first + attempt) % count
@@ -81,7 +84,9 @@ class ControlClient:
                 failures.append('%s: %s' % (endpoint, _reason(exc)))
                 continue
             if answer.status_code == 503:
-                failures.append('%s: %s' % (endpoint, _error_of(answer).message))
+                error = _error_of(answer)
+                failures.append('%s: %s' % (endpoint, error.message))
+                answered.append(error.type)
                 continue
             self._first = index
             if answer.status_code >= 400:
@@ -90,7 +95,8 @@ class ControlClient:
                 return answer.text
             return answer.json() if answer.content else None
         raise errors.Unavailable('%s %s failed on every router: %s'
-                                 % (method, path, '; '.join(failures)))
+                                 % (method, path, '; '.join(failures)),
+                                 error_type=_common_type(answered, failures))
 
     def _get(self, path, raw=False):
         return self._request('GET', path, idempotent=True, raw=raw)
@@ -198,6 +204,14 @@ class ControlClient:
 
     def delete_attachments(self, name):
         self._delete('/v1/volumes/%s/attachments' % name)
+
+
+def _common_type(answered, failures):
+    """The error type of the 503 answers if every failure was one and they
+    all had the same, else None (the type of Unavailable)."""
+    if answered and len(answered) == len(failures) and len(set(answered)) == 1:
+        return answered[0]
+    return None
 
 
 def _error_of(answer):

@@ -57,6 +57,12 @@ class Unavailable(ApiError):
     status = 503
 
 
+class NoZooKeeperSession(Unavailable):
+    """The router has no ZooKeeper session now: it can neither tell where a
+    volume is nor move one. Another router may; when none has a session,
+    ZooKeeper itself is away."""
+
+
 class PeerUnreachable(Unavailable):
     """Another router did not answer within the peer timeout: it may be
     dead or cut off. Failover acquire steals on this."""

@@ -83,6 +83,11 @@ class Export(abc.ABC):
         """
         return False
 
+    async def open(self):
+        """A session chose this object to serve (NBD_OPT_GO or
+        NBD_OPT_EXPORT_NAME, not NBD_OPT_INFO): called before the session
+        reads its first request."""
+
     async def close(self):
         """The server is done with this object (see the module docstring)."""
 

@@ -162,6 +162,8 @@ class ServerSession(connection.FramedConnection):
             LOG.exception("NBD handshake with %s failed", self.peer)
             self.transport.abort()
             return
+        if chosen is not None and not self._closing:
+            await self._open(chosen.export)
         if chosen is None or self._closing:
             if chosen is not None:
                 await chosen.export.close()
@@ -171,6 +173,13 @@ class ServerSession(connection.FramedConnection):
         LOG.debug("NBD client %s attached to export %r", self.peer,
                   self.export.name)
         self.start_framing()
+
+    async def _open(self, export):
+        try:
+            await export.open()
+        except Exception:
+            LOG.exception("Export %r could not be opened for %s", export.name, self.peer)
+            self._closing = True
 
     async def _negotiate_when_ready(self):
         if self._ready is not None:

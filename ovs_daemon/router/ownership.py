@@ -220,7 +220,20 @@ class Ownership:
             raise nbd_errors.ExportRefused(
                 'volume %s: the credential is not current' % name, protocol.REP_ERR_POLICY)
         return volume_export.AttachedExport(served.export, token,
-                                            functools.partial(served.admits, token))
+                                            functools.partial(served.admits, token),
+                                            self._end_earlier_sessions)
+
+    async def _end_earlier_sessions(self, export):
+        """An edge keeps one session per volume: a new session with the same
+        attachment token replaces the earlier ones, which may still be open
+        here (the edge gave up on them; a cut connection never told this
+        router) with requests held (by a paused gate). They end, and their
+        requests that reached the volume finish, before the new session
+        reads its first request: no request of theirs lands after one of
+        the new session, whose edge sends again all it had in flight."""
+        await self.nbd_server.disconnect_sessions(
+            lambda other: other is not export and other.name == export.name
+            and getattr(other, 'token', None) == export.token)
 
     async def _lookup(self, fn, *args):
         return await self._loop.run_in_executor(self._lookups, functools.partial(fn, *args))
@@ -486,8 +499,9 @@ class Ownership:
         is not connected: kazoo would hold the reads until a session is
         back, and a caller told 503 asks another router meanwhile."""
         if self.session_state != kz_states.KazooState.CONNECTED:
-            raise errors.Unavailable('router %s cannot %s: its ZooKeeper session is %s'
-                                     % (self.router_id, doing, self.session_state.lower()))
+            raise errors.NoZooKeeperSession(
+                'router %s cannot %s: its ZooKeeper session is %s'
+                % (self.router_id, doing, self.session_state.lower()))
 
     async def _release_unserved(self, name, epoch):
         record, _ = await self.blocking(self.registry.volume, name)

@@ -365,13 +365,17 @@ class AttachedExport(export.Export):
     On a write-through volume the session keeps its own order
     (``orders_requests``, :class:`_SessionOrder`) so that its writes wait
     for their commits together; the mode is the one the session began with
-    (a change of mode ends the volume's sessions)."""
+    (a change of mode ends the volume's sessions).
 
-    def __init__(self, volume_export, token, admitted):
+    ``on_open(self)``, if given, is awaited once a session chose this
+    export, before the session reads its first request."""
+
+    def __init__(self, volume_export, token, admitted, on_open=None):
         self._export = volume_export
         self.name = volume_export.name
         self.token = token
         self._admitted = admitted
+        self._on_open = on_open
         self.orders_requests = volume_export.write_through
         self._order = _SessionOrder()
 
@@ -382,6 +386,10 @@ class AttachedExport(export.Export):
     @property
     def write_cache(self):
         return self._export.write_cache
+
+    async def open(self):
+        if self._on_open is not None:
+            await self._on_open(self)
 
     async def read(self, offset, length):
         if self.orders_requests:

@@ -133,6 +133,41 @@ def test_attaching_again_with_a_new_token_stays_on_the_same_owner(vpool, hypervi
     assert (attached['router'], attached['state']) == ('r1', 'connected')
 
 
+def test_after_a_zookeeper_outage_each_volume_goes_back_to_its_owner(vpool, hypervisors):
+    """Every router holds IO while ZooKeeper is away, so the edge gives up
+    on each owner at its io_timeout; once ZooKeeper serves again the owners
+    serve again, at the same epoch: no volume is handed over."""
+    api = vpool.client()
+    hva = hypervisors['hva']
+    guests = {}
+    for name, router in (('v1', 'r1'), ('v2', 'r2'), ('v3', 'r3')):
+        api.create_volume(name, 64 * MiB, router=router)
+        guests[name] = hva.guest(name, hva.attach(name))
+        guests[name].start()
+    for guest in guests.values():
+        guest.wait_for_writes(500)
+
+    [zookeeper] = [name for name in vpool.process_names() if 'zookeeper' in name]
+    vpool.kill(zookeeper)
+    try:
+        vpool.wait_until(lambda: all('Volume %s: lost router' % name in vpool.log_text('hva')
+                                     for name in guests),
+                         what='the edge giving up on every owner')
+    finally:
+        vpool.start(zookeeper)
+    for guest in guests.values():
+        guest.wait_for_writes(guest.writes + 500, timeout=120)
+        guest.stop()
+
+    for guest in guests.values():
+        assert_nothing_lost(guest)
+    owners = {name: (api.volume(name)['owner'], api.volume(name)['epoch']) for name in guests}
+    assert owners == {'v1': ('r1', 1), 'v2': ('r2', 1), 'v3': ('r3', 1)}
+    served = {v['volume']: (v['router'], v['epoch'], v['state']) for v in hva.edge.list()}
+    assert served == {'v1': ('r1', 1, 'connected'), 'v2': ('r2', 1, 'connected'),
+                      'v3': ('r3', 1, 'connected')}
+
+
 def test_a_dead_routers_volumes_spread_over_the_routers_left(vpool):
     api = vpool.client()
     # An edge of a site of its own: r2 and r3 are both candidates.

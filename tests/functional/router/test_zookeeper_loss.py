@@ -32,10 +32,12 @@ pytestmark = pytest.mark.slow
 MiB = 1 << 20
 
 
-def connect(vpool, router_id, volume):
+def connect(vpool, router_id, volume, token=None):
+    """A session of ``volume`` with an operator's credential, or with the
+    attachment ``token`` as an edge's."""
     host, port = vpool.router(router_id)['nbd'].rsplit(':', 1)
-    return client_mod.NBDClient.connect_tcp(host, int(port), vpool.session_export(volume),
-                                           timeout=10)
+    export = vpool.session_export(volume) if token is None else '%s/%s' % (volume, token)
+    return client_mod.NBDClient.connect_tcp(host, int(port), export, timeout=10)
 
 
 async def wait_for(predicate, timeout=30.0):
@@ -90,6 +92,50 @@ def test_owner_holds_io_while_suspended_and_halts_when_the_session_is_gone(vpool
     out = qemu_io(vpool.nbd_uri('r1', 'v1'), 'read -P 0x5a 0 64k',
                   'read -P 0 64k 4k')
     assert 'verification failed' not in out
+
+
+def test_a_new_session_of_an_attachment_ends_its_earlier_one(vpool):
+    """An edge that gave up on a session held by a suspended owner (or cut
+    off without the router hearing of it) comes back with the same
+    attachment token: the earlier session ends, with whatever it held,
+    before the new one's first request is read, so nothing it held can
+    land after the new session's writes. Another attachment's stays."""
+    api = vpool.client('r1')
+    api.create_volume('v1', 16 * MiB, router='r1')
+    token = api.create_attachment('v1', 'host-a')['token']
+    other = api.create_attachment('v1', 'host-b')['token']
+
+    async def scenario():
+        earlier = await connect(vpool, 'r1', 'v1', token)
+        elsewhere = await connect(vpool, 'r1', 'v1', other)
+        await earlier.write(0, b'\x11' * 4096)
+        async with zookeeper_stopped(vpool, api):
+            held = await write_held(earlier, 0, b'\x22' * 4096, 0.5)
+            # Greeted only once the session is back, as an edge is.
+            later = asyncio.ensure_future(connect(vpool, 'r1', 'v1', token))
+            await asyncio.sleep(0.5)
+            assert not later.done()
+        later = await later
+        with pytest.raises(nbd_errors.ConnectionLost):
+            await asyncio.wait_for(earlier.read(0, 4096), 10)
+        # The held write landed before the new session began, or never.
+        landed = bytes(await later.read(0, 4096))
+        await asyncio.wait([held], timeout=10)
+        assert landed in (b'\x11' * 4096, b'\x22' * 4096)
+        if _succeeded(held):
+            assert landed == b'\x22' * 4096
+        await later.write(0, b'\x33' * 4096)
+        await later.flush()
+        assert bytes(await elsewhere.read(0, 4096)) == b'\x33' * 4096
+        for nbd in (later, elsewhere):
+            await nbd.close()
+
+    asyncio.run(scenario())
+    assert api.volume('v1')['epoch'] == 1
+
+
+def _succeeded(future):
+    return future.done() and not future.cancelled() and future.exception() is None
 
 
 @pytest.fixture
