@@ -89,8 +89,10 @@ class ReadCache:
         self._inflight = {}                      # key -> Event
         self._seq = 0
         self._prefetching = 0
+        # A thread per GET under way, and as many writing what theirs
+        # fetched to the disk.
         self._prefetcher = concurrent.futures.ThreadPoolExecutor(
-            max(1, prefetch_requests), thread_name_prefix='read-cache-prefetch')
+            2 * max(1, prefetch_requests), thread_name_prefix='read-cache-prefetch')
         self.counters = collections.Counter()
         self._load()
 
@@ -276,22 +278,27 @@ class ReadCache:
             result[n] = data
         return result
 
-    def _fetch_runs(self, obj, size, numbers, fetch, request_bytes=None, fresh=False):
+    def _fetch_runs(self, obj, size, numbers, fetch):
         """Fetch chunks ``numbers`` (sorted), a GET per run of consecutive
-        ones (of at most ``request_bytes``), store them, return them;
-        ``fresh``: keep them in memory for the reader too."""
+        ones, store them, return them."""
         got = {}
-        per_request = max(1, (request_bytes or size) // self.chunk)
+        for _, chunks in self._get_runs(size, numbers, fetch, size):
+            self._store(obj, chunks)
+            got.update(chunks)
+        return got
+
+    def _get_runs(self, size, numbers, fetch, request_bytes):
+        """Yield, for each run of consecutive chunks ``numbers`` (sorted)
+        of at most ``request_bytes``, what one GET fetched (a memoryview)
+        and its chunks, ``{number: slice of it}`` in order."""
+        per_request = max(1, request_bytes // self.chunk)
         for start, stop in _runs(numbers, per_request):
             offset = start * self.chunk
             data = memoryview(fetch(offset, min(size, (stop + 1) * self.chunk) - offset))
             with self._lock:
                 self.counters['fetched_bytes'] += len(data)
-            chunks = {n: data[(n - start) * self.chunk:(n - start + 1) * self.chunk]
-                      for n in range(start, stop + 1)}
-            self._store(obj, chunks, data if fresh else None)
-            got.update(chunks)
-        return got
+            yield data, {n: data[(n - start) * self.chunk:(n - start + 1) * self.chunk]
+                         for n in range(start, stop + 1)}
 
     # -- prefetch ----------------------------------------------------------------
 
@@ -319,17 +326,28 @@ class ReadCache:
         return True
 
     def _prefetch(self, obj, size, numbers, keys, fetch):
+        """Fetch the chunks; readers take each GET's chunks from memory as
+        soon as it is in, and only then are they written to the cache's
+        disk (its writes may wait behind other writers' dirty pages), the
+        GET's place among the ``prefetch_requests`` given to the next."""
+        fetched = []
         try:
-            got = self._fetch_runs(obj, size, numbers, fetch, PREFETCH_REQUEST_BYTES,
-                                   fresh=True)
-            with self._lock:
-                self.counters['prefetched_bytes'] += sum(map(len, got.values()))
+            for run, chunks in self._get_runs(size, numbers, fetch, PREFETCH_REQUEST_BYTES):
+                with self._lock:
+                    self.counters['prefetched_bytes'] += len(run)
+                    self._keep_fresh(obj, chunks, run)
+                ready = {_key(obj, n) for n in chunks}
+                self._release(ready)
+                keys = keys - ready
+                fetched.append(chunks)
         except Exception as exc:
             # A reader that needs these chunks fetches them itself.
             LOG.debug('Prefetch of %r failed: %s', obj, exc)
         finally:
             self._release(keys)
             self._prefetch_done()
+        for chunks in fetched:
+            self._store(obj, chunks)
 
     def _prefetch_done(self):
         with self._lock:
@@ -362,11 +380,10 @@ class ReadCache:
 
     # -- storing -----------------------------------------------------------------
 
-    def _store(self, obj, chunks, fresh):
+    def _store(self, obj, chunks):
         """Write ``{number: data}`` of ``obj`` to slots (taken from the
         free ones, or the least recently used), a call per run of
-        consecutive slots; ``fresh``: the run the chunks are slices of, to
-        keep in memory for the reader until it has read them."""
+        consecutive slots."""
         placed = []
         with self._lock:
             for number, data in chunks.items():
@@ -375,8 +392,6 @@ class ReadCache:
                     continue
                 self._seq += 1
                 placed.append((self._take_slot(), self._seq, key, data))
-            if fresh is not None:
-                self._keep_fresh(obj, chunks, fresh)
         entries = []
         for run in _slot_runs(placed):
             headers = []
@@ -390,7 +405,12 @@ class ReadCache:
             os.pwrite(self._headers, b''.join(headers), first_slot * _HEADER_BYTES)
         with self._lock:
             for key, entry in entries:
-                self._index[key] = entry
+                if key in self._index:
+                    # Fetched and stored again meanwhile (its prefetch
+                    # was read from memory before this store).
+                    self._free.append(entry.slot)
+                else:
+                    self._index[key] = entry
 
     def _take_slot(self):
         """A slot to write, taken out of the index (under ``_lock``)."""
