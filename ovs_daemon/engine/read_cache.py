@@ -39,7 +39,11 @@ asked for again by the next read), so the store streams several objects
 ahead of the reader while it reads. What the prefetch fetched is also kept
 in memory until the reader has read it (at most :attr:`ReadCache.fresh_limit`
 bytes for the whole router, the oldest dropped first), so the reader does
-not read back from the disk what was written there a moment before.
+not read back from the disk what was written there a moment before, nor
+wait for that write: readers waiting for a prefetch get its chunks as soon
+as its GET is in, and the chunks are written to the disk after, behind the
+reader. While every slot is being written, what else is read stays
+uncached.
 """
 
 import collections
@@ -390,8 +394,11 @@ class ReadCache:
                 key = _key(obj, number)
                 if key in self._index or len(key) > _HEADER_BYTES - _HEADER.size:
                     continue
+                slot = self._take_slot()
+                if slot is None:
+                    break   # every slot is being written: the rest stays uncached
                 self._seq += 1
-                placed.append((self._take_slot(), self._seq, key, data))
+                placed.append((slot, self._seq, key, data))
         entries = []
         for run in _slot_runs(placed):
             headers = []
@@ -413,9 +420,12 @@ class ReadCache:
                     self._index[key] = entry
 
     def _take_slot(self):
-        """A slot to write, taken out of the index (under ``_lock``)."""
+        """A slot to write, taken out of the index (under ``_lock``), or
+        None while every slot is being written."""
         if self._free:
             return self._free.pop()
+        if not self._index:
+            return None
         _, entry = self._index.popitem(last=False)
         self.counters['evictions'] += 1
         return entry.slot

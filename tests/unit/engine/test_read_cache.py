@@ -281,3 +281,103 @@ def test_a_read_of_prefetched_data_need_not_wait(backend, tmp_path):
     for offset in range(128 * KiB, 576 * KiB, 64 * KiB):
         assert vol.read(offset, 64 * KiB, wait=False) == data[offset:offset + 64 * KiB]
     assert vol.read(0, 64 * KiB, wait=False) is None      # on the disk only
+
+
+@pytest.fixture
+def held_disk_writes(monkeypatch):
+    """Writes of chunks to the cache's data file wait until the event is
+    set (a slow or busy disk)."""
+    go = threading.Event()
+    write = read_cache._write
+
+    def held(*args):
+        go.wait(30)
+        return write(*args)
+
+    monkeypatch.setattr(read_cache, '_write', held)
+    yield go
+    go.set()
+
+
+def test_a_reader_waiting_for_a_prefetch_gets_it_before_it_is_on_the_disk(tmp_path,
+                                                                           held_disk_writes):
+    """A reader waiting for chunks a prefetch fetches takes them from
+    memory as soon as the GET is in, not once they are written to the
+    cache's disk; they are written there after."""
+    cache = read_cache.ReadCache(str(tmp_path), 4 * MiB)
+    data = os.urandom(256 * KiB)
+    get_may_end = threading.Event()
+
+    def fetch(offset, length):
+        get_may_end.wait(30)
+        return data[offset:offset + length]
+
+    assert cache.prefetch(b'a', len(data), 0, len(data), fetch)
+    reader = concurrent.futures.ThreadPoolExecutor(1).submit(
+        cache.read, b'a', len(data), 64 * KiB, 4 * KiB, fetch)
+    cluster_mod.Cluster.wait_until(lambda: cache.counters['misses'] == 1, 10,
+                                   'the reader to miss')
+    get_may_end.set()
+    assert reader.result(10) == data[64 * KiB:68 * KiB]
+    assert cache.filled_bytes() == 0
+    held_disk_writes.set()
+    cache.close()
+
+    restarted = read_cache.ReadCache(str(tmp_path), 4 * MiB)
+    assert restarted.filled_bytes() == len(data)
+    restarted.close()
+
+
+def test_a_chunk_fetched_again_before_its_prefetch_is_written_keeps_one_slot(tmp_path,
+                                                                            held_disk_writes):
+    """A prefetched chunk read from memory and read again before the
+    prefetch wrote it is fetched again; of the two copies written, one
+    keeps a slot and the other's slot is free again: the cache still holds
+    its size of other data."""
+    cache = read_cache.ReadCache(str(tmp_path), 512 * KiB, readahead_bytes=0)
+    first, second = os.urandom(256 * KiB), os.urandom(512 * KiB)
+    assert cache.prefetch(b'a', len(first), 0, len(first),
+                          lambda offset, length: first[offset:offset + length])
+    prefetches_done(cache)
+    assert cache.read(b'a', len(first), 0, len(first), not_fetched) == first
+    again = concurrent.futures.ThreadPoolExecutor(1).submit(
+        cache.read, b'a', len(first), 0, len(first),
+        lambda offset, length: first[offset:offset + length])
+    cluster_mod.Cluster.wait_until(lambda: cache.counters['misses'] == 4, 10,
+                                   'the second read to miss')
+    held_disk_writes.set()
+    assert again.result(10) == first
+
+    def holds_all_of_second():
+        cache.read(b'b', len(second), 0, len(second),
+                   lambda offset, length: second[offset:offset + length])
+        try:
+            return cache.read(b'b', len(second), 0, len(second), not_fetched) == second
+        except NotFetched:
+            return False
+
+    cluster_mod.Cluster.wait_until(holds_all_of_second, 10, 'the cache to hold 512 KiB of b')
+    cache.close()
+
+
+class NotFetched(Exception):
+    pass
+
+
+def not_fetched(offset, length):
+    raise NotFetched('fetched %d bytes at %d' % (length, offset))
+
+
+def test_a_read_while_every_slot_is_being_written_is_served_uncached(tmp_path,
+                                                                    held_disk_writes):
+    """With every slot of the cache taken by writes under way, a read of
+    other data is served from the backend and left out of the cache."""
+    cache = read_cache.ReadCache(str(tmp_path), 256 * KiB, readahead_bytes=0)
+    first, second = os.urandom(256 * KiB), os.urandom(256 * KiB)
+    assert cache.prefetch(b'a', len(first), 0, len(first),
+                          lambda offset, length: first[offset:offset + length])
+    prefetches_done(cache)
+    assert cache.read(b'b', len(second), 0, len(second),
+                      lambda offset, length: second[offset:offset + length]) == second
+    held_disk_writes.set()
+    cache.close()
