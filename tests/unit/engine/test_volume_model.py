@@ -290,6 +290,21 @@ class VolumeMachine(RuleBasedStateMachine):
         self.store.compact_and_collect(self.engines[volume],
                                        compaction.Policy(threshold, 0))
         self._committed(volume)
+        self._holds_no_container_below(volume, threshold)
+
+    def _holds_no_container_below(self, volume, threshold):
+        """After a round, the backend holds of a volume no snapshot or
+        clone needs only its committed containers, each at least
+        ``threshold`` live: stored bytes at most live bytes / threshold."""
+        engine = self.engines[volume]
+        if engine.snapshot_objects() or self.store.dependents(volume):
+            return
+        bmap, committed = engine.layout()
+        live = compaction.live_counts(bmap)
+        for name in self.backend.list(volume, records.CONTAINER_PREFIX):
+            number, epoch = records.parse_container_name(name)
+            assert committed.get(number, [None])[0] == epoch, name
+            assert live[number] >= threshold * committed[number][1], name
 
     @invariant()
     def every_volume_reads_as_its_model(self):
