@@ -176,6 +176,8 @@ class ReadCache:
         """What :meth:`read` returns, if every chunk it covers is in memory
         (prefetched and not read yet); else None, and nothing changes. A
         memoryview, not a copy, when the chunks came with one GET."""
+        if not self._fresh:
+            return None
         first, last = offset // self.chunk, (offset + length - 1) // self.chunk
         keys = [_key(obj, n) for n in range(first, last + 1)]
         with self._lock:

@@ -59,6 +59,7 @@ OP_BYTES = 128
 MAX_SIZE = 1 << 50  # 1 PiB: locations and pages stay well inside 64 bits
 _READ_ATTEMPTS = 3
 _SEQUENTIAL_WINDOW = 4 << 20
+_SEQUENTIAL_READS = 2
 
 
 @dataclasses.dataclass
@@ -105,6 +106,7 @@ class Volume:
         self.cache = cache
         self._incarnations = {}       # namespace -> its creation time
         self._read_end = None
+        self._near_reads = 0          # reads in a row near the one before
         self._prefetched_end = None   # where the prefetch asked for stops
         self.namespace = namespace
         self.key = key
@@ -305,9 +307,12 @@ class Volume:
                 self._check_range(offset, length)
                 plan = self._plan_read(first, _blocks(offset + length) - first)
             # Reads queued several deep complete out of order: near the
-            # last one's end counts as sequential.
-            sequential = self._read_end is not None and \
+            # last one's end counts. Sequential takes two such reads in a
+            # row: one random read in many lands near the last by chance,
+            # and planning a readahead costs more than a cached read.
+            near = self._read_end is not None and \
                 abs(offset - self._read_end) <= _SEQUENTIAL_WINDOW
+            sequential = near and self._near_reads + 1 >= _SEQUENTIAL_READS
             if self.cache is not None:
                 self._prefetch(offset + length, sequential)
             try:
@@ -318,6 +323,7 @@ class Volume:
                 # cache prefetched, sent without a copy.
                 data = pieces[0] if len(pieces) == 1 else b''.join(pieces)
                 self._read_end = offset + length
+                self._near_reads = self._near_reads + 1 if near else 0
                 break
             except backends.NotFound:
                 # Between the plan and the fetch the compactor moved the

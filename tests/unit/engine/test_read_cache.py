@@ -148,14 +148,32 @@ def test_a_sequential_read_fetches_ahead(backend, tmp_path):
     store = cached_store(backend, tmp_path, readahead_bytes=512 * KiB)
     vol, data = volume_written(store, 2 * MiB)
     assert vol.read(0, 64 * KiB) == data[:64 * KiB]
-    assert fetched(store) == 64 * KiB
     assert vol.read(64 * KiB, 64 * KiB) == data[64 * KiB:128 * KiB]
+    assert fetched(store) == 128 * KiB     # not sequential yet
+    assert vol.read(128 * KiB, 64 * KiB) == data[128 * KiB:192 * KiB]
     prefetches_done(store.cache)
-    assert fetched(store) == (64 + 64 + 512) * KiB
+    assert fetched(store) == (3 * 64 + 512) * KiB
     misses = store.cache.counters['misses']
-    for offset in range(128 * KiB, 640 * KiB, 64 * KiB):
+    for offset in range(192 * KiB, 704 * KiB, 64 * KiB):
         assert vol.read(offset, 64 * KiB) == data[offset:offset + 64 * KiB]
     assert store.cache.counters['misses'] == misses
+
+
+def test_a_random_read_that_lands_near_the_last_one_fetches_nothing_ahead(backend, tmp_path):
+    """One random read in many starts near where the one before ended;
+    only a second such read in a row counts as sequential and prefetches
+    (planning a readahead costs far more than a cached 4 KiB read)."""
+    store = cached_store(backend, tmp_path, readahead_bytes=512 * KiB)
+    vol, data = volume_written(store, 4 * MiB)
+    here = 3584 * KiB     # within the 4 MiB of the read before
+    assert vol.read(0, 4 * KiB) == data[:4 * KiB]
+    assert vol.read(7 * MiB, 4 * KiB) == bytes(4 * KiB)
+    assert vol.read(here, 4 * KiB) == data[here:here + 4 * KiB]
+    prefetches_done(store.cache)
+    assert store.cache.counters['prefetched_bytes'] == 0
+    assert vol.read(here + 4 * KiB, 4 * KiB) == data[here + 4 * KiB:here + 8 * KiB]
+    prefetches_done(store.cache)
+    assert store.cache.counters['prefetched_bytes'] > 0
 
 
 def test_a_sequential_reader_is_prefetched_ahead_across_objects(backend, tmp_path):
@@ -169,14 +187,15 @@ def test_a_sequential_reader_is_prefetched_ahead_across_objects(backend, tmp_pat
     assert len(backend.list('v', records.CONTAINER_PREFIX)) >= 8
     assert vol.read(0, 64 * KiB) == data[:64 * KiB]
     assert vol.read(64 * KiB, 64 * KiB) == data[64 * KiB:128 * KiB]
+    assert vol.read(128 * KiB, 64 * KiB) == data[128 * KiB:192 * KiB]
     prefetches_done(cache)
     assert cache.counters['prefetched_bytes'] == 1 * MiB
     misses = cache.counters['misses']
-    for offset in range(128 * KiB, 1152 * KiB, 64 * KiB):
+    for offset in range(192 * KiB, 1216 * KiB, 64 * KiB):
         assert vol.read(offset, 64 * KiB) == data[offset:offset + 64 * KiB]
     assert cache.counters['misses'] == misses
     # Read to the end, past what the prefetch asked for first: all there.
-    for offset in range(1152 * KiB, 2 * MiB, 64 * KiB):
+    for offset in range(1216 * KiB, 2 * MiB, 64 * KiB):
         assert vol.read(offset, 64 * KiB) == data[offset:offset + 64 * KiB]
     prefetches_done(cache)
     assert fetched(store) < 2 * MiB + 256 * KiB
@@ -255,13 +274,14 @@ def test_a_sequential_reader_gets_prefetched_chunks_from_memory(backend, tmp_pat
     vol, data = volume_written(store, 2 * MiB)
     assert vol.read(0, 64 * KiB) == data[:64 * KiB]
     assert vol.read(64 * KiB, 64 * KiB) == data[64 * KiB:128 * KiB]
+    assert vol.read(128 * KiB, 64 * KiB) == data[128 * KiB:192 * KiB]
     prefetches_done(store.cache)
     before = fetched(store)
     size = os.path.getsize(tmp_path / 'data')
     with open(tmp_path / 'data', 'r+b') as f:
         f.write(b'\xff' * size)
     # Up to where the next prefetch would start.
-    for offset in range(128 * KiB, 576 * KiB, 64 * KiB):
+    for offset in range(192 * KiB, 640 * KiB, 64 * KiB):
         assert vol.read(offset, 64 * KiB) == data[offset:offset + 64 * KiB]
     assert fetched(store) == before
 
@@ -276,9 +296,10 @@ def test_a_read_of_prefetched_data_need_not_wait(backend, tmp_path):
     assert vol.read(0, 64 * KiB, wait=False) is None
     assert vol.read(0, 64 * KiB) == data[:64 * KiB]
     assert vol.read(64 * KiB, 64 * KiB) == data[64 * KiB:128 * KiB]
+    assert vol.read(128 * KiB, 64 * KiB) == data[128 * KiB:192 * KiB]
     prefetches_done(store.cache)
     page_cache.evict(tmp_path)
-    for offset in range(128 * KiB, 576 * KiB, 64 * KiB):
+    for offset in range(192 * KiB, 640 * KiB, 64 * KiB):
         assert vol.read(offset, 64 * KiB, wait=False) == data[offset:offset + 64 * KiB]
     assert vol.read(0, 64 * KiB, wait=False) is None      # on the disk only
 
