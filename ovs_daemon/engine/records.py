@@ -31,6 +31,7 @@ log slots
     operations in the order they happened.
 """
 
+import functools
 import io
 import secrets
 
@@ -58,7 +59,9 @@ OP_MOVE = 6         # block, count, old first location, new first location:
 #                     compactor copied them) map to the new ones.
 
 
+@functools.lru_cache(maxsize=4096)
 def container_name(container, epoch):
+    # Cached: every read of a container's blocks names it.
     return '%s%012d-%d' % (CONTAINER_PREFIX, container, epoch)
 
 

@@ -332,6 +332,8 @@ class Volume:
                 if attempt + 1 == _READ_ATTEMPTS:
                     raise
         skip = offset - first * BLOCK_SIZE
+        if not skip and len(data) == length:
+            return data     # whole blocks: no copy
         return data[skip:skip + length]
 
     def _locate(self, block):
