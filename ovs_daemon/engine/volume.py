@@ -316,12 +316,17 @@ class Volume:
             if self.cache is not None:
                 self._prefetch(offset + length, sequential)
             try:
-                pieces = [fetch(piece) for piece in plan]
-                if not wait and None in pieces:
-                    return None
-                # One piece, as it is: maybe a view of what the read
-                # cache prefetched, sent without a copy.
-                data = pieces[0] if len(pieces) == 1 else b''.join(pieces)
+                if len(plan) == 1:
+                    # One piece, as it is: maybe a view of what the read
+                    # cache prefetched, sent without a copy.
+                    data = fetch(plan[0])
+                    if data is None:
+                        return None
+                else:
+                    pieces = [fetch(piece) for piece in plan]
+                    if not wait and None in pieces:
+                        return None
+                    data = b''.join(pieces)
                 self._read_end = offset + length
                 self._near_reads = self._near_reads + 1 if near else 0
                 break
@@ -388,7 +393,7 @@ class Volume:
             run = [namespace, records.container_name(number, epoch), index, 1, blocks]
             run_namespace, run_number = namespace, number
             plan.append(run)
-            if own:
+            if own and block < end:
                 # The blocks after it in this volume's map that continue
                 # it: a page at a time.
                 more = self.map.consecutive(block, loc + 1,

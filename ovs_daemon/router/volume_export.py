@@ -173,21 +173,28 @@ class VolumeExport(export.Export):
                 return True
             if data is None:
                 return False
-            self._report('read', started, length, None)
+            if self._observe:
+                self._observe('read', time.perf_counter() - started, length, None)
             reply(None, data)
             return True
-        if (command != protocol.CMD_WRITE or flags & protocol.CMD_FLAG_FUA
-                or not _aligned(offset, length)
-                or self.volume.unflushed_bytes >= 2 * self._max_unflushed):
+        if command != protocol.CMD_WRITE or flags & protocol.CMD_FLAG_FUA \
+                or not _aligned(offset, length):
+            return False
+        unflushed = self.volume.unflushed_bytes
+        if unflushed >= 2 * self._max_unflushed:
             return False
         try:
             self.volume.write(offset, payload)
         except Exception as exc:
             reply(self._failed('write', started, length, exc), None)
             return True
-        self._report('write', started, length, None)
+        if self._observe:
+            self._observe('write', time.perf_counter() - started, length, None)
         self._applied += 1
-        if self.volume.unflushed_bytes > self._max_unflushed:
+        # What the write can have added, at most (a block overwritten in
+        # the open container adds nothing): no second count of the volume's
+        # buffers per write.
+        if unflushed + length + volume_mod.OP_BYTES > self._max_unflushed:
             self._start_background_flush()
         reply(None, None)
         return True
