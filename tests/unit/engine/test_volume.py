@@ -426,3 +426,23 @@ def test_a_snapshot_reverted_to_and_deleted_during_a_collection_leaves_the_volum
     store.collect(again)    # its checkpoint covers the REVERT: y's object goes
     assert store.backend.list('v', records.SNAPSHOT_PREFIXES[0]) == []
     assert store.open('v', key(3)).read(0, 4096) == b'Y' * 4096
+
+
+@ON_EACH_BACKEND
+def test_bytes_a_read_returned_do_not_change_when_the_blocks_are_written_again(store):
+    """A read of whole blocks hands out what it fetched without a copy: it
+    must be the caller's own, whether the blocks were unflushed (written
+    again in place, in the open container), flushed, or zeroes."""
+    volume = store.create('v', MiB, key(1))
+    volume.write(0, b'a' * 8192)
+    unflushed = volume.read(0, 4096)
+    volume.write(0, b'b' * 4096)
+    volume.flush()
+    flushed = volume.read(0, 8192)
+    never_written = volume.read(65536, 4096)
+    volume.write(0, b'c' * 8192)
+    volume.write(65536, b'd' * 4096)
+    volume.flush()
+    assert bytes(unflushed) == b'a' * 4096
+    assert bytes(flushed) == b'b' * 4096 + b'a' * 4096
+    assert bytes(never_written) == bytes(4096)
