@@ -83,6 +83,42 @@ class NoLocator:
     volume = 'bench'
 
 
+def serving_session(export, transport):
+    """An NBD server session in transmission, serving ``export`` and
+    sending to ``transport``."""
+    session = session_mod.ServerSession(None, None)
+    session.transport = transport
+    session.export = export
+    session.peer = 'bench'
+    session.start_framing()
+    return session
+
+
+class GuestRequests:
+    """A guest's 4 KiB random requests over ``blocks`` blocks, encoded."""
+
+    def __init__(self, blocks):
+        self.blocks = blocks
+        self.handle = 0
+        self.random = random.Random(1)
+        self.payload = os.urandom(BLOCK)
+
+    def request(self, command, offset=0, length=0):
+        self.handle += 1
+        return protocol.encode_request(command, self.handle, offset, length)
+
+    def batch(self, depth, reads=0.5):
+        """``depth`` reads and writes, a share ``reads`` of them reads."""
+        parts = []
+        for _ in range(depth):
+            offset = self.random.randrange(self.blocks) * BLOCK
+            if self.random.random() < reads:
+                parts.append(self.request(protocol.CMD_READ, offset, BLOCK))
+            else:
+                parts += [self.request(protocol.CMD_WRITE, offset, BLOCK), self.payload]
+        return b''.join(parts)
+
+
 def receive(conn, data):
     """Hand ``data`` to a connection as its event loop would."""
     view = memoryview(data)
@@ -127,29 +163,8 @@ class EdgePath:
                                                  {'id': 'r1', 'nbd': '-'}, 1, None),
                             replay=False)
         self.guest = KeptTransport()
-        session = session_mod.ServerSession(None, None)
-        session.transport = self.guest
-        session.export = self.proxy
-        session.peer = 'bench'
-        session.start_framing()
-        self.session = session
-        self.handle = 0
-        self.random = random.Random(1)
-        self.payload = os.urandom(BLOCK)
-
-    def _request(self, command, offset=0, length=0):
-        self.handle += 1
-        return protocol.encode_request(command, self.handle, offset, length)
-
-    def _guest_batch(self, depth):
-        parts = []
-        for _ in range(depth):
-            offset = self.random.randrange(VOLUME_BLOCKS) * BLOCK
-            if self.random.random() < 0.5:
-                parts.append(self._request(protocol.CMD_READ, offset, BLOCK))
-            else:
-                parts += [self._request(protocol.CMD_WRITE, offset, BLOCK), self.payload]
-        return b''.join(parts)
+        self.session = serving_session(self.proxy, self.guest)
+        self.requests = GuestRequests(VOLUME_BLOCKS)
 
     def round_trip(self, guest_bytes):
         receive(self.session, guest_bytes)
@@ -158,9 +173,9 @@ class EdgePath:
 
     def run(self, depth, requests):
         for _ in range(requests // depth):
-            self.round_trip(self._guest_batch(depth))
+            self.round_trip(self.requests.batch(depth))
             if len(self.proxy.journal) > FLUSH_EVERY:
-                self.round_trip(self._request(protocol.CMD_FLUSH))
+                self.round_trip(self.requests.request(protocol.CMD_FLUSH))
 
 
 class CollectorPasses:

@@ -33,7 +33,6 @@ path should lower.
 import argparse
 import asyncio
 import os
-import random
 import shutil
 import tempfile
 import time
@@ -44,8 +43,6 @@ from bench import edge_requests
 from ovs_daemon.backends import base
 from ovs_daemon.backends import local
 from ovs_daemon.engine import volume as volume_mod
-from ovs_daemon.nbd import protocol
-from ovs_daemon.nbd import session as session_mod
 from ovs_daemon.router import metrics as metrics_mod
 from ovs_daemon.router import volume_export
 
@@ -78,28 +75,9 @@ class RouterPath:
         export = volume_export.VolumeExport(volume, max_unflushed_bytes=VOLUME_BYTES,
                                             observe=metrics.observe_io)
         self.sent = edge_requests.KeptTransport()
-        session = session_mod.ServerSession(None, None)
-        session.transport = self.sent
-        session.export = volume_export.AttachedExport(export, 'token', lambda: True)
-        session.peer = 'bench'
-        session.start_framing()
-        self.session = session
-        self.handle = 0
-        self.random = random.Random(1)
-        self.payload = os.urandom(BLOCK)
-
-    def batch(self, depth, reads):
-        parts = []
-        for _ in range(depth):
-            self.handle += 1
-            offset = self.random.randrange(VOLUME_BYTES // BLOCK) * BLOCK
-            if self.random.random() < reads:
-                parts.append(protocol.encode_request(protocol.CMD_READ, self.handle, offset,
-                                                     BLOCK))
-            else:
-                parts += [protocol.encode_request(protocol.CMD_WRITE, self.handle, offset,
-                                                  BLOCK), self.payload]
-        return b''.join(parts)
+        self.session = edge_requests.serving_session(
+            volume_export.AttachedExport(export, 'token', lambda: True), self.sent)
+        self.requests = edge_requests.GuestRequests(VOLUME_BYTES // BLOCK)
 
     async def run(self, batches):
         for batch in batches:
@@ -118,7 +96,7 @@ async def measure(args, root):
     if args.profile:
         import cProfile
         import pstats
-        batches = [path.batch(args.depth, MIXES['randrw'])
+        batches = [path.requests.batch(args.depth, MIXES['randrw'])
                    for _ in range(args.requests // args.depth)]
         profile = cProfile.Profile()
         profile.enable()
@@ -127,7 +105,8 @@ async def measure(args, root):
         pstats.Stats(profile).sort_stats('tottime').print_stats(25)
         return
     for mix, reads in MIXES.items():
-        batches = [path.batch(args.depth, reads) for _ in range(args.requests // args.depth)]
+        batches = [path.requests.batch(args.depth, reads)
+                   for _ in range(args.requests // args.depth)]
         best = None
         for _ in range(PASSES):
             started = time.process_time()
