@@ -210,14 +210,19 @@ async def measure(args):
           'generation %s' % (args.depth, used / args.requests * 1e6, passes.passes))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__,
+def request_path_arguments(description, requests):
+    """The arguments of a benchmark of a request path, parsed."""
+    parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--depth', type=int, default=16, help='requests per receive')
-    parser.add_argument('--requests', type=int, default=40000)
+    parser.add_argument('--requests', type=int, default=requests)
     parser.add_argument('--profile', action='store_true', help='print cProfile top entries')
+    return parser.parse_args()
+
+
+def main():
     # The edge's event loop: its futures are uvloop's.
-    uvloop.run(measure(parser.parse_args()))
+    uvloop.run(measure(request_path_arguments(__doc__, 40000)))
 
 
 if __name__ == '__main__':

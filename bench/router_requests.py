@@ -30,7 +30,6 @@ No network and no fio: what is left is the interpreter's work per request
 path should lower.
 """
 
-import argparse
 import asyncio
 import os
 import shutil
@@ -117,12 +116,7 @@ async def measure(args, root):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--depth', type=int, default=16, help='requests per receive')
-    parser.add_argument('--requests', type=int, default=32000)
-    parser.add_argument('--profile', action='store_true', help='print cProfile top entries')
-    args = parser.parse_args()
+    args = edge_requests.request_path_arguments(__doc__, 32000)
     root = tempfile.mkdtemp(prefix='router-requests-')
     try:
         # The router's event loop.
