@@ -117,7 +117,11 @@ def test_down_from_another_process_after_a_kill_9_stops_the_rest(make_cluster, w
                                                                  capsys):
     make_cluster().up(routers=3)
     cluster_json = described(workdir)
-    os.kill(cluster_json['routers'][1]['pid'], signal.SIGKILL)
+    killed = cluster_json['routers'][1]['pid']
+    os.kill(killed, signal.SIGKILL)
+    # A process takes a moment to die of SIGKILL on a busy machine.
+    cluster_mod.Cluster.wait_until(lambda: not helpers.alive(killed), timeout=10,
+                                   what='r2 gone')
 
     assert devcluster.main(['status', '--workdir', workdir]) == 0
     status = {name: (int(pid), state) for name, pid, state in
