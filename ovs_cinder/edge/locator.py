@@ -139,7 +139,16 @@ class Locator:
         raise NoRouter('no router could serve volume %s' % self.volume)
 
     async def _locate(self, lost_id):
-        for router in self.preference(last=lost_id):
+        """The volume's registry record as a router sees it, or None.
+
+        Raises :class:`NoRouter` when every router answered that it had no
+        ZooKeeper session: none could acquire the volume either, and one
+        whose session came back since would take it over from an owner that
+        serves again, at the same epoch, with its session.
+        """
+        sessionless = 0
+        routers = self.preference(last=lost_id)
+        for router in routers:
             try:
                 return await self.roster.call(router, 'locate', self.volume,
                                               timeout=self._settings.connect_timeout * 2)
@@ -147,8 +156,11 @@ class Locator:
                 raise
             except (api_errors.ApiError, OSError) as exc:
                 self._note_zookeeper_away(router, lost_id, exc)
+                sessionless += getattr(exc, 'type', None) == NO_ZOOKEEPER_SESSION
                 LOG.info('Volume %s: router %s cannot locate it: %s', self.volume,
                          router['api'], exc)
+        if routers and sessionless == len(routers):
+            raise NoRouter('no router of volume %s has a ZooKeeper session' % self.volume)
         return None
 
     def _note_zookeeper_away(self, router, lost_id, exc):
