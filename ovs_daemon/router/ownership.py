@@ -454,11 +454,32 @@ class Ownership:
                 if name in self._served:
                     return
                 try:
-                    await self.acquire(name, MODE_NORMAL)
+                    await self._take_back(name)
                 except Exception as exc:
                     LOG.error('Could not take back volume %s: %s', name, exc)
 
         await asyncio.gather(*(take_back(name) for name in names))
+
+    async def _take_back(self, name):
+        """Take ``name`` back at a new epoch if its record still names this
+        router. Another router may have taken it since the registry was
+        listed (an edge failed over while this one waited for a slot): an
+        acquire would ask that router to hand it back, moving the volume
+        twice for nothing."""
+        async with self._locks[name]:
+            record, _ = await self.blocking(self.registry.volume, name)
+            owner, epoch = record['owner'], record['epoch']
+            if owner != self.router_id or record['state'] != registry_mod.STATE_AVAILABLE:
+                LOG.info('Not taking back volume %s: its record shows owner %s at epoch %d '
+                         '(%s)', name, owner, epoch, record['state'])
+                return
+            served = self._served.get(name)
+            if served is not None and served.epoch == epoch:
+                return
+            try:
+                await self._take(name, owner, epoch, registry_mod.TRANSFER_RESTART)
+            except registry_mod.Conflict as exc:
+                LOG.info('Not taking back volume %s: its record changed (%s)', name, exc)
 
     # -- giving volumes up -------------------------------------------------
 

@@ -18,6 +18,7 @@ import os
 import pytest
 
 from ovs_daemon.api import errors as api_errors
+from ovs_daemon.router import ownership
 from tests.functional.clients import qemu_io
 
 pytestmark = pytest.mark.slow
@@ -119,6 +120,42 @@ def test_a_restarted_router_takes_back_its_volumes_past_one_whose_backend_hangs(
     vpool.wait_until(lambda: 'a-hangs' in vpool.client('r1').health()['served'], timeout=30)
     assert 'verification failed' not in qemu_io(vpool.nbd_uri('r1', 'a-hangs'),
                                                 'read -P 0x42 0 1M')
+
+
+def test_a_restarted_router_leaves_a_volume_taken_while_it_waited_its_turn(vpool):
+    """A restarted router takes its volumes back a few at a time. One that
+    another router took meanwhile (as an edge failing over has it done)
+    stays there: asking for it back would move it twice for nothing."""
+    api = vpool.client()
+    hung = ['a-hangs-%d' % i for i in range(ownership.ADOPT_CONCURRENCY)]
+    for name in hung + ['v-moved']:
+        api.create_volume(name, 16 * MiB, router='r1')
+    vpool.kill_router('r1')
+    keys = {}
+    for name in hung:
+        key = os.path.join(vpool.state['backend'], name, '.key')
+        with open(key, 'rb') as f:
+            keys[key] = f.read()
+        os.unlink(key)
+        os.mkfifo(key)
+    try:
+        vpool.start_router('r1')
+        # Every slot holds a volume whose backend hangs: r1 listed v-moved
+        # as its own and waits for a slot to take it back.
+        vpool.wait_until(lambda: all(api.volume(name)['epoch'] == 2 for name in hung),
+                         what='r1 taking back the volumes whose backend hangs')
+        vpool.client('r2').acquire('v-moved', mode='failover')
+    finally:
+        for key, key_bytes in keys.items():
+            give_key(key, key_bytes)
+    vpool.wait_until(lambda: set(hung) <= set(vpool.client('r1').health()['served']),
+                     timeout=30, what='the other volumes served again')
+    vpool.wait_until(lambda: any(decision in vpool.log_text('r1').rsplit('serving NBD on', 1)[1]
+                                 for decision in ('Not taking back volume v-moved',
+                                                  'Took volume v-moved')),
+                     what='r1 deciding on v-moved')
+    record = api.volume('v-moved')
+    assert (record['owner'], record['epoch']) == ('r2', 2)
 
 
 def test_a_new_volume_goes_to_the_router_serving_fewest_but_never_to_a_hung_one(vpool):
