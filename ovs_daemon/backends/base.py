@@ -35,6 +35,8 @@ import dataclasses
 import re
 import secrets
 
+from ovs_daemon.backends import crc32
+
 
 class BackendError(Exception):
     """The backend could not do what was asked (I/O error, unreachable...)."""
@@ -161,6 +163,12 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def get(self, namespace, name, offset=0, length=None):
         """Read an object, or ``length`` bytes of it from ``offset``."""
+
+    def get_with_crc32s(self, namespace, name, offset, length, piece):
+        """``length`` bytes of an object from ``offset``, and the CRC-32
+        of each ``piece`` bytes of them (see crc32.of_pieces)."""
+        data = self.get(namespace, name, offset, length)
+        return data, crc32.of_pieces(data, piece)
 
     def get_at_once(self, namespace, name, offset, length):
         """``length`` bytes of an object at ``offset`` if the backend has

@@ -97,13 +97,17 @@ PutObject: :meth:`S3Backend.check_conditional_writes` proves it at
 start-up.
 """
 
+import base64
+import binascii
 import concurrent.futures
 import hashlib
 import uuid
+import zlib
 
 from oslo_log import log as logging
 
 from ovs_daemon.backends import base
+from ovs_daemon.backends import crc32
 from ovs_daemon.backends import s3_calls
 
 LOG = logging.getLogger(__name__)
@@ -125,6 +129,11 @@ _DELETE_BATCH = 1000
 _MAX_CLAIM_SLOTS = 64
 
 
+class ChecksumMismatch(base.BackendError):
+    """What a GET returned does not match the checksum the store sent
+    with it."""
+
+
 class ConditionalWritesUnsupported(base.BackendError):
     """The endpoint accepts writes it should refuse under If-None-Match or
     If-Match: it cannot fence stale writers, so nothing may be served."""
@@ -134,6 +143,23 @@ def writer_id(key):
     """A public name for a key: a hash, so the token stays secret."""
     digest = hashlib.sha256(key.encode()).hexdigest()
     return digest[:_WRITER_ID_BYTES].encode()
+
+
+def _check_crc32(what, data, expected, crcs, piece):
+    """Raise ChecksumMismatch unless ``data`` (whose pieces' CRCs are
+    ``crcs``, if ``piece``) has the CRC-32 ``expected`` (base64, as the
+    store sends it), or the store sent none (or one of a multipart
+    object's parts: ``<checksum>-<parts>``)."""
+    if expected is None or '-' in expected:
+        return
+    got = crc32.of_whole(crcs, piece, len(data)) if piece else zlib.crc32(data)
+    try:
+        matches = base64.b64decode(expected, validate=True) == got.to_bytes(4, 'big')
+    except binascii.Error:
+        matches = False
+    if not matches:
+        raise ChecksumMismatch('%s: the data read does not match the CRC-32 the store '
+                               'sent (%s)' % (what, expected))
 
 
 class _Owner:
@@ -213,15 +239,20 @@ class S3Backend(base.Backend):
             return exc
         return base.BackendError('%s: %s' % (what, s3_calls.describe(exc)))
 
-    def _read(self, what, key, **kwargs):
-        """The object's bytes and ETag; the body is read inside the retried
-        call, so a connection lost mid-body is retried too."""
+    def _read(self, what, key, piece=None, **kwargs):
+        """The object's bytes, its ETag and the CRC-32 of each ``piece``
+        bytes of them (none without ``piece``). The bytes are checked
+        against the CRC-32 the store sent with them, if it sent one (it
+        does for whole objects, not for ranges of them). The body is read
+        inside the retried call, so a connection lost mid-body is retried
+        too."""
         def fetch():
             response = self._client.get_object(Bucket=self.bucket, Key=key,
                                                **kwargs)
-            return response['Body'].read(), response['ETag']
+            return (response['Body'].read(), response['ETag'],
+                    response.get('ChecksumCRC32'))
         try:
-            return self._backoff.call(what, fetch)
+            data, etag, expected = self._backoff.call(what, fetch)
         except s3_calls.RetriesExhausted:
             raise
         except Exception as exc:
@@ -229,12 +260,15 @@ class S3Backend(base.Backend):
             if kind == s3_calls.NOT_FOUND:
                 raise base.NotFound('%s does not exist' % what) from exc
             if kind == s3_calls.OUT_OF_RANGE:
-                return b'', None  # the caller sees a short read
+                return b'', None, []  # the caller sees a short read
             raise self._error(what, exc) from exc
+        crcs = crc32.of_pieces(data, piece) if piece else []
+        _check_crc32(what, data, expected, crcs, piece)
+        return data, etag, crcs
 
     def _read_or_none(self, what, key):
         try:
-            return self._read(what, key)
+            return self._read(what, key)[:2]
         except base.NotFound:
             return None, None
 
@@ -519,19 +553,25 @@ class S3Backend(base.Backend):
                 raise
 
     def get(self, namespace, name, offset=0, length=None):
+        return self.get_with_crc32s(namespace, name, offset, length, None)[0]
+
+    def get_with_crc32s(self, namespace, name, offset, length, piece):
+        """Summed once: the pieces' CRCs are what the store's checksum
+        of a whole object is checked against."""
         object_key = self._object_key(namespace, name)
         what = '%s/%s' % (namespace, name)
         if length is None:
-            return self._read(what, object_key)[0]
+            data, _, crcs = self._read(what, object_key, piece)
+            return data, crcs
         if length == 0:
             self._call(what, 'head_object', Key=object_key)
-            return b''
-        data = self._read(what, object_key, Range='bytes=%d-%d'
-                          % (offset, offset + length - 1))[0]
+            return b'', []
+        data, _, crcs = self._read(what, object_key, piece, Range='bytes=%d-%d'
+                                   % (offset, offset + length - 1))
         if len(data) != length:
             raise base.BackendError('%s: short read of %d bytes at %d'
                                     % (what, length, offset))
-        return data
+        return data, crcs
 
     def list(self, namespace, prefix=''):
         self._require_namespace(namespace)

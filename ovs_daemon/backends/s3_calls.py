@@ -20,6 +20,11 @@ would call itself fenced. Every retry is decided here instead: idempotent
 calls (reads, listings, plain puts of data objects, deletes) are retried
 with backoff; conditional writes come back to the backend, which first
 reads what is committed.
+
+botocore does not check the checksums of responses either: it would sum
+each GET's data once more where the read cache sums its chunks anyway.
+Every GET asks the store for its CRC-32 (``x-amz-checksum-mode``), and
+the backend checks what came against it (see ``S3Backend.get_with_crc32s``).
 """
 
 import dataclasses
@@ -82,14 +87,23 @@ def make_client(settings):
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         max_pool_connections=settings.max_connections,
+        response_checksum_validation='when_required',
         s3={'addressing_style': 'path'} if settings.endpoint_url else None)
     credentials = {}
     if settings.access_key:
         credentials = {'aws_access_key_id': settings.access_key,
                        'aws_secret_access_key': settings.secret_key}
-    return boto3.session.Session().client(
+    client = boto3.session.Session().client(
         's3', endpoint_url=settings.endpoint_url or None,
         region_name=settings.region or None, config=config, **credentials)
+    client.meta.events.register('before-sign.s3.GetObject', _ask_for_checksum)
+    return client
+
+
+def _ask_for_checksum(request, **kwargs):
+    """The header botocore sends for ``ChecksumMode='ENABLED'``, without
+    botocore then summing the response itself."""
+    request.headers['x-amz-checksum-mode'] = 'ENABLED'
 
 
 def classify(exc):

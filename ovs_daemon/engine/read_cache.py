@@ -56,6 +56,7 @@ import zlib
 
 from oslo_log import log as logging
 
+from ovs_daemon.backends import crc32
 from ovs_daemon.backends import page_cache
 
 LOG = logging.getLogger(__name__)
@@ -134,7 +135,8 @@ class ReadCache:
     def read(self, obj, size, offset, length, fetch):
         """``length`` bytes at ``offset`` of the immutable object ``obj``
         (bytes: its unique key) of ``size`` bytes; ``fetch(offset, length)``
-        reads it from the backend."""
+        reads it from the backend: the bytes and the CRC-32 of each
+        ``chunk`` bytes of them (``Backend.get_with_crc32s``)."""
         first, last = offset // self.chunk, (offset + length - 1) // self.chunk
         pieces = {}
         missing = {}
@@ -280,7 +282,7 @@ class ReadCache:
             theirs.get(key, _DONE).wait(30)
             data = self._lookup(key, start, stop)
             if data is None:    # their fetch failed, or the slot went
-                data = fetch(n * self.chunk + start, stop - start)
+                data = fetch(n * self.chunk + start, stop - start)[0]
             result[n] = data
         return result
 
@@ -288,23 +290,26 @@ class ReadCache:
         """Fetch chunks ``numbers`` (sorted), a GET per run of consecutive
         ones, store them, return them."""
         got = {}
-        for _, chunks in self._get_runs(size, numbers, fetch, size):
-            self._store(obj, chunks)
+        for _, chunks, crcs in self._get_runs(size, numbers, fetch, size):
+            self._store(obj, chunks, crcs)
             got.update(chunks)
         return got
 
     def _get_runs(self, size, numbers, fetch, request_bytes):
         """Yield, for each run of consecutive chunks ``numbers`` (sorted)
-        of at most ``request_bytes``, what one GET fetched (a memoryview)
-        and its chunks, ``{number: slice of it}`` in order."""
+        of at most ``request_bytes``, what one GET fetched (a memoryview),
+        its chunks, ``{number: slice of it}`` in order, and their CRCs,
+        ``{number: CRC-32}``."""
         per_request = max(1, request_bytes // self.chunk)
         for start, stop in _runs(numbers, per_request):
             offset = start * self.chunk
-            data = memoryview(fetch(offset, min(size, (stop + 1) * self.chunk) - offset))
+            data, crcs = fetch(offset, min(size, (stop + 1) * self.chunk) - offset)
+            data = memoryview(data)
             with self._lock:
                 self.counters['fetched_bytes'] += len(data)
+            run = range(start, stop + 1)
             yield data, {n: data[(n - start) * self.chunk:(n - start + 1) * self.chunk]
-                         for n in range(start, stop + 1)}
+                         for n in run}, dict(zip(run, crcs))
 
     # -- prefetch ----------------------------------------------------------------
 
@@ -338,22 +343,23 @@ class ReadCache:
         GET's place among the ``prefetch_requests`` given to the next."""
         fetched = []
         try:
-            for run, chunks in self._get_runs(size, numbers, fetch, PREFETCH_REQUEST_BYTES):
+            for run, chunks, crcs in self._get_runs(size, numbers, fetch,
+                                                    PREFETCH_REQUEST_BYTES):
                 with self._lock:
                     self.counters['prefetched_bytes'] += len(run)
                     self._keep_fresh(obj, chunks, run)
                 ready = {_key(obj, n) for n in chunks}
                 self._release(ready)
                 keys = keys - ready
-                fetched.append(chunks)
+                fetched.append((chunks, crcs))
         except Exception as exc:
             # A reader that needs these chunks fetches them itself.
             LOG.debug('Prefetch of %r failed: %s', obj, exc)
         finally:
             self._release(keys)
             self._prefetch_done()
-        for chunks in fetched:
-            self._store(obj, chunks)
+        for chunks, crcs in fetched:
+            self._store(obj, chunks, crcs)
 
     def _prefetch_done(self):
         with self._lock:
@@ -386,10 +392,10 @@ class ReadCache:
 
     # -- storing -----------------------------------------------------------------
 
-    def _store(self, obj, chunks):
-        """Write ``{number: data}`` of ``obj`` to slots (taken from the
-        free ones, or the least recently used), a call per run of
-        consecutive slots."""
+    def _store(self, obj, chunks, crcs):
+        """Write ``{number: data}`` of ``obj``, whose CRC-32s are
+        ``{number: CRC-32}``, to slots (taken from the free ones, or the
+        least recently used), a call per run of consecutive slots."""
         placed = []
         with self._lock:
             for number, data in chunks.items():
@@ -400,17 +406,18 @@ class ReadCache:
                 if slot is None:
                     break   # every slot is being written: the rest stays uncached
                 self._seq += 1
-                placed.append((slot, self._seq, key, data))
+                placed.append((slot, self._seq, key, data, crcs[number]))
         entries = []
         for run in _slot_runs(placed):
             headers = []
-            for slot, seq, key, data in run:
-                crc = zlib.crc32(data, zlib.crc32(key))
+            for slot, seq, key, data, data_crc in run:
+                # The CRC of key and data, as zlib.crc32(data, crc32(key)).
+                crc = crc32.combine(zlib.crc32(key), data_crc, len(data))
                 headers.append(_HEADER.pack(_MAGIC, seq, len(data), crc, len(key))
                                + key.ljust(_HEADER_BYTES - _HEADER.size, b'\0'))
                 entries.append((key, _Entry(slot, len(data), crc, True)))
             first_slot = run[0][0]
-            _write(self._data, [data for _, _, _, data in run], first_slot * self.chunk)
+            _write(self._data, [item[3] for item in run], first_slot * self.chunk)
             os.pwrite(self._headers, b''.join(headers), first_slot * _HEADER_BYTES)
         with self._lock:
             for key, entry in entries:

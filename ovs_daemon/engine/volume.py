@@ -428,8 +428,8 @@ class Volume:
         """The read cache's key of a data object, its size, and how to
         fetch a range of it."""
         obj = ('%s\0%r\0%s' % (namespace, self._incarnations.get(namespace), name)).encode()
-        return obj, blocks * BLOCK_SIZE, \
-            lambda offset, length: self.backend.get(namespace, name, offset, length)
+        return obj, blocks * BLOCK_SIZE, lambda offset, length: self.backend.get_with_crc32s(
+            namespace, name, offset, length, self.cache.chunk)
 
     def _prefetch(self, end, sequential):
         """Ask the read cache for the data after a sequential reader's

@@ -31,7 +31,8 @@ _CONDITIONS = ('If-None-Match', 'If-Match')
 @dataclasses.dataclass
 class Fault:
     """``action``: 'fail_before', 'fail_after', 'drop_after',
-    'strip_conditions' or 'pass' (forward as it is). Matches requests of
+    'strip_conditions', 'corrupt' (the reply's last byte changed) or
+    'pass' (forward as it is). Matches requests of
     ``method`` whose path contains ``path`` and, with ``header``, only
     those carrying that conditional header (strip_conditions then strips
     that one only). ``times`` matches at most (None:
@@ -129,6 +130,8 @@ class FaultProxy:
         if action != 'fail_before':
             status, reply_headers, reply = self._forward(method, path,
                                                          headers, body)
+        if action == 'corrupt':
+            reply = reply[:-1] + bytes([reply[-1] ^ 0xff])
         if action in ('fail_before', 'fail_after'):
             status = fault.status
             reply = ('<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s'

@@ -23,6 +23,7 @@ import pytest
 
 from ovs_daemon import opts
 from ovs_daemon.backends import base
+from ovs_daemon.backends import crc32
 from ovs_daemon.backends import s3
 from ovs_daemon.cmd import router as router_cmd
 from ovs_daemon.engine import volume as volume_mod
@@ -317,6 +318,27 @@ def test_large_objects_go_multipart_and_read_back_by_range(proxy, proxied):
                                                               edge + 10]
     with pytest.raises(base.BackendError, match='short read'):
         proxied.get(NS, 'data/1-1', len(data) - 4, 8)
+
+
+def test_an_object_changed_on_the_way_fails_its_checksum(proxy, proxied):
+    """botocore sums no response; the backend checks a whole object
+    against the CRC-32 the store sent with it, from the CRCs of its
+    pieces when asked for those."""
+    key = claimed(proxied)
+    data = os.urandom(300 * 1024)
+    proxied.put(NS, 'data/c1', data, key)
+    assert proxied.get_with_crc32s(NS, 'data/c1', 0, len(data), 64 * 1024) == \
+        (data, crc32.of_pieces(data, 64 * 1024))
+    assert proxied.get_with_crc32s(NS, 'data/c1', 4096, 70000, 64 * 1024) == \
+        (data[4096:74096], crc32.of_pieces(data[4096:74096], 64 * 1024))
+    proxy.add(s3_proxy.Fault('corrupt', method='GET', path='/o/data/c1', times=3))
+    with pytest.raises(s3.ChecksumMismatch):
+        proxied.get(NS, 'data/c1')
+    with pytest.raises(s3.ChecksumMismatch):
+        proxied.get(NS, 'data/c1', 0, len(data))
+    with pytest.raises(s3.ChecksumMismatch):
+        proxied.get_with_crc32s(NS, 'data/c1', 0, len(data), 64 * 1024)
+    assert proxied.get(NS, 'data/c1') == data
 
 
 def test_the_key_token_is_never_stored(s3_test_place, direct):

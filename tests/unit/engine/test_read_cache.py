@@ -21,6 +21,7 @@ import threading
 import pytest
 
 from ovs_daemon.backends import base
+from ovs_daemon.backends import crc32
 from ovs_daemon.devcluster import cluster as cluster_mod
 from ovs_daemon.engine import read_cache
 from ovs_daemon.engine import records
@@ -209,8 +210,8 @@ def test_prefetch_is_bounded_and_a_reader_waits_for_it_instead_of_fetching_again
     def fetch(offset, length):
         gets.append((offset, length))
         release.wait(30)
-        return b''.join(bytes([n]) * (64 * KiB) for n in range(offset // (64 * KiB),
-                                                            (offset + length) // (64 * KiB)))
+        return with_crc32s(b''.join(bytes([n]) * (64 * KiB) for n in range(
+            offset // (64 * KiB), (offset + length) // (64 * KiB))))
 
     assert cache.prefetch(b'a', 256 * KiB, 0, 128 * KiB, fetch)
     assert cache.prefetch(b'b', 256 * KiB, 0, 64 * KiB, fetch)
@@ -331,7 +332,7 @@ def test_a_reader_waiting_for_a_prefetch_gets_it_before_it_is_on_the_disk(tmp_pa
 
     def fetch(offset, length):
         get_may_end.wait(30)
-        return data[offset:offset + length]
+        return with_crc32s(data[offset:offset + length])
 
     assert cache.prefetch(b'a', len(data), 0, len(data), fetch)
     reader = concurrent.futures.ThreadPoolExecutor(1).submit(
@@ -358,12 +359,12 @@ def test_a_chunk_fetched_again_before_its_prefetch_is_written_keeps_one_slot(tmp
     cache = read_cache.ReadCache(str(tmp_path), 512 * KiB, readahead_bytes=0)
     first, second = os.urandom(256 * KiB), os.urandom(512 * KiB)
     assert cache.prefetch(b'a', len(first), 0, len(first),
-                          lambda offset, length: first[offset:offset + length])
+                          ranged(first))
     prefetches_done(cache)
     assert cache.read(b'a', len(first), 0, len(first), not_fetched) == first
     again = concurrent.futures.ThreadPoolExecutor(1).submit(
         cache.read, b'a', len(first), 0, len(first),
-        lambda offset, length: first[offset:offset + length])
+        ranged(first))
     cluster_mod.Cluster.wait_until(lambda: cache.counters['misses'] == 4, 10,
                                    'the second read to miss')
     held_disk_writes.set()
@@ -371,7 +372,7 @@ def test_a_chunk_fetched_again_before_its_prefetch_is_written_keeps_one_slot(tmp
 
     def holds_all_of_second():
         cache.read(b'b', len(second), 0, len(second),
-                   lambda offset, length: second[offset:offset + length])
+                   ranged(second))
         try:
             return cache.read(b'b', len(second), 0, len(second), not_fetched) == second
         except NotFetched:
@@ -379,6 +380,16 @@ def test_a_chunk_fetched_again_before_its_prefetch_is_written_keeps_one_slot(tmp
 
     cluster_mod.Cluster.wait_until(holds_all_of_second, 10, 'the cache to hold 512 KiB of b')
     cache.close()
+
+
+def with_crc32s(data):
+    """What a backend's get_with_crc32s returns for ``data``."""
+    return data, crc32.of_pieces(data, 64 * KiB)
+
+
+def ranged(data):
+    """A read cache's fetch of ranges of ``data``."""
+    return lambda offset, length: with_crc32s(data[offset:offset + length])
 
 
 class NotFetched(Exception):
@@ -396,9 +407,9 @@ def test_a_read_while_every_slot_is_being_written_is_served_uncached(tmp_path,
     cache = read_cache.ReadCache(str(tmp_path), 256 * KiB, readahead_bytes=0)
     first, second = os.urandom(256 * KiB), os.urandom(256 * KiB)
     assert cache.prefetch(b'a', len(first), 0, len(first),
-                          lambda offset, length: first[offset:offset + length])
+                          ranged(first))
     prefetches_done(cache)
     assert cache.read(b'b', len(second), 0, len(second),
-                      lambda offset, length: second[offset:offset + length]) == second
+                      ranged(second)) == second
     held_disk_writes.set()
     cache.close()
