@@ -91,7 +91,7 @@ class ReadCache:
         # ``offset`` in the run of chunks one GET fetched.
         self._fresh = collections.OrderedDict()
         self._fresh_bytes = 0
-        self._inflight = {}                      # key -> Event
+        self._inflight = {}                      # key -> _Latch
         self._seq = 0
         self._prefetching = 0
         # A thread per GET under way, and as many writing what theirs
@@ -371,7 +371,7 @@ class ReadCache:
             return self._prefetching
 
     def _claim(self, keys):
-        """Keys this reader fetches, and events of those others fetch."""
+        """Keys this reader fetches, and latches of those others fetch."""
         mine, theirs = set(), {}
         with self._lock:
             for key in keys:
@@ -379,7 +379,7 @@ class ReadCache:
                     continue
                 event = self._inflight.get(key)
                 if event is None:
-                    self._inflight[key] = threading.Event()
+                    self._inflight[key] = _Latch()
                     mine.add(key)
                 else:
                     theirs[key] = event
@@ -460,6 +460,28 @@ class _Entry(typing.NamedTuple):
     length: int
     crc: int
     checked: bool       # written by this process, or its CRC was checked
+
+
+class _Latch:
+    """Set once, waited for by any number of threads: what a
+    threading.Event does here, for a lock's cost (a prefetch claims
+    hundreds of chunks on the event loop, an Event each cost more than the
+    rest of the claim)."""
+
+    __slots__ = ('_lock',)
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self):
+        self._lock.release()
+
+    def wait(self, timeout):
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        self._lock.release()    # for the next waiter
+        return True
 
 
 class _Done:

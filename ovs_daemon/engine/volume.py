@@ -448,6 +448,7 @@ class Volume:
             if self._halted:
                 return
             plan = self._plan_read(first, _blocks(stop) - first)
+            self._to_object_end(plan, first, _blocks(stop))
         block = first
         for piece in plan:
             if isinstance(piece, list):
@@ -460,6 +461,25 @@ class Volume:
             else:
                 block += piece if isinstance(piece, int) else 1
         self._prefetched_end = block * BLOCK_SIZE
+
+    def _to_object_end(self, plan, first, end):
+        """Under ``_lock``: the last run of the plan of blocks ``first`` to
+        ``end``, if it stops inside its data object, goes on to the
+        object's end as far as the volume's next blocks continue it (and
+        at most as far again as the plan goes). The next prefetch then
+        starts where an object starts: one GET for each object, not one
+        for each part of it on either side of the window's end."""
+        last = plan[-1] if plan else None
+        if not isinstance(last, list) or last[0] != self.namespace:
+            return
+        _, _, index, count, blocks = last
+        rest = blocks - index - count
+        if rest > end - first:
+            return
+        rest = min(rest, _blocks(self.size) - end)
+        loc = self.map.get(end - 1)
+        if rest > 0 and loc != UNMAPPED:
+            last[3] += self.map.consecutive(end, loc + 1, rest)
 
     # Writes
 

@@ -22,6 +22,7 @@ import pytest
 
 from ovs_daemon.backends import base
 from ovs_daemon.backends import crc32
+from ovs_daemon.backends import local
 from ovs_daemon.devcluster import cluster as cluster_mod
 from ovs_daemon.engine import read_cache
 from ovs_daemon.engine import records
@@ -190,7 +191,8 @@ def test_a_sequential_reader_is_prefetched_ahead_across_objects(backend, tmp_pat
     assert vol.read(64 * KiB, 64 * KiB) == data[64 * KiB:128 * KiB]
     assert vol.read(128 * KiB, 64 * KiB) == data[128 * KiB:192 * KiB]
     prefetches_done(cache)
-    assert cache.counters['prefetched_bytes'] == 1 * MiB
+    # The 1 MiB of readahead, and the rest of the container it ends in.
+    assert cache.counters['prefetched_bytes'] == 1 * MiB + 64 * KiB
     misses = cache.counters['misses']
     for offset in range(192 * KiB, 1216 * KiB, 64 * KiB):
         assert vol.read(offset, 64 * KiB) == data[offset:offset + 64 * KiB]
@@ -200,6 +202,43 @@ def test_a_sequential_reader_is_prefetched_ahead_across_objects(backend, tmp_pat
         assert vol.read(offset, 64 * KiB) == data[offset:offset + 64 * KiB]
     prefetches_done(cache)
     assert fetched(store) < 2 * MiB + 256 * KiB
+
+
+class GetRecordingBackend(local.LocalBackend):
+    """The local backend, recording each ranged read: ``(name, offset,
+    length)``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.gets = []
+
+    def get(self, namespace, name, offset=0, length=None):
+        if length is not None:
+            self.gets.append((name, offset, length))
+        return super().get(namespace, name, offset, length)
+
+
+def test_a_sequential_reader_is_prefetched_a_whole_object_a_get(tmp_path):
+    """The prefetch windows move with the reader, not with the objects:
+    a window that ends inside an object goes on to its end, so the next
+    starts at an object's start, and each object after the reader's first
+    reads comes in one GET, not in two parts."""
+    backend = GetRecordingBackend(str(tmp_path / 'backend'))
+    cache = read_cache.ReadCache(str(tmp_path / 'cache'), 8 * MiB, readahead_bytes=1 * MiB,
+                                 prefetch_requests=8)
+    store = store_mod.VolumeStore(backend, volume_mod.Tuning(container_bytes=256 * KiB), cache)
+    vol, data = volume_written(store, 4 * MiB)
+    for offset in range(0, 4 * MiB, 64 * KiB):
+        assert vol.read(offset, 64 * KiB) == data[offset:offset + 64 * KiB]
+        prefetches_done(cache)
+    # The reader's own three reads before it counts as sequential, and the
+    # rest of the object the first window starts in; then whole objects.
+    first = backend.gets[0][0]
+    parts = sorted(get for get in backend.gets if get[1:] != (0, 256 * KiB))
+    assert parts == [(first, n * 64 * KiB, 64 * KiB) for n in range(4)]
+    assert sorted(backend.gets) == parts + sorted(
+        (name, 0, 256 * KiB) for name in backend.list('v', records.CONTAINER_PREFIX)
+        if name != first)
 
 
 def test_prefetch_is_bounded_and_a_reader_waits_for_it_instead_of_fetching_again(tmp_path):
@@ -217,10 +256,13 @@ def test_prefetch_is_bounded_and_a_reader_waits_for_it_instead_of_fetching_again
     assert cache.prefetch(b'b', 256 * KiB, 0, 64 * KiB, fetch)
     assert not cache.prefetch(b'c', 256 * KiB, 0, 64 * KiB, fetch)
     assert prefetches_reported(cache) == 2
-    reader = concurrent.futures.ThreadPoolExecutor(1).submit(
-        cache.read, b'a', 256 * KiB, 64 * KiB, 4 * KiB, fetch)
+    readers = concurrent.futures.ThreadPoolExecutor(3)
+    waiting = [readers.submit(cache.read, b'a', 256 * KiB, 64 * KiB, 4 * KiB, fetch)
+               for _ in range(3)]
+    cluster_mod.Cluster.wait_until(lambda: cache.counters['misses'] == 3, 10,
+                                   'the readers to wait')
     release.set()
-    assert reader.result(30) == b'\1' * (4 * KiB)
+    assert [reader.result(30) for reader in waiting] == [b'\1' * (4 * KiB)] * 3
     prefetches_done(cache)
     assert sorted(gets) == [(0, 64 * KiB), (0, 128 * KiB)]
     assert cache.prefetch(b'c', 256 * KiB, 0, 64 * KiB, fetch)
