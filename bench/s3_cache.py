@@ -22,8 +22,10 @@ volume, written and flushed first: on s3 once cold, then with the working
 set in the cache (after one sequential pass), alternating with local for
 --rounds rounds (medians). Then a cold sequential read (1 MiB, QD4) of a
 --cold-mib volume on s3, beside the store's own GET bandwidth: whole
-container objects read with the same number of GETs in flight. Prints the
-table and writes it to results/s3_cache.md.
+container objects read with the same number of GETs in flight, and the
+CPU time the router and moto's server (when it runs here) spent during
+that read (user + system, from /proc). Prints the table and writes it to
+results/s3_cache.md.
 """
 
 import argparse
@@ -53,6 +55,40 @@ def write_volume(cluster, name, size_mib, workdir):
     uri = cluster.nbd_uri('r1', name)
     fio_once(uri, ['--rw=write', '--bs=1M', '--iodepth=4', '--end_fsync=1'], size_mib, workdir)
     return uri
+
+
+def cpu_seconds(pid):
+    """User and system CPU seconds process ``pid`` has used so far."""
+    with open('/proc/%d/stat' % pid) as stat:
+        fields = stat.read().rsplit(')', 1)[1].split()
+    tick = os.sysconf('SC_CLK_TCK')
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def moto_server_pid():
+    """The pid of moto's server if this process started it, else None."""
+    for entry in os.listdir('/proc'):
+        try:
+            with open('/proc/%s/stat' % entry) as stat:
+                parent = int(stat.read().rsplit(')', 1)[1].split()[1])
+            with open('/proc/%s/cmdline' % entry, 'rb') as cmdline:
+                command = cmdline.read()
+        except (OSError, ValueError):
+            continue
+        if parent == os.getpid() and b'ovs_daemon.devcluster.s3_server' in command:
+            return int(entry)
+    return None
+
+
+def cpu_during(pids, fn, *args):
+    """``fn(*args)`` and the ``(user, system)`` seconds each of ``pids``
+    (None: left out) used meanwhile."""
+    pids = [pid for pid in pids if pid]
+    before = [cpu_seconds(pid) for pid in pids]
+    result = fn(*args)
+    used = [tuple(b - a for a, b in zip(start, cpu_seconds(pid)))
+            for pid, start in zip(pids, before)]
+    return result, used
 
 
 def get_bandwidth(backend, namespace, in_flight):
@@ -114,7 +150,9 @@ def main():
                 rows += random_reads(local, s3, args, workdir)
             uri = write_volume(s3, 'cold', args.cold_mib, workdir)
             s3.client().collect('cold')   # nothing of it in the cache, all committed
-            seq = fio_once(uri, ['--rw=read', '--bs=1M', '--iodepth=4'], args.cold_mib, workdir)
+            seq, cpu = cpu_during(
+                [s3.router('r1')['process']['pid'], moto_server_pid()], fio_once,
+                uri, ['--rw=read', '--bs=1M', '--iodepth=4'], args.cold_mib, workdir)
             backend = place.backend()
             one = get_bandwidth(backend, 'cold', 1)
             four = get_bandwidth(backend, 'cold', 4)
@@ -124,6 +162,9 @@ def main():
                  % (seq, seq / one, seq / four)),
                 ("s3 (%s): the store's own GET bandwidth, whole 8 MiB objects, 1 / 4 in flight"
                  % where, '%.0f / %.0f MiB/s' % (one, four)),
+                ('CPU during the cold read (user + system): the router%s'
+                 % (' / moto' if len(cpu) > 1 else ''),
+                 ' / '.join('%.2f + %.2f s' % used for used in cpu)),
             ]
             metrics = s3.client().metrics()
             if isinstance(metrics, bytes):
