@@ -148,6 +148,12 @@ class Bench:
         for other in self.others(owner):
             self.hosts[owner].block(self.hosts[other])
         self.hosts[owner].block_address(self.network.address)
+        # The owner serves on until it misses ZooKeeper's answers and holds
+        # IO: the round lasts until another router serves the volume, or
+        # a fast guest would be done before the cut had any effect.
+        api = self.cluster.client(self.others(owner)[0])
+        self.cluster.wait_until(lambda: api.locate(name)['owner'] not in (owner, None),
+                                timeout=60, what='another router serving %s' % name)
 
     def reconnect_owner(self, name, owner):
         for other in self.others(owner):
