@@ -18,17 +18,18 @@ time)."""
 import asyncio
 
 from aiohttp import web
-from oslo_config import cfg
 
-from ovs_cinder.edge import opts
-from ovs_cinder.edge import service as service_mod
+from tests.unit.edge.fake_router import edge
+from tests.unit.edge.fake_router import FakeRouter
 
 VOLUMES = 40
 
 
-class Router:
+class Router(FakeRouter):
     """A router's acquire: answers once ``VOLUMES`` acquires are in flight
     (or after a while); records the most that were in flight at once."""
+
+    routes = [('POST', '/v1/volumes/{name}/acquire', 'acquire')]
 
     def __init__(self):
         self.in_flight = self.most = 0
@@ -46,31 +47,6 @@ class Router:
         self.in_flight -= 1
         return web.json_response({'volume': request.match_info['name'], 'owner': 'r2',
                                   'epoch': 2, 'size': 4096, 'alive': True, 'router': None})
-
-    async def start(self):
-        app = web.Application()
-        app.router.add_post('/v1/volumes/{name}/acquire', self.acquire)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, '127.0.0.1', 0).start()
-        return 'http://127.0.0.1:%d' % self._runner.addresses[0][1]
-
-    async def stop(self):
-        await self._runner.cleanup()
-
-
-def edge(tmp_path, endpoint):
-    (tmp_path / 'token').write_text('edge-token\n')
-    (tmp_path / 'token').chmod(0o600)
-    config = tmp_path / 'ovs-edge.conf'
-    config.write_text('[edge]\nrouter_endpoints = %s\ntoken_file = %s\ncontrol_socket = %s\n'
-                      'socket_dir = %s\nstate_dir = %s\n'
-                      % (endpoint, tmp_path / 'token', tmp_path / 'control.sock',
-                         tmp_path / 'volumes', tmp_path / 'state'))
-    conf = cfg.ConfigOpts()
-    opts.register_opts(conf)
-    conf(['--config-file', str(config)])
-    return service_mod.EdgeService(conf)
 
 
 def test_the_takeover_requests_of_many_volumes_overlap(tmp_path):

@@ -20,12 +20,16 @@ import pytest
 
 from ovs_cinder.edge import locator as locator_mod
 from ovs_daemon.api import errors as api_errors
-from tests.unit.edge.test_failover_herd import edge
+from tests.unit.edge.fake_router import edge
+from tests.unit.edge.fake_router import FakeRouter
 
 
-class Router:
+class Router(FakeRouter):
     """A router whose ``locate`` answers that it has no ZooKeeper session,
     and whose ``acquire`` would succeed (its session came back between)."""
+
+    routes = [('GET', '/v1/volumes/{name}/locate', 'locate'),
+              ('POST', '/v1/volumes/{name}/acquire', 'acquire')]
 
     def __init__(self):
         self.acquires = 0
@@ -42,18 +46,6 @@ class Router:
         self.acquires += 1
         return web.json_response({'volume': request.match_info['name'], 'owner': 'r1',
                                   'epoch': 2, 'size': 4096, 'alive': True, 'router': None})
-
-    async def start(self):
-        app = web.Application()
-        app.router.add_get('/v1/volumes/{name}/locate', self.locate)
-        app.router.add_post('/v1/volumes/{name}/acquire', self.acquire)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, '127.0.0.1', 0).start()
-        return 'http://127.0.0.1:%d' % self._runner.addresses[0][1]
-
-    async def stop(self):
-        await self._runner.cleanup()
 
 
 def test_no_router_is_asked_to_take_over_while_none_has_a_zookeeper_session(tmp_path):
