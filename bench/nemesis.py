@@ -59,8 +59,8 @@ import time
 from bench import io_history
 from bench import results
 from bench import verifying_client
-from ovs_daemon.api import client as api_client
 from ovs_daemon.api import edge_client
+from ovs_daemon.api import errors as api_errors
 from ovs_daemon.devcluster import cluster as cluster_mod
 
 MiB = 1 << 20
@@ -229,7 +229,7 @@ class Campaign:
                 owner = self.api.locate(VOLUME)['owner']
                 if owner:
                     return owner
-            except api_client.ApiError as exc:
+            except api_errors.ApiError as exc:
                 if time.monotonic() > deadline:
                     raise CampaignError('cannot locate %s: %s' % (VOLUME, exc)) from None
             if time.monotonic() > deadline:
@@ -263,7 +263,7 @@ class Campaign:
         while time.monotonic() < deadline:
             try:
                 owner = self.api.locate(VOLUME)['owner']
-            except api_client.ApiError:
+            except api_errors.ApiError:
                 owner = None
             if owner and owner != old:
                 return owner
@@ -425,7 +425,7 @@ FAULTS = {
 def _outcome(call, *args):
     try:
         call(*args)
-    except api_client.ApiError as exc:
+    except api_errors.ApiError as exc:
         return 'refused (%s)' % exc
     return 'done'
 
