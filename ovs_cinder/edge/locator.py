@@ -156,7 +156,7 @@ class Locator:
                 raise
             except (api_errors.ApiError, OSError) as exc:
                 self._note_zookeeper_away(router, lost_id, exc)
-                sessionless += getattr(exc, 'type', None) == NO_ZOOKEEPER_SESSION
+                sessionless += _no_session(exc)
                 LOG.info('Volume %s: router %s cannot locate it: %s', self.volume,
                          router['api'], exc)
         if routers and sessionless == len(routers):
@@ -166,8 +166,7 @@ class Locator:
     def _note_zookeeper_away(self, router, lost_id, exc):
         """A router other than the one lost has no ZooKeeper session (the
         lost one's own answer proves only that it is cut off)."""
-        if getattr(exc, 'type', None) == NO_ZOOKEEPER_SESSION and \
-                (lost_id is None or router['id'] != lost_id):
+        if _no_session(exc) and (lost_id is None or router['id'] != lost_id):
             self._zookeeper_away = True
 
     async def _connect(self, router, epoch):
@@ -187,3 +186,8 @@ class Locator:
         LOG.info('Volume %s: connected to router %s (epoch %d) in %.3f s', self.volume,
                  router['id'], epoch, time.monotonic() - started)
         return Upstream(nbd, router, epoch, token)
+
+
+def _no_session(exc):
+    """Whether a router's error says it has no ZooKeeper session."""
+    return getattr(exc, 'type', None) == NO_ZOOKEEPER_SESSION

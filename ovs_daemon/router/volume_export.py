@@ -173,8 +173,7 @@ class VolumeExport(export.Export):
                 return True
             if data is None:
                 return False
-            if self._observe:
-                self._observe('read', time.perf_counter() - started, length, None)
+            self._report('read', started, length, None)
             reply(None, data)
             return True
         if command != protocol.CMD_WRITE or flags & protocol.CMD_FLAG_FUA \
@@ -188,8 +187,7 @@ class VolumeExport(export.Export):
         except Exception as exc:
             reply(self._failed('write', started, length, exc), None)
             return True
-        if self._observe:
-            self._observe('write', time.perf_counter() - started, length, None)
+        self._report('write', started, length, None)
         self._applied += 1
         # What the write can have added, at most (a block overwritten in
         # the open container adds nothing): no second count of the volume's
