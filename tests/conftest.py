@@ -11,8 +11,12 @@
 #    under the License.
 
 import os
+import subprocess
+import sys
 
 import pytest
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def running_in_ci():
@@ -23,6 +27,14 @@ def running_in_ci():
 def pytest_configure(config):
     config.addinivalue_line(
         'markers', 'slow: starts real processes (ZooKeeper, namespaces); run by tox -e functional')
+    compile_the_data_path()
+
+
+def compile_the_data_path():
+    """The tests run the data path as the daemons do, compiled; an extension
+    older than an edited ``.py`` would run the old code instead."""
+    subprocess.run([sys.executable, os.path.join(TOP, 'tools', 'build_extensions.py')],
+                   check=True)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -75,3 +75,4 @@ if [[ ! -f $stamp || $top/setup.cfg -nt $stamp || $top/constraints.txt -nt $stam
         -r "$top/requirements.txt" -r "$top/test-requirements.txt" -e "$top"
     touch "$stamp"
 fi
+"$venv/bin/python" "$top/tools/build_extensions.py"

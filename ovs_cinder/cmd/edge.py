@@ -26,6 +26,7 @@ import uvloop
 from ovs_cinder.edge import opts
 from ovs_cinder.edge import process_memory
 from ovs_cinder.edge import service as service_mod
+from ovs_daemon import compiled
 
 LOG = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def main(argv=None):
         print('ovs-edge: error: %s' % exc, file=sys.stderr)
         return 2
     logging.setup(conf, 'ovs-edge')
+    compiled.log_how_the_data_path_runs(LOG)
     process_memory.retain_freed_payloads(conf.edge.replay_buffer_mib)
     try:
         service = service_mod.EdgeService(conf)

@@ -24,6 +24,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 import uvloop
 
+from ovs_daemon import compiled
 from ovs_daemon import opts
 from ovs_daemon.router import service as service_mod
 
@@ -48,6 +49,7 @@ def main(argv=None):
         print('ovs-router: error: %s' % exc, file=sys.stderr)
         return 2
     logging.setup(conf, 'ovs-router')
+    compiled.log_how_the_data_path_runs(LOG)
     try:
         service = service_mod.RouterService(conf)
         uvloop.run(service.run_until_signalled())

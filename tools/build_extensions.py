@@ -1,0 +1,117 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Compiles the data path's modules (``ovs_daemon.compiled``) with Cython, in
+place: each extension beside its ``.py``, where Python imports it first.
+
+    .venv/bin/python tools/build_extensions.py [--check]
+
+Only a module whose ``.py`` (or ``.pxd``) is newer than its extension is
+compiled again, so a run with nothing changed takes about a second;
+``tools/bootstrap.sh`` and the tests' start run it, so that no extension
+older than its source is ever imported. Extensions of modules no longer in
+the list are removed, since they would shadow their ``.py``. ``--check``
+compiles nothing and exits 1 when an extension is missing or stale.
+
+Type annotations are not taken as C types (``annotation_typing``): the
+compiled module behaves as the Python one, which the same tests check.
+"""
+
+import argparse
+import glob
+import importlib.machinery
+import os
+import sys
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, TOP)
+
+from ovs_daemon import compiled  # noqa: E402
+
+PACKAGES = ('ovs_daemon', 'ovs_cinder')
+SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
+DIRECTIVES = {'language_level': 3, 'annotation_typing': False}
+
+
+def source_path(module):
+    return os.path.join(TOP, *module.split('.')) + '.py'
+
+
+def extension_path(module):
+    return os.path.join(TOP, *module.split('.')) + SUFFIX
+
+
+def stale_modules():
+    """The listed modules whose extension is missing or older than the
+    sources it is built from."""
+    stale = []
+    for module in compiled.DATA_PATH_MODULES:
+        sources = [source_path(module)]
+        pxd = sources[0][:-len('.py')] + '.pxd'
+        if os.path.exists(pxd):
+            sources.append(pxd)
+        try:
+            built = os.stat(extension_path(module)).st_mtime
+        except FileNotFoundError:
+            stale.append(module)
+            continue
+        if any(os.stat(path).st_mtime > built for path in sources):
+            stale.append(module)
+    return stale
+
+
+def remove_unlisted_extensions():
+    listed = {extension_path(module) for module in compiled.DATA_PATH_MODULES}
+    for package in PACKAGES:
+        pattern = os.path.join(TOP, package, '**', '*' + SUFFIX)
+        for path in glob.glob(pattern, recursive=True):
+            if path not in listed:
+                print('build_extensions: removing %s (not in the list)'
+                      % os.path.relpath(path, TOP))
+                os.unlink(path)
+
+
+def build(modules):
+    # Imported here: --check and an up-to-date tree need neither.
+    from Cython.Build import cythonize
+    import setuptools
+
+    print('build_extensions: compiling %s' % ', '.join(modules), flush=True)
+    extensions = [setuptools.Extension(module, [os.path.relpath(source_path(module), TOP)])
+                  for module in modules]
+    setuptools.setup(
+        name='ovs-edge-data-path',
+        ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES,
+                              build_dir='build/cython', nthreads=os.cpu_count(), quiet=True),
+        script_args=['-q', 'build_ext', '--inplace', '--build-temp', 'build/temp',
+                     '--parallel', str(os.cpu_count())])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--check', action='store_true',
+                        help='compile nothing; exit 1 when an extension is missing or stale')
+    args = parser.parse_args(argv)
+    os.chdir(TOP)
+    stale = stale_modules()
+    if args.check:
+        for module in stale:
+            print('build_extensions: %s is not compiled from its current source' % module)
+        return 1 if stale else 0
+    remove_unlisted_extensions()
+    if stale:
+        build(stale)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
