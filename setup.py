@@ -10,8 +10,18 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
+import os
+import sys
+
 import setuptools
+
+# The data path's modules are compiled with Cython (pyproject.toml's build
+# requirements bring it); ovs_daemon.compiled lists them. setup.py's
+# directory is not on the path of pip's build.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ovs_daemon import compiled  # noqa: E402
 
 setuptools.setup(
     setup_requires=['pbr>=6.1.0'],
-    pbr=True)
+    pbr=True,
+    ext_modules=compiled.extensions())

@@ -12,15 +12,21 @@
 
 """The data path's modules that run compiled.
 
-Each is plain Python, its ``.py`` the only source. ``tools/build_extensions.py``
-(run by ``tools/bootstrap.sh``) compiles them with Cython into an extension
-beside the ``.py``, which Python imports ahead of it: the same code, with less
-of the interpreter's work per request (docs/performance.md, "The data path
-compiled"). Without the build every module runs as Python, slower.
+Each is plain Python, its ``.py`` the only source. An install (``pip
+install``, ``setup.py``) compiles them with Cython into extensions, which
+Python imports ahead of the ``.py``: the same code, with less of the
+interpreter's work per request (docs/performance.md, "The data path
+compiled"). In a source tree, ``tools/build_extensions.py`` compiles those
+whose source changed, beside their ``.py``. Without Cython every module runs
+as Python, slower.
+
+Type annotations are not taken as C types (``annotation_typing``): the
+compiled module behaves as the Python one, which the same tests check.
 """
 
 import importlib
 import importlib.machinery
+import os
 
 DATA_PATH_MODULES = (
     'ovs_daemon.nbd.protocol',
@@ -39,6 +45,22 @@ DATA_PATH_MODULES = (
     'ovs_cinder.edge.journal',
     'ovs_cinder.edge.volume_proxy',
 )
+
+
+DIRECTIVES = {'language_level': 3, 'annotation_typing': False}
+
+
+def extensions(modules=DATA_PATH_MODULES):
+    """The setuptools extensions of ``modules``, their C made by Cython
+    under build/cython; paths are relative to the top of the source tree,
+    the current directory of ``setup.py``."""
+    from Cython.Build import cythonize
+    import setuptools
+
+    return cythonize(
+        [setuptools.Extension(name, [name.replace('.', os.sep) + '.py']) for name in modules],
+        compiler_directives=DIRECTIVES, build_dir=os.path.join('build', 'cython'),
+        nthreads=os.cpu_count(), quiet=True)
 
 
 def is_compiled(module):

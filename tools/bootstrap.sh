@@ -36,6 +36,7 @@ packages=(
     openssl:openssl                           # the DevStack plugin makes a token with it
     strace:strace                             # the local backend's durability test
     e2fsprogs:chattr                          # the interrupted-delete tests
+    gcc:gcc                                   # the compiled data path (Cython's C)
 )
 
 missing=()
@@ -50,6 +51,10 @@ for entry in "${packages[@]}"; do
 done
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     missing+=(python3-venv)
+fi
+if ! python3 -c 'import os, sysconfig
+assert os.path.exists(os.path.join(sysconfig.get_path("include"), "Python.h"))' 2>/dev/null; then
+    missing+=(python3-dev)
 fi
 if ((${#missing[@]})); then
     echo "bootstrap: installing system packages: ${missing[*]}"

@@ -11,7 +11,9 @@
 #    under the License.
 
 """Compiles the data path's modules (``ovs_daemon.compiled``) with Cython, in
-place: each extension beside its ``.py``, where Python imports it first.
+place: each extension beside its ``.py``, where Python imports it first. An
+editable install (``pip install -e``) compiles them all once; this keeps
+them current as the sources change.
 
     .venv/bin/python tools/build_extensions.py [--check]
 
@@ -21,9 +23,6 @@ compiled again, so a run with nothing changed takes about a second;
 older than its source is ever imported. Extensions of modules no longer in
 the list are removed, since they would shadow their ``.py``. ``--check``
 compiles nothing and exits 1 when an extension is missing or stale.
-
-Type annotations are not taken as C types (``annotation_typing``): the
-compiled module behaves as the Python one, which the same tests check.
 """
 
 import argparse
@@ -39,7 +38,6 @@ from ovs_daemon import compiled  # noqa: E402
 
 PACKAGES = ('ovs_daemon', 'ovs_cinder')
 SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
-DIRECTIVES = {'language_level': 3, 'annotation_typing': False}
 
 
 def source_path(module):
@@ -82,17 +80,13 @@ def remove_unlisted_extensions():
 
 def build(modules):
     # Imported here: --check and an up-to-date tree need neither.
-    from Cython.Build import cythonize
     import setuptools
 
     print('build_extensions: compiling %s' % ', '.join(modules), flush=True)
-    extensions = [setuptools.Extension(module, [os.path.relpath(source_path(module), TOP)])
-                  for module in modules]
     setuptools.setup(
         name='ovs-edge-data-path',
-        ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES,
-                              build_dir='build/cython', nthreads=os.cpu_count(), quiet=True),
-        script_args=['-q', 'build_ext', '--inplace', '--build-temp', 'build/temp',
+        ext_modules=compiled.extensions(modules),
+        script_args=['-q', 'build_ext', '--inplace', '--build-temp', os.path.join('build', 'temp'),
                      '--parallel', str(os.cpu_count())])
 
 
