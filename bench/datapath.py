@@ -54,6 +54,7 @@ import tempfile
 from bench import fio as fio_mod
 from bench import multiattach
 from bench import results
+from ovs_daemon import compiled
 from ovs_daemon.api import edge_client
 from ovs_daemon.devcluster import cluster as cluster_mod
 from ovs_daemon.devcluster import sockets
@@ -183,6 +184,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix='datapath-bench-')
     try:
         with contextlib.ExitStack() as stack:
+            print(compiled.summary(), flush=True)
             print('starting nbdkit, ZooKeeper, routers and edges ...', flush=True)
             targets = stack.enter_context(c_peers(args.size_mib, workdir))
             for backend in ('local',) if args.no_s3 else ('local', 's3'):

@@ -41,6 +41,7 @@ from ovs_cinder.edge import locator as locator_mod
 from ovs_cinder.edge import opts
 from ovs_cinder.edge import process_memory
 from ovs_cinder.edge import volume_proxy
+from ovs_daemon import compiled
 from ovs_daemon.nbd import client as nbd_client
 from ovs_daemon.nbd import protocol
 from ovs_daemon.nbd import session as session_mod
@@ -199,6 +200,7 @@ async def measure(args):
         profile.runcall(path.run, args.depth, args.requests)
         pstats.Stats(profile).sort_stats('tottime').print_stats(25)
         return
+    print(compiled.summary(), flush=True)
     process_memory.freeze_start_up_objects()
     passes = CollectorPasses()
     gc.callbacks.append(passes)

@@ -39,6 +39,7 @@ import time
 import uvloop
 
 from bench import edge_requests
+from ovs_daemon import compiled
 from ovs_daemon.backends import base
 from ovs_daemon.backends import local
 from ovs_daemon.engine import volume as volume_mod
@@ -103,6 +104,7 @@ async def measure(args, root):
         profile.disable()
         pstats.Stats(profile).sort_stats('tottime').print_stats(25)
         return
+    print(compiled.summary(), flush=True)
     for mix, reads in MIXES.items():
         batches = [path.requests.batch(args.depth, reads)
                    for _ in range(args.requests // args.depth)]

@@ -74,6 +74,15 @@ def running_as_python():
             if not is_compiled(importlib.import_module(name))]
 
 
+def summary():
+    """How this process runs the data path, in a few words (benchmarks
+    print it beside their figures)."""
+    as_python = running_as_python()
+    if not as_python:
+        return 'data path compiled'
+    return 'data path as Python in %d of %d modules' % (len(as_python), len(DATA_PATH_MODULES))
+
+
 def log_how_the_data_path_runs(log):
     """One line at a daemon's start: a data path left uncompiled (no build,
     or an install without it) still works, at a higher cost per request."""
