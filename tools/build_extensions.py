@@ -17,9 +17,9 @@ them current as the sources change.
 
     .venv/bin/python tools/build_extensions.py [--check]
 
-Only a module whose ``.py`` (or ``.pxd``) is newer than its extension is
-compiled again, so a run with nothing changed takes about a second;
-``tools/bootstrap.sh`` and the tests' start run it, so that no extension
+Only a module whose ``.py`` (or a ``.pxd`` it is built with) is newer than
+its extension is compiled again, so a run with nothing changed takes about
+a second; ``tools/bootstrap.sh`` and the tests' start run it, so that no extension
 older than its source is ever imported. Extensions of modules no longer in
 the list are removed, since they would shadow their ``.py``. ``--check``
 compiles nothing and exits 1 when an extension is missing or stale.
@@ -29,6 +29,7 @@ import argparse
 import glob
 import importlib.machinery
 import os
+import re
 import sys
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,6 +39,7 @@ from ovs_daemon import compiled  # noqa: E402
 
 PACKAGES = ('ovs_daemon', 'ovs_cinder')
 SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
+CIMPORT = re.compile(r'^from ([\w.]+) cimport (\w+)$', re.MULTILINE)
 
 
 def source_path(module):
@@ -48,21 +50,39 @@ def extension_path(module):
     return os.path.join(TOP, *module.split('.')) + SUFFIX
 
 
+def declarations_path(module):
+    return os.path.join(TOP, *module.split('.')) + '.pxd'
+
+
+def sources(module):
+    """What ``module``'s extension is built from: its ``.py``, its ``.pxd``
+    if any, and the ``.pxd`` files that one cimports (a C type declared in
+    one is laid out in the extensions of the modules that cimport it)."""
+    found = [source_path(module)]
+    pending = [module]
+    while pending:
+        pxd = declarations_path(pending.pop())
+        if not os.path.exists(pxd) or pxd in found:
+            continue
+        found.append(pxd)
+        with open(pxd) as declarations:
+            for package, name in CIMPORT.findall(declarations.read()):
+                # from a.module cimport Type, or from a.package cimport module
+                pending += [package, package + '.' + name]
+    return found
+
+
 def stale_modules():
     """The listed modules whose extension is missing or older than the
     sources it is built from."""
     stale = []
     for module in compiled.DATA_PATH_MODULES:
-        sources = [source_path(module)]
-        pxd = sources[0][:-len('.py')] + '.pxd'
-        if os.path.exists(pxd):
-            sources.append(pxd)
         try:
             built = os.stat(extension_path(module)).st_mtime
         except FileNotFoundError:
             stale.append(module)
             continue
-        if any(os.stat(path).st_mtime > built for path in sources):
+        if any(os.stat(path).st_mtime > built for path in sources(module)):
             stale.append(module)
     return stale
 

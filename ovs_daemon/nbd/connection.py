@@ -67,14 +67,11 @@ def set_nodelay(transport):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-class FramedConnection(asyncio.BufferedProtocol):
-    """Receive side in two phases, plus a coalescing send.
-
-    Handshake phase: a coroutine calls read_exactly(). Framing phase (after
-    start_framing()): every `header_size` bytes go to header_received(),
-    which may call expect_payload() to have the next bytes delivered as one
-    bytearray to a callback.
-    """
+class _Framing:
+    """FramedConnection's work. A base of its own so that, compiled, it is
+    a C type with typed attributes (connection.pxd): the first base of such
+    a type must be one, and asyncio.BufferedProtocol, which tells the event
+    loop to use get_buffer() and buffer_updated(), is not."""
 
     header_size = 0
 
@@ -325,3 +322,13 @@ class FramedConnection(asyncio.BufferedProtocol):
         if small:
             self.transport.write(small[0] if len(small) == 1
                                  else b"".join(small))
+
+
+class FramedConnection(_Framing, asyncio.BufferedProtocol):
+    """Receive side in two phases, plus a coalescing send.
+
+    Handshake phase: a coroutine calls read_exactly(). Framing phase (after
+    start_framing()): every `header_size` bytes go to header_received(),
+    which may call expect_payload() to have the next bytes delivered as one
+    bytearray to a callback.
+    """
