@@ -72,9 +72,30 @@ def sources(module):
     return found
 
 
+def record_path(module):
+    return os.path.join(TOP, 'build', 'extension-sources', module)
+
+
+def recorded_sources(module):
+    """The sources ``module``'s extension was last built from, as
+    ``record_sources`` wrote them (None before the first build)."""
+    try:
+        with open(record_path(module)) as record:
+            return record.read().splitlines()
+    except FileNotFoundError:
+        return None
+
+
+def record_sources(module):
+    os.makedirs(os.path.dirname(record_path(module)), exist_ok=True)
+    with open(record_path(module), 'w') as record:
+        record.write(''.join(path + '\n' for path in sources(module)))
+
+
 def stale_modules():
-    """The listed modules whose extension is missing or older than the
-    sources it is built from."""
+    """The listed modules whose extension is missing, older than the
+    sources it is built from, or built from other sources (a ``.pxd`` added
+    or removed since)."""
     stale = []
     for module in compiled.DATA_PATH_MODULES:
         try:
@@ -82,7 +103,9 @@ def stale_modules():
         except FileNotFoundError:
             stale.append(module)
             continue
-        if any(os.stat(path).st_mtime > built for path in sources(module)):
+        current = sources(module)
+        if (recorded_sources(module) != current
+                or any(os.stat(path).st_mtime > built for path in current)):
             stale.append(module)
     return stale
 
@@ -108,6 +131,8 @@ def build(modules):
         ext_modules=compiled.extensions(modules),
         script_args=['-q', 'build_ext', '--inplace', '--build-temp', os.path.join('build', 'temp'),
                      '--parallel', str(os.cpu_count())])
+    for module in modules:
+        record_sources(module)
 
 
 def main(argv=None):

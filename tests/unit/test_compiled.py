@@ -48,3 +48,36 @@ def test_a_source_edited_after_the_build_is_reported_stale():
         os.utime(source, (built - 1, built - 1))
     assert result.returncode == 1
     assert 'ovs_daemon.nbd.protocol is not compiled from its current source' in result.stdout
+
+
+def test_a_declarations_file_added_or_removed_after_the_build_makes_its_module_stale():
+    # An extension built with a .pxd that is gone since (or without one
+    # that is new) is laid out other than its sources say.
+    declarations = os.path.join(conftest.TOP, 'ovs_daemon', 'nbd', 'admission.pxd')
+    assert not os.path.exists(declarations)
+    with open(declarations, 'w') as f:
+        f.write('# typed nothing\n')
+    try:
+        added = check_build()
+    finally:
+        os.unlink(declarations)
+    assert added.returncode == 1
+    assert 'ovs_daemon.nbd.admission is not compiled from its current source' in added.stdout
+    assert check_build().returncode == 0
+
+
+def test_a_cimported_declaration_edited_after_the_build_makes_its_user_stale():
+    # session.pxd cimports FramedConnection from connection.pxd: session is
+    # compiled with that layout, so it is stale once it changes.
+    session = importlib.import_module('ovs_daemon.nbd.session')
+    connection = importlib.import_module('ovs_daemon.nbd.connection')
+    declarations = os.path.join(conftest.TOP, 'ovs_daemon', 'nbd', 'connection.pxd')
+    built = max(os.stat(session.__file__).st_mtime, os.stat(connection.__file__).st_mtime)
+    before = os.stat(declarations)
+    os.utime(declarations, (built + 1, built + 1))
+    try:
+        result = check_build()
+    finally:
+        os.utime(declarations, (before.st_atime, before.st_mtime))
+    assert result.returncode == 1
+    assert 'ovs_daemon.nbd.session is not compiled from its current source' in result.stdout
