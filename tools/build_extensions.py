@@ -42,16 +42,20 @@ SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
 CIMPORT = re.compile(r'^from ([\w.]+) cimport (\w+)$', re.MULTILINE)
 
 
+def module_path(module, suffix):
+    return os.path.join(TOP, *module.split('.')) + suffix
+
+
 def source_path(module):
-    return os.path.join(TOP, *module.split('.')) + '.py'
+    return module_path(module, '.py')
 
 
 def extension_path(module):
-    return os.path.join(TOP, *module.split('.')) + SUFFIX
+    return module_path(module, SUFFIX)
 
 
 def declarations_path(module):
-    return os.path.join(TOP, *module.split('.')) + '.pxd'
+    return module_path(module, '.pxd')
 
 
 def sources(module):
