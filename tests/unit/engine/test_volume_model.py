@@ -62,7 +62,10 @@ class Model:
 
 
 class HeldCheckpoints:
-    """A backend whose uploads of one volume's checkpoints a step can hold."""
+    """A backend whose uploads of one volume's checkpoints by one owner a
+    step can hold. Those of an older owner go on: a crash leaves its
+    background checkpoint to run into a later step, and holding it there
+    would stand for the upload that step waits for."""
 
     def __init__(self, backend):
         self._backend = backend
@@ -73,17 +76,17 @@ class HeldCheckpoints:
     def __getattr__(self, name):
         return getattr(self._backend, name)
 
-    def hold(self, namespace):
+    def hold(self, namespace, key):
         self.may_go.clear()
         self.waiting.clear()
-        self.held = namespace
+        self.held = namespace, key
 
     def release(self):
         self.held = None
         self.may_go.set()
 
     def put(self, namespace, name, data, key, durable=True):
-        if namespace == self.held and name.startswith(records.CHECKPOINT_PREFIX):
+        if (namespace, key) == self.held and name.startswith(records.CHECKPOINT_PREFIX):
             self.waiting.set()
             self.may_go.wait(60)
         self._backend.put(namespace, name, data, key, durable)
@@ -117,6 +120,7 @@ class S3Store:
 class VolumeMachine(RuleBasedStateMachine):
     volumes = Bundle('volumes')
     backing = LocalStore()
+    uploads = HeldCheckpoints
 
     def __init__(self):
         super().__init__()
@@ -125,7 +129,7 @@ class VolumeMachine(RuleBasedStateMachine):
         self.cache_dir = tempfile.mkdtemp(prefix='ovs-model-cache-')
         cache = read_cache.ReadCache(self.cache_dir, 8 * BLOCK, chunk_bytes=BLOCK,
                                      readahead_bytes=2 * BLOCK)
-        self.backend = HeldCheckpoints(self.backing.open())
+        self.backend = self.uploads(self.backing.open())
         self.store = store_mod.VolumeStore(self.backend, TUNING, cache)
         self.engines = {}
         self.models = {}
@@ -261,7 +265,12 @@ class VolumeMachine(RuleBasedStateMachine):
     @rule(volume=volumes, data=st.data(), crash=st.booleans())
     def checkpoint_during_flush(self, volume, data, crash):
         engine = self.engines[volume]
-        self.backend.hold(volume)
+        # A checkpoint an earlier commit found due may still be on its way
+        # to the backend in a thread of its own: held, it would be the
+        # upload this step waits for, and the checkpoint asked for here
+        # would find the volume halted by its fencing, not fenced itself.
+        engine.wait_for_checkpoint()
+        self.backend.hold(volume, engine.key)
         outcome = []
         checkpointing = threading.Thread(
             target=lambda: outcome.append(_outcome_of(engine.checkpoint)))
@@ -344,3 +353,60 @@ def test_volume_model(kind, request):
     examples, steps = EXAMPLES[kind]
     run_state_machine_as_test(machine, settings=settings(
         max_examples=examples, stateful_step_count=steps, deadline=None))
+
+
+class LateCheckpoints(HeldCheckpoints):
+    """Checkpoint uploads that start only once a step holds the uploads or
+    waits for the checkpoint under way: a checkpoint that a commit found
+    due is still on its way, in its thread, when the next step begins."""
+
+    def __init__(self, backend):
+        super().__init__(backend)
+        self.may_start = threading.Event()
+        self.one_on_its_way = threading.Event()
+
+    def hold(self, *args):
+        super().hold(*args)
+        self.may_start.set()
+
+    def put(self, namespace, name, data, key, durable=True):
+        if name.startswith(records.CHECKPOINT_PREFIX):
+            self.one_on_its_way.set()
+            self.may_start.wait(60)
+        super().put(namespace, name, data, key, durable)
+
+
+class Draws:
+    """What a step draws, given in order."""
+
+    def __init__(self, *values):
+        self._values = iter(values)
+
+    def draw(self, strategy, label=None):
+        return next(self._values)
+
+
+@pytest.mark.parametrize('crash', [False, True], ids=['owner lives', 'owner crashes'])
+def test_a_checkpoint_held_during_a_flush_is_the_one_the_step_asked_for(crash):
+    """The checkpoint step after a commit that found a checkpoint due,
+    whose upload has not started when the step begins: the step waits for
+    it, then holds and checks its own checkpoint (fenced if the owner
+    crashed), not the background one."""
+    machine = type('LateMachine', (VolumeMachine,),
+                   {'backing': LocalStore(), 'uploads': LateCheckpoints})()
+    try:
+        volume = machine.create(blocks=2)
+        engine = machine.engines[volume]
+        let_go = machine.backend.may_start.set
+        waits = engine.wait_for_checkpoint
+        engine.wait_for_checkpoint = lambda: (let_go(), waits())
+        for record in range(TUNING.checkpoint_every_records):
+            machine.write(volume, Draws(0, BLOCK, b'%d' % record))
+            machine.flush(volume)
+        assert machine.backend.one_on_its_way.wait(30)
+
+        machine.checkpoint_during_flush(volume, Draws(BLOCK, BLOCK, b'late'), crash)
+        machine.every_volume_reads_as_its_model()
+    finally:
+        machine.backend.release()
+        machine.teardown()
