@@ -14,13 +14,14 @@
 
 Under random overwrites almost every container keeps a few live blocks,
 so the collector, which removes only containers nothing refers to, frees
-little. The compactor picks the committed containers whose live fraction
-fell below a threshold (emptiest first), reads each whole, packs its live
-blocks into a new container under the owner's key and commits that with
-OP_MOVE operations. A move applies only where the block still maps to the
-copied location, so a write made meanwhile wins, in memory and on replay
-alike. The old containers are then unreferenced and the collector removes
-them after its checkpoint.
+little. The compactor commits what was written before the round, then
+picks the committed containers whose live fraction fell below a threshold
+(emptiest first), reads each whole, packs its live blocks into a new
+container under the owner's key and commits that with OP_MOVE operations.
+A move applies only where the block still maps to the copied location, so
+a write made meanwhile wins, in memory and on replay alike. The old
+containers are then unreferenced and the collector removes them after its
+checkpoint.
 
 Nothing is lost at any point: until the commit the new container is an
 unreferenced object (removed by the collector of a later owner), after it
@@ -108,6 +109,10 @@ def compact(volume, keep, policy):
 
 def _compact(volume, keep, policy):
     outcome = Outcome()
+    # Writes not yet committed are committed first: the round's own
+    # commits would otherwise make the containers they filled durable
+    # without looking at how much of them is live.
+    volume.flush()
     bmap, committed = volume.layout()
     victims = pick_victims(bmap, committed, keep, policy.threshold)
     if not victims:

@@ -103,6 +103,27 @@ def test_round_reports_what_it_freed(store):
                                         if model[i:i + BLOCK] != bytes(BLOCK)]) * BLOCK
 
 
+@ON_EACH_BACKEND
+def test_a_round_leaves_no_container_below_the_threshold_of_writes_not_yet_flushed(store):
+    # Two containers filled and one block of each left live, all before
+    # any FLUSH: the round's own commits make them durable, and they are
+    # as rewritable as those committed before it.
+    vol = store.create('v', 64 * BLOCK, key(1))
+    vol.write(0, b'a' * 32 * BLOCK)
+    vol.write(0, b'b' * 15 * BLOCK)
+    vol.write(16 * BLOCK, b'c' * 15 * BLOCK)
+    store.compact_and_collect(vol, EAGER)
+
+    bmap, committed = vol.layout()
+    live = compaction.live_counts(bmap)
+    for name in store.backend.list('v', records.CONTAINER_PREFIX):
+        number, _ = records.parse_container_name(name)
+        assert live[number] >= EAGER.threshold * committed[number][1], name
+    expected = b'b' * 15 * BLOCK + b'a' * BLOCK + b'c' * 15 * BLOCK + b'a' * BLOCK
+    assert vol.read(0, 32 * BLOCK) == expected
+    assert store.open('v', key(2)).read(0, 32 * BLOCK) == expected
+
+
 def one_live_block_in_container_1(tmp_path):
     """A store on a FaultyBackend and its volume 'v', whose first container
     keeps one live block, the 16th (b'a'), the rest overwritten (b'b')."""
