@@ -140,13 +140,16 @@ class VolumeMachine(RuleBasedStateMachine):
         self.store.cache.close()
         shutil.rmtree(self.cache_dir, ignore_errors=True)
 
-    def _new_name(self, prefix):
+    # Not _new_name: RuleBasedStateMachine names bundle values with it, and
+    # printing a failing example's steps (the replay that reports it)
+    # fails if a subclass takes it over.
+    def _fresh_name(self, prefix):
         self.counter += 1
         return '%s%d' % (prefix, self.counter)
 
     @initialize(target=volumes, blocks=st.integers(1, 12))
     def create(self, blocks):
-        name = self._new_name('vol')
+        name = self._fresh_name('vol')
         self.engines[name] = self.store.create(
             name, blocks * BLOCK, base.OwnerKey.generate(1))
         self.models[name] = Model(bytes(blocks * BLOCK))
@@ -204,7 +207,7 @@ class VolumeMachine(RuleBasedStateMachine):
 
     @rule(volume=volumes)
     def snapshot(self, volume):
-        name = self._new_name('snap')
+        name = self._fresh_name('snap')
         self.engines[volume].create_snapshot(name)
         self.models[volume].snapshots[name] = bytes(self.models[volume].data)
         self._committed(volume)
@@ -233,13 +236,13 @@ class VolumeMachine(RuleBasedStateMachine):
     def clone(self, volume, data):
         model = self.models[volume]
         if not model.snapshots:
-            name = self._new_name('snap')
+            name = self._fresh_name('snap')
             self.engines[volume].create_snapshot(name)
             model.snapshots[name] = bytes(model.data)
             self._committed(volume)
         snap = data.draw(st.sampled_from(sorted(model.snapshots)))
         grow = data.draw(st.integers(0, 3)) * BLOCK
-        clone = self._new_name('clone')
+        clone = self._fresh_name('clone')
         content = model.snapshots[snap] + bytes(grow)
         self.engines[clone] = self.store.clone(
             clone, volume, snap, base.OwnerKey.generate(1),
@@ -410,3 +413,20 @@ def test_a_checkpoint_held_during_a_flush_is_the_one_the_step_asked_for(crash):
     finally:
         machine.backend.release()
         machine.teardown()
+
+
+class WithAFailingStep(VolumeMachine):
+    backing = LocalStore()
+
+    @rule(volume=VolumeMachine.volumes)
+    def fail(self, volume):
+        raise LookupError('the failure a step found in %s' % volume)
+
+
+def test_a_failing_step_is_reported_with_its_own_error():
+    """Hypothesis replays a failure to print its steps; the machine's
+    helpers must leave that replay alone, or every failure the model test
+    finds is reported as FlakyStrategyDefinition instead of itself."""
+    with pytest.raises(LookupError, match='the failure a step found'):
+        run_state_machine_as_test(WithAFailingStep, settings=settings(
+            max_examples=20, stateful_step_count=40, deadline=None, database=None))
