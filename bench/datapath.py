@@ -13,7 +13,7 @@
 """Benchmark: the data path against C peers, every target in one run.
 
     .venv/bin/python -m bench.datapath [--rounds 3] [--runtime 5] [--no-s3]
-        [--row seq-write ...] [--prefill]
+        [--row seq-write ...] [--prefill] [--profile]
 
 fio's nbd engine runs each row against each target in turn, for --rounds
 rounds (medians), so load from elsewhere hits them alike:
@@ -39,8 +39,12 @@ router reads it from its backend, not from the blocks it holds unflushed);
 without it, they do once the 1 MiB row has run.
 
 Prints each figure with its ratio to the peer the targets in
-docs/design.md ("Performance targets") name, next to that target, and
-writes the table to results/datapath.md. Real processes: ZooKeeper, a
+docs/design.md ("Performance targets") name, next to that target; then
+what the servers behind each target used in each row, from /proc: CPU
+(cores busy, and CPU time per request) and the bytes they sent to the disk
+per byte fio wrote. ``--profile`` then runs each row once more on each of
+our targets under ``perf record``, and prints each process's top libraries
+and functions by own time. Writes it all to results/datapath.md. Real processes: ZooKeeper, a
 router and an edge per backend (no simulated network). Not a test: the
 figures depend on the machine; compare ratios of one run.
 """
@@ -53,6 +57,7 @@ import tempfile
 
 from bench import fio as fio_mod
 from bench import multiattach
+from bench import perf_profile
 from bench import results
 from ovs_daemon import compiled
 from ovs_daemon.api import edge_client
@@ -95,7 +100,8 @@ GOALS = {
 
 @contextlib.contextmanager
 def c_peers(size_mib, workdir):
-    """The three C targets, serving; yields ``[(name, uri)]``."""
+    """The three C targets, serving; yields ``([(name, uri)], {name: PIDs
+    of its servers})``."""
     names = (MEMORY, 'chained', CHAIN, FILE)
     ports = dict(zip(names, sockets.free_ports(len(names))))
     image = os.path.join(workdir, 'nbdkit-file.img')
@@ -112,7 +118,10 @@ def c_peers(size_mib, workdir):
             ports[CHAIN], 'nbd', 'hostname=127.0.0.1', 'port=%d' % ports['chained']))
         for name, server in servers.items():
             fio_mod.wait_for_port(ports[name], server)
-        yield [(name, 'nbd://127.0.0.1:%d/' % ports[name]) for name in (MEMORY, CHAIN, FILE)]
+        pids = {name: [server.pid] for name, server in servers.items()}
+        pids[CHAIN].append(servers['chained'].pid)
+        yield ([(name, 'nbd://127.0.0.1:%d/' % ports[name]) for name in (MEMORY, CHAIN, FILE)],
+               {name: pids[name] for name in (MEMORY, CHAIN, FILE)})
 
 
 def start_cluster(workdir, backend, stack):
@@ -128,12 +137,15 @@ def start_cluster(workdir, backend, stack):
 
 
 def ovs_targets(cluster, edge, backend, size_mib):
-    """``[(name, uri)]``: a volume straight on the router, another through the edge."""
+    """``([(name, uri)], {name: PIDs of its servers})``: a volume straight on
+    the router, another through the edge."""
     router_volume = 'datapath-router'
     cluster.client().create_volume(router_volume, size_mib * MiB)
-    return [('router (%s)' % backend, cluster.nbd_uri('r1', router_volume, ttl=86400)),
-            ('edge -> router (%s)' % backend,
-             multiattach.attach(cluster, edge, 'datapath-edge', size_mib, False))]
+    router, through_edge = 'router (%s)' % backend, 'edge -> router (%s)' % backend
+    router_pid = cluster.router('r1')['pid']
+    return ([(router, cluster.nbd_uri('r1', router_volume, ttl=86400)),
+             (through_edge, multiattach.attach(cluster, edge, 'datapath-edge', size_mib, False))],
+            {router: [router_pid], through_edge: [cluster.edge('hv')['pid'], router_pid]})
 
 
 def kind_of(target):
@@ -168,6 +180,50 @@ def report(found, targets, workloads, args):
     return '\n'.join(lines)
 
 
+def report_use(found, targets, workloads):
+    """What each target's servers used in each row (medians of the rounds)."""
+    rows = []
+    for row, _ in workloads:
+        for target in targets:
+            rounds = found[row, target]
+            written = ('%.2f' % fio_mod.median(rounds, 'written_per_byte')
+                       if 'written_per_byte' in rounds[0] else '')
+            rows.append((row, target, '%.2f' % fio_mod.median(rounds, 'cores'),
+                         '%.0f us' % fio_mod.median(rounds, 'cpu_us_per_io'), written))
+    return '\n'.join(
+        ['What the servers of each target used (their processes together; medians):', '']
+        + results.table(('row', 'target', 'CPU, cores', 'CPU per request',
+                         'bytes to disk per byte written'), rows))
+
+
+def profile(targets, servers, workloads, args, workdir):
+    """One more fio run of each row on each of our targets, under perf:
+    where each of its processes spent its CPU."""
+    lines = ['Where our servers spend their CPU (one more %d s run of each row, '
+             'perf at %d Hz, own time):' % (args.runtime, perf_profile.FREQUENCY)]
+    for row, options in workloads:
+        for target, uri in targets:
+            kind = kind_of(target)
+            if kind is None:
+                continue
+            roles = ('edge', 'router') if kind == 'edge' else ('router',)
+            recordings = {role: os.path.join(workdir, '%s.perf' % role) for role in roles}
+            with contextlib.ExitStack() as stack:
+                for role, pid in zip(roles, servers[target]):
+                    stack.enter_context(perf_profile.recording([pid], recordings[role]))
+                fio_mod.fio(uri, options, args.runtime, args.size_mib, workdir)
+            for role, recording in recordings.items():
+                lines += ['', '%s, %s: the %s' % (row, target, role), '']
+                lines += results.table(('library', 'share'), [
+                    (name, '%.1f %%' % share)
+                    for share, name in perf_profile.top(recording, 'dso')])
+                lines += ['']
+                lines += results.table(('library and function', 'share'), [
+                    (name, '%.1f %%' % share)
+                    for share, name in perf_profile.top(recording, 'dso,sym', limit=12)])
+    return '\n'.join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -177,6 +233,8 @@ def main():
                         help='write every target whole, flushed, before the rounds')
     parser.add_argument('--row', action='append', choices=sorted(ROW_NAMES),
                         help='run only this row (repeat for several); all rows by default')
+    parser.add_argument('--profile', action='store_true',
+                        help='after the rounds, profile our servers with perf in each row')
     parser.add_argument('--results', default=os.path.join(REPO, 'results', 'datapath.md'))
     args = parser.parse_args()
     rows = {ROW_NAMES[row] for row in args.row} if args.row else set(ROW_NAMES.values())
@@ -186,21 +244,28 @@ def main():
         with contextlib.ExitStack() as stack:
             print(compiled.summary(), flush=True)
             print('starting nbdkit, ZooKeeper, routers and edges ...', flush=True)
-            targets = stack.enter_context(c_peers(args.size_mib, workdir))
+            targets, servers = stack.enter_context(c_peers(args.size_mib, workdir))
             for backend in ('local',) if args.no_s3 else ('local', 's3'):
                 cluster, edge = start_cluster(workdir, backend, stack)
-                targets += ovs_targets(cluster, edge, backend, args.size_mib)
+                ours, their_servers = ovs_targets(cluster, edge, backend, args.size_mib)
+                targets += ours
+                servers.update(their_servers)
             if args.prefill:
                 print('filling every target ...', flush=True)
                 for _, uri in targets:
                     fio_mod.fill(uri, args.size_mib, workdir)
             print('fio: %s' % ', '.join(name for name, _ in targets), flush=True)
             found = fio_mod.alternate(targets, args.rounds, args.runtime, args.size_mib,
-                                      workdir, workloads=workloads)
+                                      workdir, workloads=workloads, servers=servers)
+            names = [name for name, _ in targets]
+            text = '\n\n'.join([report(found, names, workloads, args),
+                                 report_use(found, names, workloads)])
+            if args.profile:
+                print('profiling ...', flush=True)
+                text += '\n\n' + profile(targets, servers, workloads, args, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    results.publish(report(found, [name for name, _ in targets], workloads, args),
-                    args.results)
+    results.publish(text, args.results)
 
 
 if __name__ == '__main__':

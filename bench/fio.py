@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import time
 
+from bench import process_use
 from ovs_daemon.devcluster import sockets
 
 WORKLOADS = [
@@ -72,14 +73,34 @@ def mib_s(job):
     return (job["read"]["bw"] + job["write"]["bw"]) / 1024
 
 
-def fio(uri, options, runtime, size_mib, workdir):
-    job = run_job(uri, size_mib, ["--time_based", "--runtime=%d" % runtime,
-                                  "--ramp_time=1"] + options, workdir)
+def fio(uri, options, runtime, size_mib, workdir, servers=()):
+    """One timed fio run; with the PIDs of the ``servers`` behind ``uri``,
+    the result also says what they used (:func:`server_use`)."""
+    with process_use.measured(servers) as use:
+        job = run_job(uri, size_mib, ["--time_based", "--runtime=%d" % runtime,
+                                      "--ramp_time=1"] + options, workdir)
     found = {"iops": job["read"]["iops"] + job["write"]["iops"], "mib_s": mib_s(job)}
+    if servers:
+        found.update(server_use(job, use))
     percentiles = job["read"].get("clat_ns", {}).get("percentile", {})
     for name, key in (("read_p50_us", "50.000000"), ("read_p99_us", "99.000000")):
         if key in percentiles:
             found[name] = percentiles[key] / 1000
+    return found
+
+
+def server_use(job, use):
+    """What the servers used per unit of the job's work, as rates over the
+    run (fio's ramp-up included, at the same pace): ``cores`` (CPU seconds
+    per second), ``cpu_us_per_io`` and, for a job that wrote,
+    ``written_per_byte`` (bytes the servers sent to the disk per byte the
+    job wrote)."""
+    iops = job["read"]["iops"] + job["write"]["iops"]
+    found = {"cores": use.cores,
+             "cpu_us_per_io": use.cores / iops * 1e6 if iops else 0.0}
+    written_per_second = job["write"]["bw"] * 1024
+    if written_per_second:
+        found["written_per_byte"] = use.written_per_second / written_per_second
     return found
 
 
@@ -125,16 +146,19 @@ def median(rounds, key):
     return statistics.median(r[key] for r in rounds)
 
 
-def alternate(targets, rounds, runtime, size_mib, workdir, workloads=WORKLOADS):
+def alternate(targets, rounds, runtime, size_mib, workdir, workloads=WORKLOADS,
+              servers=None):
     """Run every ``(workload, fio options)`` against every ``(name, uri)``
     target in turn, for ``rounds`` rounds, so load from elsewhere hits them
     alike; returns ``{(workload, name): [result per round]}``. A result has
     ``iops`` and ``mib_s``, and ``read_p50_us``/``read_p99_us`` (completion
-    latency) when the workload reads."""
+    latency) when the workload reads; for a target ``servers`` names the
+    PIDs of, what they used (:func:`server_use`)."""
+    servers = servers or {}
     results = {}
     for _ in range(rounds):
         for workload, options in workloads:
             for target, uri in targets:
                 results.setdefault((workload, target), []).append(
-                    fio(uri, options, runtime, size_mib, workdir))
+                    fio(uri, options, runtime, size_mib, workdir, servers.get(target, ())))
     return results

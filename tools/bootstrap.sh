@@ -37,6 +37,7 @@ packages=(
     strace:strace                             # the local backend's durability test
     e2fsprogs:chattr                          # the interrupted-delete tests
     gcc:gcc                                   # the compiled data path (Cython's C)
+    linux-perf:perf                           # bench.datapath --profile
 )
 
 missing=()
