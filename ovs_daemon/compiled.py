@@ -28,10 +28,6 @@ import importlib
 import importlib.machinery
 import os
 
-# The volume engine and its backends run as Python: the engine's model test
-# (tests/unit/engine/test_volume_model.py) failed under load with them
-# compiled, with a result that depends on timing, cause not found
-# (docs/performance.md, "The data path compiled").
 DATA_PATH_MODULES = (
     'ovs_daemon.nbd.protocol',
     'ovs_daemon.nbd.connection',
@@ -42,6 +38,10 @@ DATA_PATH_MODULES = (
     'ovs_daemon.router.gate',
     'ovs_daemon.router.metrics',
     'ovs_daemon.router.volume_export',
+    'ovs_daemon.engine.blockmap',
+    'ovs_daemon.engine.volume',
+    'ovs_daemon.backends.page_cache',
+    'ovs_daemon.backends.local',
     'ovs_cinder.edge.journal',
     'ovs_cinder.edge.volume_proxy',
 )
