@@ -361,10 +361,9 @@ class Volume:
         # continues it costs no lookup and no name (sequential reads and
         # the prefetch plan thousands of blocks of a few containers).
         run = run_namespace = run_number = None
-        own_location = self.map.get
         block, end = first, first + count
         while block < end:
-            loc = own_location(block)
+            loc = self.map.get(block)
             own = loc != UNMAPPED
             if own:
                 namespace, containers = self.namespace, self._containers
@@ -617,7 +616,10 @@ class Volume:
             return self._unflushed_bytes()
 
     def _unflushed_bytes(self):
-        return sum(len(b) for b in self._buffers.values()) + len(self._ops) * OP_BYTES
+        held = len(self._ops) * OP_BYTES
+        for buffer in self._buffers.values():
+            held += len(buffer)
+        return held
 
     # Commits
 
