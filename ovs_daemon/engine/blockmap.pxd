@@ -22,3 +22,8 @@ cdef class BlockMap:
 
     @cython.locals(page_no=Py_ssize_t, start=Py_ssize_t, n=Py_ssize_t)
     cpdef set_run(self, Py_ssize_t block, Py_ssize_t count, first_location)
+
+
+cpdef location(container, index)
+cpdef container_of(loc)
+cpdef index_of(loc)

@@ -5,6 +5,7 @@
 
 cimport cython
 
+from ovs_daemon.engine cimport blockmap
 from ovs_daemon.engine.blockmap cimport BlockMap
 
 
@@ -60,3 +61,6 @@ cdef class Volume:
     cpdef _open_buffer(self)
     cpdef _record_write(self, block, count, first_loc)
     cpdef _unflushed_bytes(self)
+
+
+cpdef _blocks(nbytes)

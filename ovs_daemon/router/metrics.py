@@ -93,15 +93,7 @@ class RouterMetrics:
         stats = self._io.get(op)
         if stats is None:
             stats = self._io[op] = _IOStats()
-        stats.requests += 1
-        stats.latency_sum += seconds
-        stats.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        stats.bytes += nbytes
-        if error is not None:
-            stats.errors += 1
-            if (isinstance(error, backends.BackendError)
-                    and not isinstance(error, backends.Fenced)):
-                stats.backend_errors += 1
+        stats.count(seconds, nbytes, error)
 
     def exposition(self):
         return prom.generate_latest(self.registry), prom.CONTENT_TYPE_LATEST
@@ -117,6 +109,19 @@ class _IOStats:
         self.requests = self.errors = self.bytes = self.backend_errors = 0
         self.latency_sum = 0.0
         self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+
+    def count(self, seconds, nbytes, error):
+        """One request that took ``seconds``, moved ``nbytes`` and failed
+        with ``error`` (or None)."""
+        self.requests += 1
+        self.latency_sum += seconds
+        self.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.bytes += nbytes
+        if error is not None:
+            self.errors += 1
+            if (isinstance(error, backends.BackendError)
+                    and not isinstance(error, backends.Fenced)):
+                self.backend_errors += 1
 
 
 class _IOCollector:
