@@ -205,6 +205,9 @@ class VolumeMachine(RuleBasedStateMachine):
     def _committed(self, volume):
         self.models[volume].durable = bytes(self.models[volume].data)
 
+    def wait_for_checkpoint(self, engine):
+        engine.wait_for_checkpoint()
+
     @rule(volume=volumes)
     def snapshot(self, volume):
         name = self._fresh_name('snap')
@@ -272,7 +275,7 @@ class VolumeMachine(RuleBasedStateMachine):
         # to the backend in a thread of its own: held, it would be the
         # upload this step waits for, and the checkpoint asked for here
         # would find the volume halted by its fencing, not fenced itself.
-        engine.wait_for_checkpoint()
+        self.wait_for_checkpoint(engine)
         self.backend.hold(volume, engine.key)
         outcome = []
         checkpointing = threading.Thread(
@@ -395,14 +398,17 @@ def test_a_checkpoint_held_during_a_flush_is_the_one_the_step_asked_for(crash):
     whose upload has not started when the step begins: the step waits for
     it, then holds and checks its own checkpoint (fenced if the owner
     crashed), not the background one."""
-    machine = type('LateMachine', (VolumeMachine,),
-                   {'backing': LocalStore(), 'uploads': LateCheckpoints})()
+    class LateMachine(VolumeMachine):
+        backing = LocalStore()
+        uploads = LateCheckpoints
+
+        def wait_for_checkpoint(self, engine):
+            self.backend.may_start.set()
+            super().wait_for_checkpoint(engine)
+
+    machine = LateMachine()
     try:
         volume = machine.create(blocks=2)
-        engine = machine.engines[volume]
-        let_go = machine.backend.may_start.set
-        waits = engine.wait_for_checkpoint
-        engine.wait_for_checkpoint = lambda: (let_go(), waits())
         for record in range(TUNING.checkpoint_every_records):
             machine.write(volume, Draws(0, BLOCK, b'%d' % record))
             machine.flush(volume)
