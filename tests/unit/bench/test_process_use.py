@@ -50,7 +50,6 @@ def test_the_cpu_a_process_spends_is_counted():
 
     assert use.cpu_s > 0.1
     assert use.cores > 0
-    assert use.wall_s >= use.cpu_s
 
 
 def test_the_bytes_a_process_writes_to_a_file_are_counted(tmp_path):
